@@ -6,6 +6,7 @@
 
 #include "io/config.h"
 #include "models/registry.h"
+#include "report/report.h"
 #include "reproduce/reproduction.h"
 #include "tasks/registry.h"
 #include "train/interrupt.h"
@@ -16,8 +17,36 @@ using namespace ihlab;
 
 namespace {
 
+// Every train/reproduce ends with a report; a failure to draw it never loses the finished run.
+void report_after_run(const std::string& dir) {
+  try {
+    ReportResult r = write_report(dir, {.figures = true, .quiet = true});
+    for (auto& w : r.warnings) fmt::print(stderr, "ihlab: warning: {}\n", w);
+    fmt::print("report: {} (figures in {}/figures)\n", r.html, dir);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "ihlab: warning: the report was not written: {}\n", e.what());
+  }
+}
+
+int cmd_report(const std::string& dir, bool no_figures) {
+  ReportResult r = write_report(dir, {.figures = !no_figures, .quiet = false});
+  for (auto& w : r.warnings) fmt::print(stderr, "ihlab: warning: {}\n", w);
+  fmt::print("report: {}\n", r.html);
+  return 0;
+}
+
+std::string command_line(int argc, char** argv) {
+  std::string c = "ihlab";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    bool plain = a.find_first_of(" \t\"'$`\\") == std::string::npos && !a.empty();
+    c += " " + (plain ? a : "'" + a + "'");
+  }
+  return c;
+}
+
 int cmd_train(const std::string& config, const std::vector<std::string>& overrides, std::string out,
-              const std::string& resume) {
+              const std::string& resume, const std::string& command) {
   nlohmann::json resolved;
   if (!resume.empty()) {
     IHLAB_CHECK(config.empty() && overrides.empty(),
@@ -32,8 +61,10 @@ int cmd_train(const std::string& config, const std::vector<std::string>& overrid
   install_interrupt_handler();
   TrainOptions opt;
   opt.resume = !resume.empty();
+  opt.command = command;
   RunResult r = run_config(resolved, out, opt);
   print_run_summary(r, out);
+  report_after_run(out);
   if (r.status == "interrupted") return 130;
   if (r.status == "diverged") return 3;
   return 0;
@@ -55,6 +86,7 @@ int cmd_reproduce(const std::string& name, const std::string& out, const Reprodu
   install_interrupt_handler();
   ReproResult r = run_reproduction(name, out, o);
   print_run_summary(r.run, out);
+  report_after_run(out);
   if (r.run.status != "finished") return r.run.status == "interrupted" ? 130 : 3;
   fmt::print("\n{} claims:\n{}", name, claims_table(r.claims));
   fmt::print("{}\n", r.all_pass() ? "all claims held" : "SOME CLAIMS DID NOT HOLD");
@@ -90,6 +122,13 @@ int main(int argc, char** argv) {
   repro->footer("Writes the run directory of `ihlab train` with the claims in summary.json and prints the claims table.\n"
                 "Exit status: 0 ran to the end (claims may still fail: see the table), 2 bad input, 3 diverged, 130 interrupted.");
 
+  std::string report_dir;
+  bool no_figures = false;
+  auto* report = app.add_subcommand("report", "Write DIR/report.html and paper-style figures in DIR/figures/");
+  report->add_option("dir", report_dir, "run, reproduction or sweep directory")->required();
+  report->add_flag("--no-figures", no_figures, "skip the SVG/PNG figures (they need python3-matplotlib)");
+  report->footer("train, reproduce and sweep write the report by themselves when they finish.");
+
   app.add_subcommand("list", "List the tasks, models and reproductions");
   app.add_subcommand("config", "Print every configuration key with its type, default, allowed values and help");
 
@@ -99,7 +138,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    if (app.got_subcommand("train")) return cmd_train(config, overrides, out, resume);
+    if (app.got_subcommand("train")) return cmd_train(config, overrides, out, resume, command_line(argc, argv));
+    if (app.got_subcommand("report")) return cmd_report(report_dir, no_figures);
     if (app.got_subcommand("list")) return cmd_list();
     if (app.got_subcommand("reproduce")) return cmd_reproduce(repro_name, out, ropt);
     if (app.got_subcommand("config")) {

@@ -1,4 +1,7 @@
 #include "models/gih_model.h"
+
+#include "core/error.h"
+#include "models/gih_attention.h"
 #include "models/gih_readout.h"
 
 #include <algorithm>
@@ -71,6 +74,14 @@ std::vector<double> GihModel<T>::log_p() const {
 template <typename T>
 Scalars GihModel<T>::probes() const {
   return gih_probes(cfg_, subsets_, w_.value(), c_.value(), a_.value()[0]);
+}
+
+template <typename T>
+std::vector<AttentionMap> GihModel<T>::attention(const Batch& b, int64_t example) {
+  IHLAB_CHECK(example >= 0 && example < b.size, "attention: example {} is not in a batch of {}", example, b.size);
+  auto to_double = [](const Tensor<T>& t) { return std::vector<double>(t.span().begin(), t.span().end()); };
+  return gih_attention_maps(cfg_, subsets_, to_double(w_.value()), to_double(c_.value()), double(a_.value()[0]),
+                            b.tokens.data() + example * b.length, b.length);
 }
 
 template class GihModel<float>;

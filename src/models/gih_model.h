@@ -37,6 +37,8 @@ class GihModel : public Model<T> {
   // finite far below the smallest float; ln(p_S*/p_S) = logp.S* - logp.S); rpe.h<h>.o<offset> for
   // every head and window offset (offset = distance back, 1-based).
   Scalars probes() const override;
+  // Layer-1 RPE heads and the layer-2 query row (gih_attention.h) for sequence `example`.
+  std::vector<AttentionMap> attention(const Batch& b, int64_t example) override;
 
   Tensor<T> predict(const Batch& b);                  // y: [n, d]
   std::vector<double> sequence_losses(const Batch& b);  // [n]

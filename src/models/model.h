@@ -1,11 +1,21 @@
 #pragma once
 // A model owns named parameter groups and builds its loss graph for a batch.
 #include <string>
+#include <vector>
 
 #include "core/params.h"
 #include "tasks/task.h"
 
 namespace ihlab {
+
+// One attention pattern of one example: weights[q * keys + k] is what query position q puts on key
+// position k (rows sum to 1 over the keys a query may see). Reports draw these as heat-maps.
+struct AttentionMap {
+  int layer = 0;  // 0-based
+  int head = 0;   // 0-based
+  int64_t queries = 0, keys = 0;
+  std::vector<double> weights;  // [queries, keys]
+};
 
 template <typename T>
 class Model {
@@ -21,6 +31,9 @@ class Model {
   virtual Scalars evaluate(const Batch& b) { return {}; }
   // Scalars read off the parameters (e.g. the RPE weight per offset), logged every log step.
   virtual Scalars probes() const { return {}; }
+  // Attention patterns of sequence `example` of the batch, per layer and head; empty for models
+  // without attention. Computed without gradients.
+  virtual std::vector<AttentionMap> attention(const Batch& b, int64_t example) { return {}; }
 
  protected:
   ParamStore<T> params_;

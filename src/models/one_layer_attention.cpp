@@ -80,6 +80,14 @@ Tensor<T> OneLayerAttention<T>::attention(const Batch& b) {
   return att.value();
 }
 
+template <typename T>
+std::vector<AttentionMap> OneLayerAttention<T>::attention(const Batch& b, int64_t example) {
+  Batch one = b.slice(example, example + 1);
+  Tensor<T> att = attention(one);  // [1, L, L]
+  const int64_t L = b.length;
+  return {AttentionMap{0, 0, L, L, std::vector<double>(att.span().begin(), att.span().end())}};
+}
+
 template class OneLayerAttention<float>;
 template class OneLayerAttention<double>;
 

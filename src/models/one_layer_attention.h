@@ -23,7 +23,8 @@ class OneLayerAttention : public Model<T> {
   Scalars evaluate(const Batch& b) override;  // accuracy
   Scalars probes() const override;            // rpe.o<k>
   // Attention probabilities for a batch: [B, L, L].
-  Tensor<T> attention(const Batch& b);
+  Tensor<T> attention(const Batch& b);  // [B, L, L]
+  std::vector<AttentionMap> attention(const Batch& b, int64_t example) override;
 
  private:
   Var<T> logits(const Batch& b, Var<T>* attention_out);

@@ -53,7 +53,12 @@ Schema run_schema() {
                         .integer("every", 10, "steps between metric rows", 1, 1e12)
                         .integer("checkpoint_every", 0, "steps between checkpoints; 0 = only at stage ends", 0, 1e12)
                         .integer("keep_checkpoints", 3, "periodic checkpoints kept on disk", 1, 1e6)
-                        .boolean("geometric", false, "also log ~20 rows per decade of steps (log-x plots)"))
+                        .boolean("geometric", false, "also log ~20 rows per decade of steps (log-x plots)")
+                        .integer("attention_snapshots", 16,
+                                 "attention patterns of one validation sequence saved to attention.jsonl at about "
+                                 "this many logged steps, spread geometrically, plus stage ends (0 = none)", 0, 1e6)
+                        .integer("attention_tokens", 64, "the last N query and key positions kept per pattern", 1,
+                                 4096))
       .table_array("stages", stage_schema(), 1, "training stages, run in order");
   return root;
 }

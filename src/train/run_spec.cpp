@@ -22,6 +22,8 @@ RunSpec run_spec_from_config(const nlohmann::json& c) {
     r.log.checkpoint_every = l.value("checkpoint_every", r.log.checkpoint_every);
     r.log.keep_checkpoints = l.value("keep_checkpoints", r.log.keep_checkpoints);
     r.log.geometric = l.value("geometric", r.log.geometric);
+    r.log.attention_snapshots = l.value("attention_snapshots", r.log.attention_snapshots);
+    r.log.attention_tokens = l.value("attention_tokens", r.log.attention_tokens);
   }
   IHLAB_CHECK(c.contains("stages") && c["stages"].is_array() && !c["stages"].empty(),
               "config: key 'stages' must list at least one [[stages]] table");

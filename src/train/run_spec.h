@@ -37,6 +37,8 @@ struct LogSpec {
   int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only at stage ends
   int64_t keep_checkpoints = 3;   // periodic checkpoints kept on disk (stage ends always kept)
   bool geometric = false;         // also log ~20 rows per decade of steps (for log-x plots)
+  int64_t attention_snapshots = 16;  // attention.jsonl snapshots, geometric in the step (0 = none)
+  int64_t attention_tokens = 64;     // last positions kept per pattern
 };
 
 struct RunSpec {

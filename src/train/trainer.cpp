@@ -5,11 +5,13 @@
 #include <filesystem>
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <numeric>
 
 #include <fmt/format.h>
 
 #include "core/parallel.h"
+#include "io/attention_log.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/run_dir.h"
@@ -54,7 +56,9 @@ class Trainer {
   bool after_step(size_t si, bool stage_end);  // logging, checkpoints, interrupts
   // ---- bookkeeping ----
   Scalars measure();
-  void log_row();
+  void log_row(bool stage_end = false);
+  void snapshot_attention(bool stage_end);
+  int64_t next_snapshot_after(int64_t step) const;
   std::string save_checkpoint(bool stage_end);
   void load_latest();
   RunResult finish(std::string status, std::string message);
@@ -69,6 +73,9 @@ class Trainer {
   Batch train_set_, val_set_;
   Scalars references_;
   std::unique_ptr<MetricsLog> log_;
+  std::unique_ptr<AttentionLog> attention_log_;
+  int64_t total_steps_ = 0;       // optimizer steps over all stages (flow stages count 0)
+  int64_t next_snapshot_ = 0;     // the next step at or after which attention is saved
   std::unique_ptr<Progress> progress_;
   std::unique_ptr<Optimizer<T>> optimizer_;
   FlowState flow_;
@@ -128,10 +135,42 @@ Scalars Trainer<T>::measure() {
 }
 
 template <typename T>
-void Trainer<T>::log_row() {
+void Trainer<T>::log_row(bool stage_end) {
   Scalars row = measure();
   log_->log(step_, row);
   result_.final_metrics = row;
+  snapshot_attention(stage_end);
+}
+
+// Snapshots at steps 0 and ~total^(k/(n-1)), k = 1..n-1 (the first logged step at or after each),
+// and at every stage end: early formation gets as many frames as the long tail.
+template <typename T>
+void Trainer<T>::snapshot_attention(bool stage_end) {
+  const int64_t n = spec_.log.attention_snapshots;
+  if (!attention_log_ || n <= 0 || (step_ < next_snapshot_ && !stage_end)) return;
+  std::vector<AttentionMap> maps;
+  {
+    NoGradScope<T> no_grad(model_.params());
+    maps = model_.attention(val_set_, 0);
+  }
+  if (maps.empty()) {  // a model without attention: stop asking
+    attention_log_.reset();
+    return;
+  }
+  std::vector<int32_t> tokens(val_set_.tokens.begin(), val_set_.tokens.begin() + val_set_.length);
+  attention_log_->write(step_, int64_t(stage_), tokens, maps);
+  next_snapshot_ = next_snapshot_after(step_);
+}
+
+template <typename T>
+int64_t Trainer<T>::next_snapshot_after(int64_t s) const {
+  const int64_t n = spec_.log.attention_snapshots;
+  const double base = std::max<double>(double(total_steps_), 1.0);
+  for (int64_t k = 1; k < n; ++k) {
+    int64_t t = int64_t(std::ceil(std::pow(base, double(k) / double(n - 1))));
+    if (t > s) return t;
+  }
+  return std::numeric_limits<int64_t>::max();
 }
 
 template <typename T>
@@ -238,7 +277,7 @@ template <typename T>
 bool Trainer<T>::after_step(size_t si, bool stage_end) {
   const LogSpec& l = spec_.log;
   bool log_now = step_ % l.every == 0 || stage_end || (l.geometric && geometric_step(step_));
-  if (log_now) log_row();
+  if (log_now) log_row(stage_end);
   progress_->update(step_, fmt::format("loss {:.4g}", last_loss_), log_now);
   bool saved = true;
   if (stage_end) {
@@ -334,6 +373,7 @@ RunResult Trainer<T>::finish(std::string status, std::string message) {
                             {"dtype", spec_.dtype},         {"seed", spec_.seed},
                             {"final", final_metrics},       {"checkpoint", last_checkpoint_},
                             {"claims", nlohmann::json::array()}};
+  if (!opt_.command.empty()) summary["command"] = opt_.command;
   write_json_atomic(dir_ + "/summary.json", summary);
   progress_->finish(result_.status == "finished" ? "" : result_.message);
   return result_;
@@ -346,15 +386,23 @@ RunResult Trainer<T>::run() {
   prepare_data();
   int64_t total = 0;
   for (auto& s : spec_.stages) total += s.method == "flow" ? 0 : s.steps;
+  total_steps_ = total;
   progress_ = std::make_unique<Progress>(total, opt_.quiet);
+  const bool attention = spec_.log.attention_snapshots > 0 && val_set_.size > 0;
   if (opt_.resume) {
     load_latest();
     log_ = std::make_unique<MetricsLog>(dir_ + "/metrics.csv", step_);
+    if (attention) {
+      attention_log_ = std::make_unique<AttentionLog>(dir_ + "/attention.jsonl", spec_.log.attention_tokens, step_);
+      // The schedule's state is a function of the last snapshot kept: the next target after it.
+      next_snapshot_ = attention_log_->last_step() < 0 ? 0 : next_snapshot_after(attention_log_->last_step());
+    }
   } else {
     IHLAB_CHECK(!fs::exists(dir_ + "/checkpoints/latest.json"),
                 "train: '{}' already holds a run; pass --resume to continue it or choose another --out", dir_);
     std::ofstream(dir_ + "/config.toml") << to_toml(spec_.config);
     log_ = std::make_unique<MetricsLog>(dir_ + "/metrics.csv");
+    if (attention) attention_log_ = std::make_unique<AttentionLog>(dir_ + "/attention.jsonl", spec_.log.attention_tokens);
     log_row();
   }
   for (; stage_ < spec_.stages.size(); ++stage_) {

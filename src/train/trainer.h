@@ -31,6 +31,8 @@ struct TrainOptions {
   int64_t stop_after = -1;
   // Extra reference losses (e.g. a limiting model's) appended to every metrics row as constants.
   Scalars extra_references;
+  // The command line that made the run, recorded in summary.json for the report.
+  std::string command;
 };
 
 // The training set (fixed mode; empty in fresh mode) and validation set a run uses.

@@ -1,0 +1,377 @@
+// ihlab run report: turns the DATA object that `ihlab report` embeds (see src/report/report_data.cpp)
+// into charts with the inlined Plotly. Everything is drawn offline from this one file.
+//
+// Column conventions of metrics.csv that this file relies on:
+//   loss, val_loss            the curves of the loss charts
+//   ref.<name>                reference losses (floors), drawn as dashed lines on the loss charts
+//   target.<scalar>           a reference value of a logged scalar, drawn dashed on its panel
+//   <family>.<member>         one small-multiple panel per family (p.110 -> family "p")
+//   step, stage, t            axes and stage boundaries, not plotted as curves
+"use strict";
+
+const DATA = JSON.parse(document.getElementById("ihlab-data").textContent);
+const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+                 "#999999", "#882255", "#44AA99", "#117733"];
+const PLOT_CONFIG = {displaylogo: false, responsive: true,
+                     toImageButtonOptions: {format: "svg", filename: "ihlab-figure"}};
+const charts = [];   // every chart div, checked by the "rendered" marker at the end
+const queued = [];   // plots are drawn after the whole page is laid out, so each gets its final width
+const pending = [];  // Plotly's promises: the marker is set once all have drawn
+const problems = [];
+
+window.addEventListener("error", (e) => showProblem(String(e.message)));
+
+function showProblem(msg) {
+  problems.push(msg);
+  const box = document.getElementById("problems");
+  box.hidden = false;
+  box.textContent = "Report problems: " + problems.join("; ");
+}
+
+// ---- small DOM helpers ----
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function section(title, note) {
+  const s = el("section", {}, el("h2", {text: title}));
+  if (note) s.append(el("p", {class: "note", text: note}));
+  document.getElementById("content").append(s);
+  return s;
+}
+
+function fmtNum(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v !== "number") return String(v);
+  if (!Number.isFinite(v)) return String(v);
+  if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5)) return v.toExponential(3);
+  return Number(v.toPrecision(5)).toString();
+}
+
+function newChart(parent, cls = "chart") {
+  const d = el("div", {class: cls});
+  parent.append(d);
+  charts.push(d);
+  return d;
+}
+
+function plot(div, traces, layout) {
+  const base = {margin: {l: 60, r: 20, t: 36, b: 48}, font: {family: "system-ui, sans-serif", size: 12},
+                legend: {font: {size: 10}}, hovermode: "closest", paper_bgcolor: "white", plot_bgcolor: "white"};
+  const l = Object.assign(base, layout);
+  for (const ax of ["xaxis", "yaxis"]) l[ax] = Object.assign({gridcolor: "#e5e5e5", zeroline: false}, l[ax] || {});
+  // Titles sit on the left: the mode bar (zoom, SVG download) takes the top right corner.
+  if (l.title) l.title = Object.assign({x: 0.01, xanchor: "left", xref: "paper"}, l.title);
+  queued.push(() => pending.push(Plotly.newPlot(div, traces, l, PLOT_CONFIG)));
+}
+
+// ---- metrics ----
+const M = DATA.metrics || {columns: [], data: {}};
+const has = (c) => M.columns.includes(c);
+const col = (c) => M.data[c] || [];
+const steps = col("step");
+
+// Stage boundaries: the first step logged in each stage after the first.
+function stageShapes() {
+  const st = col("stage"), shapes = [];
+  for (let i = 1; i < st.length; i++)
+    if (st[i] !== st[i - 1] && st[i] !== null)
+      shapes.push({type: "line", xref: "x", yref: "paper", x0: steps[i - 1], x1: steps[i - 1], y0: 0, y1: 1,
+                   line: {color: "#bbbbbb", width: 1, dash: "dot"}});
+  return shapes;
+}
+
+function spansDecades() {
+  const pos = steps.filter((s) => s > 0);
+  return pos.length > 2 && pos[pos.length - 1] / pos[0] >= 100;
+}
+
+// x/y of one column, dropping nulls and (on a log axis) step 0.
+function series(name, logx) {
+  const x = [], y = [], v = col(name);
+  for (let i = 0; i < steps.length; i++) {
+    if (v[i] === null || v[i] === undefined) continue;
+    if (logx && !(steps[i] > 0)) continue;
+    x.push(steps[i]);
+    y.push(v[i]);
+  }
+  return {x, y};
+}
+
+function isConstant(v) {
+  const f = v.filter((x) => x !== null);
+  return f.length > 0 && f.every((x) => x === f[0]);
+}
+
+// A dashed horizontal line across the logged steps, as a trace so that it gets a legend entry.
+function floorTrace(name, value, logx, color) {
+  const xs = steps.filter((s) => !logx || s > 0);
+  return {x: [xs[0], xs[xs.length - 1]], y: [value, value], name, mode: "lines",
+          line: {dash: "dash", width: 1.5, color}, hovertemplate: name + " = %{y:.5g}<extra></extra>"};
+}
+
+function lossCharts() {
+  const curves = ["loss", "val_loss"].filter(has);
+  if (curves.length === 0) return;
+  const refs = M.columns.filter((c) => c.startsWith("ref."));
+  const s = section("Loss", "Training and validation loss against the reference predictors' losses (dashed). " +
+                    "Dotted vertical lines mark stage boundaries.");
+  const row = el("div", {class: "row2"});
+  s.append(row);
+  for (const logx of [false, true]) {
+    const traces = curves.map((c, i) => Object.assign(series(c, logx), {
+      name: c, mode: "lines", line: {color: PALETTE[i], width: 2}}));
+    refs.forEach((r, i) => {
+      const v = col(r), color = PALETTE[(i + 2) % PALETTE.length];
+      if (isConstant(v)) traces.push(floorTrace(r, v.find((x) => x !== null), logx, color));
+      else traces.push(Object.assign(series(r, logx), {name: r, mode: "lines", line: {dash: "dash", width: 1.5, color}}));
+    });
+    plot(newChart(row), traces, {
+      title: {text: logx ? "loss (log step)" : "loss", font: {size: 13}},
+      xaxis: {title: {text: logx ? "step (log scale; step 0 omitted)" : "step"}, type: logx ? "log" : "linear"},
+      yaxis: {title: {text: "loss (nats)"}}, shapes: logx ? [] : stageShapes()});
+  }
+}
+
+// Families: every column "<family>.<member>"; single scalars (no dot) form the family "scalars".
+function families() {
+  const skip = new Set(["step", "stage", "t", "loss", "val_loss"]);
+  const fam = new Map();
+  for (const c of M.columns) {
+    if (skip.has(c) || c.startsWith("ref.") || c.startsWith("target.")) continue;
+    if (col(c).every((v) => v === null)) continue;
+    const dot = c.lastIndexOf(".");
+    const f = dot < 0 ? "" : c.slice(0, dot);
+    if (!fam.has(f)) fam.set(f, []);
+    fam.get(f).push(c);
+  }
+  return fam;
+}
+
+function familyCharts() {
+  const fam = families();
+  if (fam.size === 0) return;
+  const logx = spansDecades();
+  const s = section("Logged scalars", "One panel per family of logged columns (selector weights p_S per subset, RPE " +
+                    "weights per head and offset, pseudo-parameters, induction scores per head, ...)" +
+                    (logx ? "; steps on a log axis, step 0 omitted." : "."));
+  const grid = el("div", {class: "grid"});
+  s.append(grid);
+  const panel = (title, cols) => {
+    const traces = cols.map((c, i) => Object.assign(series(c, logx), {
+      name: c.slice(c.lastIndexOf(".") + 1) || c, mode: "lines", line: {color: PALETTE[i % PALETTE.length], width: 1.6}}));
+    for (const c of cols) if (has("target." + c)) {
+      const v = col("target." + c).find((x) => x !== null);
+      if (v !== undefined) traces.push(floorTrace("target." + c, v, logx, "#555555"));
+    }
+    plot(newChart(grid, "chart small"), traces, {
+      title: {text: title, font: {size: 12}}, showlegend: traces.length > 1,
+      xaxis: {title: {text: "step"}, type: logx ? "log" : "linear"}});
+  };
+  for (const [f, cols] of fam) {
+    if (f === "") cols.forEach((c) => panel(c, [c]));
+    else panel(f + ".*", cols);
+  }
+}
+
+// ---- attention heat-maps with a slider over snapshots ----
+function attentionCharts() {
+  const snaps = DATA.attention || [];
+  if (snaps.length === 0) return;
+  const s = section("Attention patterns", "Query position (rows) against key position (columns) for one validation " +
+                    "sequence, per layer and head. The slider moves over the logged snapshots.");
+  const label = el("span", {class: "slider-label"});
+  const slider = el("input", {type: "range", min: "0", max: String(snaps.length - 1), value: String(snaps.length - 1),
+                              step: "1", class: "slider", "aria-label": "snapshot"});
+  s.append(el("div", {class: "slider-row"}, el("span", {text: "snapshot "}), slider, label));
+  const grid = el("div", {class: "grid"});
+  s.append(grid);
+  const divs = snaps[0].maps.map(() => newChart(grid, "chart heat"));
+  const zOf = (m) => {
+    const z = [];
+    for (let q = 0; q < m.queries; q++) z.push(m.weights.slice(q * m.keys, (q + 1) * m.keys));
+    return z;
+  };
+  const draw = (k, first) => {
+    const snap = snaps[k];
+    label.textContent = `step ${snap.step} (stage ${snap.stage}), ${k + 1} of ${snaps.length}`;
+    snap.maps.forEach((m, i) => {
+      // Positions are absolute: the log keeps the last positions, from query_offset / key_offset on.
+      const trace = {z: zOf(m), type: "heatmap", colorscale: "Viridis", zmin: 0, zmax: 1,
+                     x: Array.from({length: m.keys}, (_, i) => (m.key_offset || 0) + i),
+                     y: Array.from({length: m.queries}, (_, i) => (m.query_offset || 0) + i),
+                     hovertemplate: "query %{y}, key %{x}: %{z:.3f}<extra></extra>"};
+      const layout = {title: {text: `layer ${m.layer} head ${m.head}`, font: {size: 12}},
+                      xaxis: {title: {text: "key position"}}, yaxis: {title: {text: "query position"}, autorange: "reversed"},
+                      margin: {l: 50, r: 10, t: 30, b: 40}};
+      if (first) plot(divs[i], [trace], layout);
+      else if (!divs[i].layout) return;  // not drawn yet
+      else Plotly.react(divs[i], [trace], Object.assign({margin: layout.margin}, divs[i].layout));
+    });
+  };
+  draw(snaps.length - 1, true);
+  slider.addEventListener("input", () => draw(Number(slider.value), false));
+}
+
+// ---- scaling fits (sweeps): log-log points, fitted line and its band ----
+function scalingCharts() {
+  const sc = (DATA.summary && DATA.summary.scaling) || [];
+  if (sc.length === 0) return;
+  const s = section("Scaling", "Log-log axes. The line is the least-squares fit of log y on log x; the shaded band " +
+                    "is its confidence band.");
+  const grid = el("div", {class: "row2"});
+  s.append(grid);
+  for (const f of sc) {
+    const px = f.points.map((p) => p[0]), py = f.points.map((p) => p[1]);
+    const traces = [{x: px, y: py, mode: "markers", name: "measured", marker: {size: 8, color: PALETTE[0]}}];
+    let title = f.name || `${f.y} vs ${f.x}`;
+    if (f.fit) {
+      const band = f.band || [];
+      if (band.length) {
+        traces.push({x: band.map((b) => b[0]), y: band.map((b) => b[2]), mode: "lines", line: {width: 0},
+                     showlegend: false, hoverinfo: "skip"});
+        traces.push({x: band.map((b) => b[0]), y: band.map((b) => b[1]), mode: "lines", line: {width: 0},
+                     fill: "tonexty", fillcolor: "rgba(213,94,0,0.18)", name: `${Math.round(100 * (f.fit.level || 0.95))}% band`,
+                     hoverinfo: "skip"});
+      }
+      const xs = band.length ? band.map((b) => b[0]) : [Math.min(...px), Math.max(...px)];
+      traces.push({x: xs, y: xs.map((x) => Math.exp(f.fit.intercept + f.fit.slope * Math.log(x))), mode: "lines",
+                   name: `fit: slope ${fmtNum(f.fit.slope)} [${fmtNum(f.fit.slope_lo)}, ${fmtNum(f.fit.slope_hi)}]`,
+                   line: {color: PALETTE[3], width: 2}});
+      title += ` (slope ${fmtNum(f.fit.slope)}, R² ${fmtNum(f.fit.r2)})`;
+    }
+    plot(newChart(grid), traces, {title: {text: title, font: {size: 13}},
+                                  xaxis: {title: {text: f.x}, type: "log"}, yaxis: {title: {text: f.y}, type: "log"}});
+  }
+}
+
+// ---- extra tables written by reproductions (e.g. generalization.csv) ----
+function tableCharts() {
+  const tables = DATA.tables || {};
+  for (const [name, t] of Object.entries(tables)) {
+    const s = section(name + ".csv");
+    const idx = (c) => t.columns.indexOf(c);
+    if (name === "generalization" && idx("length") >= 0 && idx("alpha") >= 0 && idx("loss") >= 0) {
+      const alphas = [...new Set(t.rows.map((r) => r[idx("alpha")]))];
+      const traces = [];
+      alphas.forEach((a, i) => {
+        const rows = t.rows.filter((r) => r[idx("alpha")] === a);
+        traces.push({x: rows.map((r) => r[idx("length")]), y: rows.map((r) => r[idx("loss")]), mode: "lines+markers",
+                     name: `α=${a} model`, line: {color: PALETTE[i % PALETTE.length]}});
+        if (idx("ref.bayes") >= 0)
+          traces.push({x: rows.map((r) => r[idx("length")]), y: rows.map((r) => r[idx("ref.bayes")]), mode: "lines",
+                       name: `α=${a} Bayes`, line: {color: PALETTE[i % PALETTE.length], dash: "dash"}});
+      });
+      plot(newChart(s), traces, {title: {text: "loss vs sequence length L per α", font: {size: 13}},
+                                 xaxis: {title: {text: "L (log scale)"}, type: "log"}, yaxis: {title: {text: "loss (nats)"}}});
+    }
+    s.append(htmlTable(t.columns, t.rows));
+  }
+}
+
+function htmlTable(columns, rows) {
+  const thead = el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", {text: c}))));
+  const tbody = el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((v) => el("td", {text: fmtNum(v)})))));
+  return el("div", {class: "table-wrap"}, el("table", {}, thead, tbody));
+}
+
+// ---- header, claims, sweep runs, figures, config ----
+function header() {
+  const sm = DATA.summary || {};
+  document.title = `ihlab report: ${DATA.name}`;
+  const status = sm.status || "unknown";
+  const facts = [["status", status], ["steps", sm.steps], ["wall time", sm.wall_seconds !== undefined ?
+                 fmtNum(sm.wall_seconds) + " s" : undefined], ["dtype", sm.dtype], ["seed", sm.seed],
+                 ["threads", sm.threads]].filter((f) => f[1] !== undefined);
+  const h = document.getElementById("header");
+  h.append(el("h1", {text: DATA.name}));
+  if (sm.reproduction && sm.reproduction.paper) h.append(el("p", {class: "paper", text: sm.reproduction.paper}));
+  h.append(el("div", {class: "facts"}, ...facts.map(([k, v]) =>
+    el("span", {class: "fact" + (k === "status" ? " status-" + v : "")}, el("b", {text: k + " "}), String(v)))));
+  if (sm.message) h.append(el("p", {class: "message", text: sm.message}));
+}
+
+function claims() {
+  const cl = (DATA.summary && DATA.summary.claims) || [];
+  if (cl.length === 0) return;
+  const passed = cl.filter((c) => c.pass).length;
+  const s = section("Claims", `${passed} of ${cl.length} claims held.`);
+  s.classList.add(passed === cl.length ? "all-pass" : "some-fail");
+  const rows = cl.map((c) => el("tr", {class: c.pass ? "pass" : "fail"},
+    el("td", {class: "verdict", text: c.pass ? "✔ held" : "✘ failed"}), el("td", {text: c.name}),
+    el("td", {text: c.expected}), el("td", {class: "num", text: fmtNum(c.measured)}), el("td", {text: c.detail || ""})));
+  s.append(el("div", {class: "table-wrap"}, el("table", {class: "claims"},
+    el("thead", {}, el("tr", {}, ...["", "claim", "expected", "measured", "detail"].map((t) => el("th", {text: t})))),
+    el("tbody", {}, ...rows))));
+}
+
+function sweepRuns() {
+  const runs = (DATA.summary && DATA.summary.runs) || [];
+  if (runs.length === 0) return;
+  const s = section("Runs of the sweep");
+  const keys = Object.keys(runs[0].overrides || {});
+  const metrics = Object.keys(runs[0].final || {}).filter((k) => !k.startsWith("ref.")).slice(0, 8);
+  const head = ["run", "status", ...keys, ...metrics];
+  const body = runs.map((r) => el("tr", {},
+    el("td", {}, el("a", {href: r.dir + "/report.html", text: r.dir})), el("td", {text: r.status}),
+    ...keys.map((k) => el("td", {text: String(r.overrides[k])})),
+    ...metrics.map((k) => el("td", {class: "num", text: fmtNum((r.final || {})[k])}))));
+  s.append(el("div", {class: "table-wrap"}, el("table", {},
+    el("thead", {}, el("tr", {}, ...head.map((t) => el("th", {text: t})))), el("tbody", {}, ...body))));
+}
+
+function figures() {
+  const figs = DATA.figures || [];
+  if (figs.length === 0) return;
+  const s = section("Figures for papers", "Static SVG and PNG files in figures/ next to this report.");
+  s.append(el("ul", {class: "figures"}, ...figs.map((f) => el("li", {},
+    el("a", {href: "figures/" + f.name + ".svg", text: f.name + ".svg"}), " · ",
+    el("a", {href: "figures/" + f.name + ".png", text: "png"}), " — " + (f.caption || "")))));
+}
+
+function reproduce() {
+  const s = section("Reproduce this run");
+  const cmd = DATA.command || "";
+  if (cmd) s.append(el("p", {}, "Command: "), el("pre", {class: "command", text: cmd}));
+  if (DATA.config_toml) s.append(el("p", {text: "Resolved configuration (config.toml):"}),
+                                 el("pre", {class: "config", text: DATA.config_toml}));
+  s.append(el("p", {class: "note", text: `Report written ${DATA.generated} by ihlab ${DATA.version}.`}));
+}
+
+function main() {
+  header();
+  claims();
+  lossCharts();
+  familyCharts();
+  attentionCharts();
+  scalingCharts();
+  tableCharts();
+  sweepRuns();
+  figures();
+  reproduce();
+}
+
+// Marker for automated checks (tests/report_check.py): how many charts exist and drew an SVG.
+function markRendered() {
+  const drawn = charts.filter((d) => d.querySelector("svg.main-svg .plot *") !== null ||
+                                     d.querySelector("svg.main-svg image") !== null).length;
+  document.body.dataset.charts = String(charts.length);
+  document.body.dataset.drawn = String(drawn);
+  document.body.dataset.rendered = problems.length === 0 && drawn === charts.length ? "ok" : "incomplete";
+}
+
+try {
+  main();
+  for (const draw of queued) draw();
+} catch (e) {
+  showProblem(String(e && e.stack ? e.stack : e));
+  console.error(e);
+}
+Promise.all(pending).then(markRendered, (e) => { showProblem(String(e)); console.error(e); markRendered(); });
