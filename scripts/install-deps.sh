@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ihlab needs. Idempotent and quiet when everything is present.
+#   scripts/install-deps.sh          what building and running need
+#   scripts/install-deps.sh --test   also what the test suite needs (headless Chromium for the
+#                                    report check)
 set -euo pipefail
 
 packages=(
@@ -7,13 +10,19 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libeigen3-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-  python3 python3-numpy python3-torch
+  python3 python3-numpy python3-torch python3-matplotlib
 )
+if [ "${1:-}" = "--test" ]; then
+  packages+=(chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The report's charting library comes from npm at build time; Debian's npm brings node with it.
+# A node/npm installed some other way is used as it is.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -17,3 +17,10 @@ endfunction()
 ihlab_torch_check(torch_check_attn1 dump_attn1)          # smoke model: loss, attention, gradients
 ihlab_torch_check(torch_check_gih tool_dump_gih)         # gih (Chen et al. 2024), 12 configurations
 ihlab_torch_check(torch_check_gih_full tool_dump_gih_full)  # gih-full appendix variant, 17 configurations
+
+# The HTML report opened in headless Chromium (tests/report_check.py); the screenshot lands in
+# build/test-artifacts/. Exit 77 = skipped when chromium is missing.
+add_test(NAME report_browser_check
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/report_check.py --ihlab $<TARGET_FILE:ihlab>
+          --dir ${CMAKE_BINARY_DIR}/report_check --artifacts ${CMAKE_BINARY_DIR}/test-artifacts)
+set_tests_properties(report_browser_check PROPERTIES LABELS "slow" SKIP_RETURN_CODE 77 TIMEOUT 300)

@@ -256,6 +256,7 @@ function scalingCharts() {
 function tableCharts() {
   const tables = DATA.tables || {};
   for (const [name, t] of Object.entries(tables)) {
+    if (name === "sweep" && DATA.summary && DATA.summary.kind === "sweep") continue;  // shown as "Runs"
     const s = section(name + ".csv");
     const idx = (c) => t.columns.indexOf(c);
     if (name === "generalization" && idx("length") >= 0 && idx("alpha") >= 0 && idx("loss") >= 0) {
@@ -295,7 +296,7 @@ function header() {
   if (sm.reproduction && sm.reproduction.paper) h.append(el("p", {class: "paper", text: sm.reproduction.paper}));
   h.append(el("div", {class: "facts"}, ...facts.map(([k, v]) =>
     el("span", {class: "fact" + (k === "status" ? " status-" + v : "")}, el("b", {text: k + " "}), String(v)))));
-  if (sm.message) h.append(el("p", {class: "message", text: sm.message}));
+  if (sm.message) h.append(el("p", {class: status === "finished" ? "note" : "message", text: sm.message}));
 }
 
 function claims() {
@@ -315,9 +316,13 @@ function claims() {
 function sweepRuns() {
   const runs = (DATA.summary && DATA.summary.runs) || [];
   if (runs.length === 0) return;
-  const s = section("Runs of the sweep");
+  const s = section("Runs of the sweep", "Each run links to its own report; sweep.csv holds every final metric.");
   const keys = Object.keys(runs[0].overrides || {});
-  const metrics = Object.keys(runs[0].final || {}).filter((k) => !k.startsWith("ref.")).slice(0, 8);
+  // The fitted metrics and the losses first, then the rest (the full table is sweep.csv).
+  const fitted = ((DATA.summary && DATA.summary.scaling) || []).map((f) => f.y);
+  const all = Object.keys(runs[0].final || {}).filter((k) => !k.startsWith("ref."));
+  const first = [...fitted, "val_loss", "loss", "val_acc"].filter((k, i, a) => all.includes(k) && a.indexOf(k) === i);
+  const metrics = [...first, ...all.filter((k) => !first.includes(k))].slice(0, 10);
   const head = ["run", "status", ...keys, ...metrics];
   const body = runs.map((r) => el("tr", {},
     el("td", {}, el("a", {href: r.dir + "/report.html", text: r.dir})), el("td", {text: r.status}),
@@ -360,8 +365,9 @@ function main() {
 
 // Marker for automated checks (tests/report_check.py): how many charts exist and drew an SVG.
 function markRendered() {
-  const drawn = charts.filter((d) => d.querySelector("svg.main-svg .plot *") !== null ||
-                                     d.querySelector("svg.main-svg image") !== null).length;
+  // A chart counts as drawn when its SVG holds a trace (scatter lines/markers or a heat-map image).
+  const drawn = charts.filter((d) => d.querySelector("svg.main-svg .scatterlayer .trace path") !== null ||
+                                     d.querySelector("svg.main-svg .heatmaplayer image") !== null).length;
   document.body.dataset.charts = String(charts.length);
   document.body.dataset.drawn = String(drawn);
   document.body.dataset.rendered = problems.length === 0 && drawn === charts.length ? "ok" : "incomplete";

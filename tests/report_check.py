@@ -1,0 +1,156 @@
+"""Opens ihlab's HTML report in headless Chromium, as a person would, and checks what they would see.
+
+Runs `ihlab reproduce smoke` (a one-layer attention model: claims, loss floors, logged families,
+attention heat-maps) and `ihlab report` on a chen2024 --quick run is left to the reproductions;
+then loads DIR/report.html from disk with the network off and checks:
+  - the page logs nothing to the console (no errors, no warnings),
+  - the report's own marker says every chart drew (body[data-rendered="ok"], drawn == charts > 0),
+  - every chart div holds a non-empty Plotly SVG in the dumped DOM,
+  - the file references nothing outside itself except figures/ next to it,
+  - the paper figures were written (SVG and PNG) and are listed in figures/index.json.
+A screenshot is saved under --artifacts for people to look at.
+Exit 0 = pass, 1 = fail, 77 = skipped (no chromium).
+"""
+import argparse
+import html.parser
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+
+class ChartCounter(html.parser.HTMLParser):
+    """Counts chart divs and the Plotly SVGs inside them in a dumped DOM."""
+
+    def __init__(self):
+        super().__init__()
+        self.charts = 0
+        self.svgs_in_charts = 0
+        self.depth_stack = []  # for each open div: is it a chart?
+        self.inside_chart = 0
+        self.body_attrs = {}
+        self.external = []  # src/href of elements pointing outside the file and its figures/
+        self.drawn_marks = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("src", "href"):
+            v = a.get(key)
+            if v and not (v.startswith("figures/") or v.startswith("#") or v.startswith("data:")):
+                self.external.append(v)
+        if tag == "body":
+            self.body_attrs = a
+        if tag == "div":
+            is_chart = "chart" in (a.get("class") or "").split()
+            self.depth_stack.append(is_chart)
+            if is_chart:
+                self.charts += 1
+                self.inside_chart += 1
+                self.current_has_svg = False
+        if tag == "svg" and self.inside_chart and "main-svg" in (a.get("class") or ""):
+            if not getattr(self, "current_has_svg", True):
+                self.svgs_in_charts += 1
+                self.current_has_svg = True
+        if self.inside_chart and tag in ("path", "image", "rect") and getattr(self, "current_has_svg", False):
+            self.drawn_marks += 1
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self.depth_stack:
+            if self.depth_stack.pop():
+                self.inside_chart -= 1
+
+
+def chromium_binary():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ihlab", required=True)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--artifacts", required=True)
+    args = ap.parse_args()
+    browser = chromium_binary()
+    if browser is None:
+        print("SKIP: no chromium (scripts/install-deps.sh --test installs Debian's chromium)")
+        return 77
+    failures = []
+    shutil.rmtree(args.dir, ignore_errors=True)
+    os.makedirs(args.artifacts, exist_ok=True)
+    run_dir = os.path.join(args.dir, "smoke")
+    r = run([args.ihlab, "reproduce", "smoke", "--out", run_dir])
+    if r.returncode != 0:
+        print(r.stdout, r.stderr)
+        print("FAIL: ihlab reproduce smoke exited", r.returncode)
+        return 1
+    report = os.path.join(run_dir, "report.html")
+    if not os.path.exists(report):
+        print("FAIL: reproduce did not write", report, "\n", r.stdout, r.stderr)
+        return 1
+
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--hide-scrollbars", "--window-size=1400,3200", "--virtual-time-budget=15000",
+              # No network: proxy everything to a closed port, so a fetch would fail loudly.
+              "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
+    url = "file://" + os.path.abspath(report)
+    dom = run(common + ["--enable-logging=stderr", "--v=0", "--dump-dom", url])
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    if console:
+        failures.append("console messages:\n  " + "\n  ".join(console[:10]))
+    counter = ChartCounter()
+    counter.feed(dom.stdout)
+    body = counter.body_attrs
+    charts, drawn = int(body.get("data-charts", "0")), int(body.get("data-drawn", "-1"))
+    if body.get("data-rendered") != "ok":
+        failures.append(f"report marker data-rendered={body.get('data-rendered')!r} (charts {charts}, drawn {drawn})")
+    if charts == 0 or counter.charts != charts:
+        failures.append(f"chart divs in DOM {counter.charts}, report says {charts}")
+    if counter.svgs_in_charts != counter.charts:
+        failures.append(f"{counter.charts - counter.svgs_in_charts} of {counter.charts} charts have no Plotly SVG")
+    if counter.drawn_marks < counter.charts:
+        failures.append(f"only {counter.drawn_marks} drawn marks in {counter.charts} charts")
+    if counter.external:
+        failures.append(f"the page references outside files: {counter.external[:5]}")
+    if "Attention patterns" not in dom.stdout:
+        failures.append("no attention heat-maps in the report of a model with attention")
+    if "claims held" not in dom.stdout:
+        failures.append("no claims table")
+
+    shot = os.path.join(args.artifacts, "report-smoke.png")
+    s = run(common + [f"--screenshot={shot}", url])
+    if not os.path.exists(shot) or os.path.getsize(shot) < 10000:
+        failures.append(f"no screenshot written ({s.returncode}): {s.stderr[-500:]}")
+
+    index = os.path.join(run_dir, "figures", "index.json")
+    if not os.path.exists(index):
+        failures.append("figures/index.json missing (is python3-matplotlib installed?)")
+    else:
+        figs = json.load(open(index))
+        figs = figs["figures"] if isinstance(figs, dict) else figs
+        names = [f["name"] for f in figs]
+        for n in names:
+            for ext in ("svg", "png"):
+                p = os.path.join(run_dir, "figures", f"{n}.{ext}")
+                if not os.path.exists(p) or os.path.getsize(p) < 500:
+                    failures.append(f"figure {n}.{ext} missing or empty")
+        if "loss" not in names:
+            failures.append(f"no loss figure among {names}")
+
+    print(f"report: {charts} charts, {counter.svgs_in_charts} with SVG, {counter.drawn_marks} marks; "
+          f"screenshot {shot}")
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
