@@ -303,7 +303,7 @@ def families(header):
     fams = {}
     for c in header:
         parts = c.split(".")
-        if len(parts) < 2 or parts[0] == "ref":
+        if len(parts) < 2 or parts[0] in ("ref", "target"):  # floors and targets are drawn as dashed lines
             continue
         panel, line = (c.rsplit(".", 1)[0], parts[-1]) if len(parts) >= 3 else (c, None)
         fams.setdefault(parts[0], {}).setdefault(panel, []).append((line, c))
@@ -405,7 +405,8 @@ def fig_selector(R, M, X, subsets, summary):
                 label=subset_label(s, summary) + ("  (S*)" if s == star else ""))
     X.setup(ax)
     X.stages(ax, label=True)
-    ax.set_ylim(-0.02, 1.02)
+    multi = "stage" in M and np.unique(M["stage"][np.isfinite(M["stage"])]).size > 1
+    ax.set_ylim(-0.02, 1.1 if multi else 1.02)  # room for the stage labels
     ax.set_ylabel(r"selector weight $p_S$")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="subset S (parent offsets)", handlelength=1.8)
     R.save(fig, "selector", "Selector weights p_S per subset S of heads vs step (bits: head 0 first; braces: parent "
@@ -457,8 +458,10 @@ def fig_a(R, M, X):
         return R.skip("a", "no values of a")
     fig, ax = plt.subplots(figsize=(4.2, 2.7), layout="constrained")
     ax.plot(X.x, X.y("a"), color=PALETTE[0], label="learned a")
-    if has(M, "ref.gih_limit_a"):
-        v = M["ref.gih_limit_a"][np.isfinite(M["ref.gih_limit_a"])][-1]
+    # target.a: the limiting model's best a (older runs logged it as ref.gih_limit_a).
+    tcol = "target.a" if has(M, "target.a") else "ref.gih_limit_a"
+    if has(M, tcol):
+        v = M[tcol][np.isfinite(M[tcol])][-1]
         ax.axhline(v, color=GREY, ls="--", lw=0.8, label="GIH limit's best a = %.3g" % v)
     X.setup(ax)
     X.stages(ax, label=True)
@@ -607,6 +610,10 @@ def fig_attention(R, snap):
             ax.set_xticks(range(nk), [str(t) for t in tokens])
         if small and nq == nk:
             ax.set_yticks(range(nq), [str(t) for t in tokens])
+        if not small:  # the log keeps the last positions: label them with their absolute index
+            q0, k0 = int(m.get("query_offset", 0)), int(m.get("key_offset", 0))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _, k0=k0: "%d" % (v + k0)))
+            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _, q0=q0: "%d" % (v + q0)))
         ax.tick_params(labelsize=5.5, length=1.5)
         ax.set_xlabel("key" + (" token" if small else " position"), fontsize=7)
         ax.set_ylabel("query" + (" token" if small and nq == nk else " position"), fontsize=7)
@@ -666,7 +673,8 @@ def main(run):
     R.run_jobs()
     R.write_index(run_name)
     print("figures: wrote %d figures to %s" % (len(R.figures), R.out))
-    return 0 if header else 1
+    # A sweep directory has summary.json (runs, scaling) but no metrics.csv of its own.
+    return 0 if header or summary else 1
 
 
 _REPORT = None
