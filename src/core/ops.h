@@ -75,4 +75,51 @@ template <typename T> Var<T> nll_prob(const Var<T>& probs, const std::vector<int
 // Mean of (a - b)^2 over all elements; b is a constant.
 template <typename T> Var<T> mse(const Var<T>& a, const Tensor<T>& b);
 
+// ---- fused multi-head attention (ops_mha.cpp) ----
+// Banded causal multi-head attention as one op. For sequence b and head h:
+//   S = scale * Q_h K_h^T + bias[h]                        [L, L]
+//   P = softmax of each row over the keys j with lo <= i - j <= hi (a row with none is all zero)
+//   O_h = (P * drop[b, h]) V_h                             [L, dh]
+// qkv: [B, L, 3 * H * dh] = [Q | K | V], each block with head h in columns h*dh .. h*dh + dh - 1
+// (what norm_linear with W_Q, W_K, W_V gives; no head transposes). O: [B, L, H * dh], same head
+// layout. bias: [H, L, L] or undefined (only entries inside the band are read). drop: undefined or
+// constant [B, H, L, L] multipliers (a dropout mask divided by the keep probability). If probs is
+// given it receives P [B, H, L, L] (before dropout). lo = 0 lets a query attend to itself, lo = 1
+// only to earlier positions; hi >= L - 1 means no window.
+struct BandedAttention {
+  int64_t heads = 1;
+  int64_t lo = 0, hi = 0;  // allowed offsets i - j
+  double scale = 1.0;      // usually 1 / sqrt(dh)
+};
+template <typename T>
+Var<T> banded_attention(const Var<T>& qkv, const Var<T>& bias, const BandedAttention& spec,
+                        const Tensor<T>& drop = Tensor<T>(), Tensor<T>* probs = nullptr);
+
+// ---- rotary position embedding (ops_rotary.cpp) ----
+// RoPE (Su et al. 2021) in the half-split layout of GPT-NeoX and Hugging Face Llama
+// ("rotate_half"), not the interleaved one of the paper and Mesh-TF: within each head of dh = 2m
+// columns, column c < m pairs with column c + m, and at position i the pair turns by the angle
+// i * base^(-2c / dh):
+//   y[c] = x[c] cos - x[c + m] sin,   y[c + m] = x[c + m] cos + x[c] sin.
+// x: [B, L, C], position i = index along L; the first `columns` columns of each row (a multiple of
+// head_dim; 0 = all C) are rotated head by head, the rest pass through (e.g. Q and K of a packed
+// [Q | K | V] with columns = 2 H dh). -> same shape.
+template <typename T>
+Var<T> rotary(const Var<T>& x, int64_t head_dim, double base = 10000.0, int64_t columns = 0);
+
+// ---- fused transformer block pieces (ops_block.cpp) ----
+// y = [h W_1 + b_1 | h W_2 + b_2 | ...] with h = layer_norm(x, gamma, beta, eps) if norm, else
+// h = x: a LayerNorm followed by linear maps whose outputs are concatenated (the q|k|v projection,
+// the final norm + unembedding) in one op. x: [..., d]; gamma, beta: [d] or undefined; W_i:
+// [d, n_i]; b: empty or one bias [n_i] (or undefined) per weight -> [..., sum n_i].
+template <typename T>
+Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>& beta, double eps,
+                   const std::vector<Var<T>>& W, const std::vector<Var<T>>& b = {});
+// y = x + (a W + b) * m: a linear branch added to a residual stream, with optional constant
+// multipliers m on the branch (a dropout mask). x: [..., n]; a: [..., k] (same rows); W: [k, n];
+// b: [n] or undefined; m: undefined or x's shape.
+template <typename T>
+Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const Var<T>& b,
+                       const Tensor<T>& m = Tensor<T>());
+
 }  // namespace ihlab::ops

@@ -3,6 +3,7 @@
 #include "models/gih_full_model.h"
 #include "models/gih_model.h"
 #include "models/one_layer_attention.h"
+#include "models/transformer.h"
 
 namespace ihlab {
 
@@ -16,6 +17,65 @@ std::unique_ptr<Model<T>> make_attn1(const nlohmann::json& c, const Task& task, 
   cfg.window = c.at("window");
   cfg.init_std = c.at("init_std");
   return std::make_unique<OneLayerAttention<T>>(cfg, seed);
+}
+
+template <typename T>
+std::unique_ptr<Model<T>> make_transformer(const nlohmann::json& c, const Task& task, uint64_t seed) {
+  TransformerConfig cfg;
+  cfg.vocab = task.vocab();
+  cfg.max_len = task.length();
+  cfg.feature_dim = task.feature_dim();
+  cfg.layers = c.at("layers");
+  cfg.heads = c.at("heads");
+  cfg.width = c.at("width");
+  cfg.attention_only = c.at("attention_only");
+  cfg.mlp_width = c.at("mlp_width");
+  cfg.norm = parse_transformer_norm(c.at("norm"));
+  cfg.positional = parse_transformer_positional(c.at("positional"));
+  cfg.rel_window = c.at("rel_window");
+  cfg.self_attention = c.at("self_attention");
+  cfg.tied_unembedding = c.at("tied_unembedding");
+  cfg.dropout = c.at("dropout");
+  cfg.init_std = c.at("init_std");
+  cfg.attn_bias = c.at("attn_bias");
+  cfg.rope_base = c.at("rope_base");
+  cfg.ln_eps = c.at("ln_eps");
+  return std::make_unique<Transformer<T>>(cfg, seed);
+}
+
+// Keys of "transformer"; defaults are the ICL-MC model of Edelman et al. 2024.
+Schema transformer_schema() {
+  KeySpec dropout;
+  dropout.key = "dropout", dropout.type = KeyType::Float, dropout.default_value = 0.0;
+  dropout.help = "dropout rate on attention probabilities and residual outputs (training steps only)";
+  dropout.min = 0.0, dropout.max = 1.0, dropout.max_exclusive = true;
+  KeySpec positive;
+  positive.type = KeyType::Float, positive.min = 0.0, positive.min_exclusive = true;
+  KeySpec rope_base = positive, ln_eps = positive;
+  rope_base.key = "rope_base", rope_base.default_value = 10000.0;
+  rope_base.help = "rotary: angle of pair c at position i is i * rope_base^(-2c / head_dim)";
+  ln_eps.key = "ln_eps", ln_eps.default_value = 1e-5, ln_eps.help = "LayerNorm epsilon", ln_eps.max = 1.0;
+  return Schema()
+      .integer("layers", 2, "transformer blocks", 1, 256)
+      .integer("heads", 1, "attention heads per layer (must divide width)", 1, 4096)
+      .integer("width", 16, "residual width d_model; head dim = width / heads", 1, 65536)
+      .boolean("attention_only", true, "blocks without MLPs")
+      .integer("mlp_width", 0, "hidden width of each GELU MLP; 0 = 4 * width (needs attention_only = false)", 0,
+               1 << 20)
+      .string("norm", "pre", "pre: LayerNorm before each block and before the unembedding; none", {"pre", "none"})
+      .string("positional", "relative",
+              "learned (absolute table), relative (learned bias per head and offset), alibi (fixed slopes), rotary "
+              "(RoPE, half-split), none",
+              {"learned", "relative", "alibi", "rotary", "none"})
+      .integer("rel_window", 0, "relative: offsets per head, keys further back are masked; 0 = every offset", 0,
+               1 << 20)
+      .boolean("self_attention", true, "a position attends to itself (false: strictly earlier positions only)")
+      .boolean("tied_unembedding", false, "unembedding = embedding transposed")
+      .add(dropout)
+      .real("init_std", 0.02, "standard deviation of the Gaussian init of weights and tables", 0, 10)
+      .boolean("attn_bias", false, "biases on the q, k, v and output projections")
+      .add(rope_base)
+      .add(ln_eps);
 }
 
 // The keys gih and gih-full share (see gih_family_schema).
@@ -100,6 +160,11 @@ const std::vector<ModelEntry>& model_registry() {
                      .boolean("self_attention", true,
                               "layer-1 rows also attend to their own position (logit from Q K^T only, no RPE)"),
                  make_gih_full<float>, make_gih_full<double>});
+    e.push_back({"transformer",
+                 "decoder-only transformer: layers, heads, width, MLPs, pre-LayerNorm, learned / relative / ALiBi / "
+                 "rotary positions, dropout (defaults: Edelman et al. 2024's 2-layer 1-head attention-only ICL-MC "
+                 "model)",
+                 transformer_schema(), make_transformer<float>, make_transformer<double>});
     return e;
   }();
   return entries;

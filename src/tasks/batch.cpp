@@ -10,10 +10,18 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
   b.length = length;
   b.tokens.reserve(b.size * length);
   b.targets.reserve(b.size * length);
+  b.feature_dim = feature_dim;
+  const int64_t row_features = length * feature_dim;  // floats per sequence
+  IHLAB_CHECK(int64_t(features.size()) == size * row_features,
+              "batch: {} features for {} sequences of {} x {} (expected size * length * feature_dim)",
+              features.size(), size, length, feature_dim);
+  b.features.reserve(b.size * row_features);
   for (int64_t r : rows) {
     IHLAB_CHECK(r >= 0 && r < size, "batch: row {} out of range [0, {})", r, size);
     b.tokens.insert(b.tokens.end(), tokens.begin() + r * length, tokens.begin() + (r + 1) * length);
     b.targets.insert(b.targets.end(), targets.begin() + r * length, targets.begin() + (r + 1) * length);
+    b.features.insert(b.features.end(), features.begin() + r * row_features,
+                      features.begin() + (r + 1) * row_features);
   }
   return b;
 }

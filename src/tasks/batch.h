@@ -12,6 +12,10 @@ struct Batch {
   int64_t length = 0;  // tokens per sequence
   std::vector<int32_t> tokens;   // [size, length]
   std::vector<int32_t> targets;  // [size, length]; -1 where a position has no target
+  // Continuous inputs (tasks whose items are vectors, e.g. "bursty"): 0 and empty for token-only
+  // tasks. A position holding an item has a special token id AND its vector here.
+  int64_t feature_dim = 0;
+  std::vector<float> features;  // [size, length, feature_dim], zeros where a position holds a token
 
   // The sequences at `rows`, in that order (mini-batches and train/validation splits).
   Batch select(const std::vector<int64_t>& rows) const;

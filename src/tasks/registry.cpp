@@ -1,7 +1,10 @@
 #include "tasks/registry.h"
 
+#include "tasks/bursty_task.h"
+#include "tasks/icl_mc_task.h"
 #include "tasks/ngram_task.h"
 #include "tasks/previous_token.h"
+#include "tasks/repeated_tokens.h"
 
 namespace ihlab {
 
@@ -42,6 +45,77 @@ const std::vector<TaskEntry>& task_registry() {
                    cfg.alpha = c.at("alpha");
                    cfg.all_positions = c.at("all_positions");
                    return std::make_unique<NgramMarkovTask>(cfg);
+                 }});
+    e.push_back({"repeated-tokens",
+                 "[BOS] + a block of uniform random tokens repeated (Olsson et al. 2022); next-token targets",
+                 Schema()
+                     .integer("vocab", 64, "content tokens (BOS is the extra id vocab)", 2, 1 << 20)
+                     .integer("block", 25, "tokens in the repeated block", 1, 1 << 20)
+                     .integer("repeats", 4, "copies of the block (2 = the block repeated once)", 2, 1 << 20)
+                     .string("targets", "all",
+                             "which next-token targets count: all, or only those inside the repeats",
+                             {"all", "repeats"}),
+                 [](const nlohmann::json& c) -> std::unique_ptr<Task> {
+                   RepeatedTokensConfig cfg;
+                   cfg.vocab = c.at("vocab");
+                   cfg.block = c.at("block");
+                   cfg.repeats = c.at("repeats");
+                   cfg.repeats_only = c.at("targets").get<std::string>() == "repeats";
+                   return std::make_unique<RepeatedTokensTask>(cfg);
+                 }});
+    e.push_back({"icl-mc",
+                 "in-context Markov chains (Edelman et al. 2024): a Dirichlet chain per sequence, stationary start; "
+                 "next-token targets",
+                 Schema()
+                     .integer("states", 3, "k: number of states (tokens)", 2, 4096)
+                     .integer("length", 101, "tokens per sequence: x_0 and T more", 2, 1 << 20)
+                     .integer("order", 2, "n: the next token depends on the previous n-1 (2 = bigram chain)", 2, 16)
+                     .add([] {
+                       KeySpec k;
+                       k.key = "alpha", k.type = KeyType::Float, k.default_value = 1.0;
+                       k.help = "Dirichlet concentration (kernel rows; permutation weights when doubly-stochastic)";
+                       k.min = 0.0, k.max = 1e6, k.min_exclusive = true;
+                       return k;
+                     }())
+                     .string("variant", "standard",
+                             "kernel prior: standard (Dirichlet rows), doubly-stochastic (uniform stationary law), "
+                             "unigram (identical rows)",
+                             {"standard", "doubly-stochastic", "unigram"}),
+                 [](const nlohmann::json& c) -> std::unique_ptr<Task> {
+                   IclMcConfig cfg;
+                   cfg.states = c.at("states");
+                   cfg.length = c.at("length");
+                   cfg.order = c.at("order");
+                   cfg.alpha = c.at("alpha");
+                   cfg.variant = parse_icl_mc_variant(c.at("variant"));
+                   return std::make_unique<IclMcTask>(cfg);
+                 }});
+    e.push_back({"bursty",
+                 "few-shot item-label classification with bursty contexts (Reddy 2023; Chan et al. 2022); "
+                 "continuous items",
+                 Schema()
+                     .integer("classes", 128, "K: item classes (Zipf frequencies)", 2, 1 << 20)
+                     .integer("labels", 32, "L: labels (each class has a fixed one)", 2, 1 << 20)
+                     .integer("pairs", 8, "N: item-label pairs before the query", 1, 4096)
+                     .integer("dim", 63, "D: item dimension", 1, 65536)
+                     .real("noise", 0.1, "within-class noise scale epsilon", 0.0, 100.0)
+                     .integer("burstiness", 4, "B: copies of each class in a bursty context (divides pairs)", 1, 4096)
+                     .real("p_bursty", 0.9, "fraction of bursty training sequences", 0.0, 1.0)
+                     .real("zipf_exponent", 1.0, "class frequency ~ rank^-exponent (0 = uniform)", 0.0, 16.0)
+                     .string("targets", "query", "query: only the query's label; all: every item's label",
+                             {"query", "all"}),
+                 [](const nlohmann::json& c) -> std::unique_ptr<Task> {
+                   BurstyConfig cfg;
+                   cfg.classes = c.at("classes");
+                   cfg.labels = c.at("labels");
+                   cfg.pairs = c.at("pairs");
+                   cfg.dim = c.at("dim");
+                   cfg.noise = c.at("noise");
+                   cfg.burstiness = c.at("burstiness");
+                   cfg.p_bursty = c.at("p_bursty");
+                   cfg.zipf_exponent = c.at("zipf_exponent");
+                   cfg.all_targets = c.at("targets").get<std::string>() == "all";
+                   return std::make_unique<BurstyTask>(cfg);
                  }});
     return e;
   }();

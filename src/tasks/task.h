@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "tasks/batch.h"
 
@@ -26,6 +27,15 @@ class Task {
   // Losses of reference predictors (uniform, Bayes-optimal, ...) on a batch, logged beside the
   // model's loss so every curve has its floors. Names are column names, e.g. "ref.uniform".
   virtual Scalars reference_losses(const Batch& b) const { return {}; }
+  // Length of the vectors in Batch::features (0 = token-only task).
+  virtual int64_t feature_dim() const { return 0; }
+  // Named evaluation sets whose distribution differs from training (e.g. "in-context" and
+  // "in-weights" for bursty), sampled from their own Eval substreams so they never coincide with
+  // the validation set: sample_eval is a pure function of (set, n, seed) like sample.
+  virtual std::vector<std::string> eval_sets() const { return {}; }
+  virtual Batch sample_eval(const std::string& set, int64_t n, uint64_t seed) const {
+    fail("task '{}' has no evaluation set '{}' (it has none)", name(), set);
+  }
 };
 
 }  // namespace ihlab
