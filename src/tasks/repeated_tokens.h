@@ -1,0 +1,62 @@
+#pragma once
+// Repeated random tokens (Olsson et al. 2022, "In-context Learning and Induction Heads"):
+// "repeated-tokens".
+//
+// A sequence is [BOS] r r ... r: `repeats` copies of a block r of `block` tokens drawn i.i.d.
+// uniformly from [0, vocab). BOS is its own token id `vocab`, so the task's vocab() is vocab + 1
+// (BOS is never a target). `repeats` counts the copies: Olsson's prefix-matching probe
+// "25 tokens, 4 repeats" is block = 25, repeats = 4 (101 tokens); "50 tokens repeated once" is
+// block = 50, repeats = 2.
+//
+// Layout of a Batch (length() = 1 + block * repeats):
+//   tokens  [n, length]: BOS, r, r, ..., r.
+//   targets [n, length]: next-token targets, targets[i] = tokens[i + 1], the last position -1.
+//     targets = "repeats" keeps only the positions whose target lies in copies 2.. (i >= block),
+//     the positions an induction head can predict; "all" also scores BOS and the first block.
+//
+// Reference predictors (exact, per position; column names):
+//   ref.uniform  uniform over the vocab content tokens: ln vocab at every target.
+//   ref.oracle   knows the layout ("copy"): uniform on the first block (ln vocab), then the token
+//                one block back with probability 1 (loss 0). A perfect induction head reaches it
+//                except where r itself repeats a token (then earlier-match copying is ambiguous).
+#include <string>
+#include <vector>
+
+#include "tasks/reference.h"
+#include "tasks/task.h"
+
+namespace ihlab {
+
+struct RepeatedTokensConfig {
+  int64_t vocab = 64;     // content tokens; BOS = vocab
+  int64_t block = 25;     // tokens in r
+  int64_t repeats = 4;    // copies of r (>= 2)
+  bool repeats_only = false;  // targets = "repeats"
+
+  void validate() const;  // throws ihlab::Error naming the key (task.vocab, ...)
+};
+
+class RepeatedTokensTask : public Task {
+ public:
+  explicit RepeatedTokensTask(RepeatedTokensConfig cfg);  // validates
+  std::string name() const override { return "repeated-tokens"; }
+  int64_t vocab() const override { return cfg_.vocab + 1; }
+  int64_t length() const override { return 1 + cfg_.block * cfg_.repeats; }
+  int32_t bos() const { return int32_t(cfg_.vocab); }
+  // Sequence r is RandomStream(seed, kind, index, r): the same for any thread count or batch size.
+  Batch sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t index) const override;
+  // Mean over the batch's targets of ref.uniform and ref.oracle.
+  Scalars reference_losses(const Batch& b) const override;
+
+  // [size, length, vocab()] per reference, in the order uniform, oracle.
+  std::vector<ReferencePrediction> predictions(const Batch& b) const;
+  // Exact expected loss at every position ([length], NaN where there is no target).
+  std::vector<PositionLosses> expected_position_losses() const;
+  const RepeatedTokensConfig& config() const { return cfg_; }
+
+ private:
+  bool has_target(int64_t i) const;
+  RepeatedTokensConfig cfg_;
+};
+
+}  // namespace ihlab
