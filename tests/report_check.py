@@ -15,6 +15,7 @@ import argparse
 import html.parser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,9 @@ class ChartCounter(html.parser.HTMLParser):
         a = dict(attrs)
         for key in ("src", "href"):
             v = a.get(key)
-            if v and not (v.startswith("figures/") or v.startswith("#") or v.startswith("data:")):
+            # Relative links (figures/, runs/...) stay next to the file; anything with a scheme
+            # other than data: or an absolute path would need more than this directory.
+            if v and (re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", v) and not v.startswith("data:") or v.startswith("/")):
                 self.external.append(v)
         if tag == "body":
             self.body_attrs = a

@@ -24,3 +24,4 @@ add_test(NAME report_browser_check
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/report_check.py --ihlab $<TARGET_FILE:ihlab>
           --dir ${CMAKE_BINARY_DIR}/report_check --artifacts ${CMAKE_BINARY_DIR}/test-artifacts)
 set_tests_properties(report_browser_check PROPERTIES LABELS "slow" SKIP_RETURN_CODE 77 TIMEOUT 300)
+ihlab_torch_check(torch_check_transformer tool_dump_transformer)  # transformer: 12 configurations, every option

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "io/config.h"
+#include "io/run_dir.h"
 #include "models/registry.h"
 #include "report/report.h"
 #include "reproduce/reproduction.h"
@@ -21,6 +22,14 @@ namespace {
 // Every train/reproduce ends with a report; a failure to draw it never loses the finished run.
 void report_after_run(const std::string& dir) {
   try {
+    // Runs that a reproduction or sweep made beside the main one (summary.json "runs") get their
+    // own report first (without figures: quick), so the links in the main report work.
+    nlohmann::json summary = read_json(dir + "/summary.json");
+    for (auto& r : summary.value("runs", nlohmann::json::array())) {
+      std::string sub = dir + "/" + r.value("dir", "");
+      if (std::filesystem::exists(sub + "/metrics.csv") && !std::filesystem::exists(sub + "/report.html"))
+        write_report(sub, {.figures = false, .quiet = true});
+    }
     ReportResult r = write_report(dir, {.figures = true, .quiet = true});
     for (auto& w : r.warnings) fmt::print(stderr, "ihlab: warning: {}\n", w);
     fmt::print("report: {} (figures in {}/figures)\n", r.html, dir);

@@ -34,6 +34,9 @@ class Model {
   // Attention patterns of sequence `example` of the batch, per layer and head; empty for models
   // without attention. Computed without gradients.
   virtual std::vector<AttentionMap> attention(const Batch& b, int64_t example) { return {}; }
+  // Next-token distributions at every position, [size, length, vocab] (softmax of the logits),
+  // without gradients; empty for models that predict only one position.
+  virtual std::vector<double> next_token_probs(const Batch& b) { return {}; }
 
  protected:
   ParamStore<T> params_;

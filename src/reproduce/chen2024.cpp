@@ -255,7 +255,7 @@ Reproduction chen_base(std::string name) {
   r.name = std::move(name);
   r.paper = "Chen et al. 2024";
   r.compat_overrides["code"] = kCodeCompat;
-  r.run = run_with_limit_reference;
+  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_with_limit_reference(c.config, c.out_dir, o); };
   return r;
 }
 

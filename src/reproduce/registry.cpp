@@ -2,6 +2,9 @@
 #include "reproduce/reproduction.h"
 #include "reproduce/chen2024.h"
 #include "reproduce/chen2024_full.h"
+#include "reproduce/edelman2024.h"
+#include "reproduce/olsson2022.h"
+#include "reproduce/reddy2023.h"
 #include "reproduce/smoke.h"
 
 namespace ihlab {
@@ -14,6 +17,9 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(chen2024_joint());
     v.push_back(chen2024_generalization());
     v.push_back(chen2024_full());
+    v.push_back(olsson2022_repeated_tokens());
+    v.push_back(edelman2024_icl_mc());
+    v.push_back(reddy2023_bursty());
     return v;
   }();
   return all;

@@ -46,7 +46,7 @@ ReproResult run_reproduction(const std::string& name, const std::string& out_dir
   ctx.compat = o.compat;
   TrainOptions topt;
   topt.quiet = o.quiet;
-  ctx.result = r.run ? r.run(ctx.config, out_dir, topt) : run_config(ctx.config, out_dir, topt);
+  ctx.result = r.run ? r.run(ctx, topt) : run_config(ctx.config, out_dir, topt);
   ReproResult out;
   out.run = ctx.result;
   if (ctx.result.status != "finished") return out;  // claims need a finished run

@@ -35,7 +35,8 @@ struct Reproduction {
   std::map<std::string, std::vector<std::string>> compat_overrides;  // --compat NAME
   std::string runtime;                         // measured runtime on 2 cores, for `ihlab list`
   // Optional: replaces the plain training run (e.g. train, then evaluate on many lengths).
-  std::function<RunResult(const nlohmann::json& config, const std::string& out, const TrainOptions&)> run;
+  // It gets the context before training (config, out_dir, quick, compat are set).
+  std::function<RunResult(const ReproContext& ctx, const TrainOptions&)> run;
   std::function<std::vector<Claim>(ReproContext&)> evaluate;
 };
 

@@ -42,6 +42,10 @@ class IclMcTask : public Task {
   // The chains behind sample(n, seed, kind, index), row by row (only the chain draws are redone).
   std::vector<IclMcChain> chains(int64_t n, uint64_t seed, StreamKind kind, uint64_t index) const;
   Scalars reference_losses(const Batch& b) const override;
+  // uniform, unigram and bigram/n-gram (no oracle: a batch does not carry its kernels).
+  std::vector<ReferencePrediction> reference_predictions(const Batch& b) const override {
+    return predictions(b, nullptr);
+  }
 
   std::vector<std::string> reference_names() const;  // in the order below
   // (c) [size, length, states] per reference; the oracle is included when `chains` is given.

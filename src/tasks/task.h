@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "tasks/batch.h"
+#include "tasks/reference.h"
 
 namespace ihlab {
 
@@ -27,6 +28,10 @@ class Task {
   // Losses of reference predictors (uniform, Bayes-optimal, ...) on a batch, logged beside the
   // model's loss so every curve has its floors. Names are column names, e.g. "ref.uniform".
   virtual Scalars reference_losses(const Batch& b) const { return {}; }
+  // Reference predictors' next-token distributions on a batch ([size, length, vocab] each, named
+  // like their ref.* loss column). The trainer logs kl.<name> = mean over targets of
+  // KL(reference || model) for models that expose their distributions. Empty = none.
+  virtual std::vector<ReferencePrediction> reference_predictions(const Batch& b) const { return {}; }
   // Length of the vectors in Batch::features (0 = token-only task).
   virtual int64_t feature_dim() const { return 0; }
   // Named evaluation sets whose distribution differs from training (e.g. "in-context" and

@@ -58,7 +58,11 @@ Schema run_schema() {
                                  "attention patterns of one validation sequence saved to attention.jsonl at about "
                                  "this many logged steps, spread geometrically, plus stage ends (0 = none)", 0, 1e6)
                         .integer("attention_tokens", 64, "the last N query and key positions kept per pattern", 1,
-                                 4096))
+                                 4096)
+                        .integer("head_scores", 16,
+                                 "validation sequences on which every attention head's previous-token, induction "
+                                 "(TransformerLens) and prefix-matching scores are logged (prev.*, ind.*, pm.*; 0 = off)",
+                                 0, 1 << 20))
       .table_array("stages", stage_schema(), 1, "training stages, run in order");
   return root;
 }

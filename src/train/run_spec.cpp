@@ -24,6 +24,7 @@ RunSpec run_spec_from_config(const nlohmann::json& c) {
     r.log.geometric = l.value("geometric", r.log.geometric);
     r.log.attention_snapshots = l.value("attention_snapshots", r.log.attention_snapshots);
     r.log.attention_tokens = l.value("attention_tokens", r.log.attention_tokens);
+    r.log.head_scores = l.value("head_scores", r.log.head_scores);
   }
   IHLAB_CHECK(c.contains("stages") && c["stages"].is_array() && !c["stages"].empty(),
               "config: key 'stages' must list at least one [[stages]] table");

@@ -39,6 +39,7 @@ struct LogSpec {
   bool geometric = false;         // also log ~20 rows per decade of steps (for log-x plots)
   int64_t attention_snapshots = 16;  // attention.jsonl snapshots, geometric in the step (0 = none)
   int64_t attention_tokens = 64;     // last positions kept per pattern
+  int64_t head_scores = 16;          // validation sequences scored per head at each log row (0 = off)
 };
 
 struct RunSpec {

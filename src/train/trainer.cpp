@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "analysis/head_scores.h"
+#include "analysis/reference_kl.h"
 #include "core/parallel.h"
 #include "io/attention_log.h"
 #include "io/checkpoint.h"
@@ -72,10 +74,13 @@ class Trainer {
 
   Batch train_set_, val_set_;
   Scalars references_;
+  std::vector<ReferencePrediction> reference_predictions_;  // on val_set_, for the kl.* columns
+  std::vector<std::pair<std::string, Batch>> eval_sets_;      // the task's named evaluation sets
   std::unique_ptr<MetricsLog> log_;
   std::unique_ptr<AttentionLog> attention_log_;
   int64_t total_steps_ = 0;       // optimizer steps over all stages (flow stages count 0)
   int64_t next_snapshot_ = 0;     // the next step at or after which attention is saved
+  bool has_attention_ = true;     // until model.attention() returns nothing
   std::unique_ptr<Progress> progress_;
   std::unique_ptr<Optimizer<T>> optimizer_;
   FlowState flow_;
@@ -99,6 +104,12 @@ void Trainer<T>::prepare_data() {
   std::tie(train_set_, val_set_) = run_datasets(spec_, task_);
   references_ = task_.reference_losses(val_set_);
   for (auto& kv : opt_.extra_references) references_.push_back(kv);
+  reference_predictions_ = task_.reference_predictions(val_set_);
+  for (auto& set : task_.eval_sets()) {
+    std::string slug = set;
+    std::replace(slug.begin(), slug.end(), '-', '_');
+    eval_sets_.push_back({slug, task_.sample_eval(set, spec_.data.val_size, spec_.seed)});
+  }
 }
 
 template <typename T>
@@ -129,7 +140,26 @@ Scalars Trainer<T>::measure() {
   row.push_back({"grad_norm", last_grad_norm_});
   row.push_back({"val_loss", double(model_.loss(val_set_).item())});
   for (auto& [k, v] : model_.evaluate(val_set_)) row.push_back({"val_" + k, v});
+  // Distance to each reference strategy (the stages of in-context learning), KL(ref || model).
+  if (!reference_predictions_.empty()) {
+    std::vector<double> probs = model_.next_token_probs(val_set_);
+    if (!probs.empty())
+      for (auto& ref : reference_predictions_) {
+        std::string name = ref.name.rfind("ref.", 0) == 0 ? ref.name.substr(4) : ref.name;
+        row.push_back({"kl." + name, mean_kl_to_reference(ref, probs, val_set_)});
+      }
+  }
+  for (auto& [set, b] : eval_sets_) {
+    row.push_back({"val_" + set + "_loss", double(model_.loss(b).item())});
+    for (auto& [k, v] : model_.evaluate(b)) row.push_back({"val_" + set + "_" + k, v});
+  }
   for (auto& kv : model_.probes()) row.push_back(kv);
+  if (has_attention_ && spec_.log.head_scores > 0) {
+    std::vector<std::vector<AttentionMap>> maps;
+    for (int64_t s = 0; s < std::min(spec_.log.head_scores, val_set_.size); ++s) maps.push_back(model_.attention(val_set_, s));
+    if (maps.empty() || maps[0].empty()) has_attention_ = false;  // a model without attention: stop asking
+    for (auto& kv : attention_head_scores(maps, val_set_)) row.push_back(kv);
+  }
   for (auto& kv : references_) row.push_back(kv);
   return row;
 }

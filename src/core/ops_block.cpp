@@ -1,0 +1,268 @@
+// Fused pieces of a transformer block (see ops.h): LayerNorm + concatenated linear maps, and a
+// linear map added to a residual stream. Forward and backward side by side.
+//
+// Why fused: at the widths of the induction-head models (d = 16..256) a LayerNorm, three linear
+// layers and a residual add as separate ops cost more in [N, d] temporaries, page faults and
+// passes over memory than in arithmetic. Here each is one pass with Eigen products per chunk.
+//
+// Determinism: rows go in fixed chunks of kRowChunk; weight, bias and LayerNorm-parameter
+// gradients are summed per chunk and the partials added in chunk order, so nothing depends on
+// the thread count.
+#include <Eigen/Core>
+
+#include <cmath>
+
+#include "core/ops.h"
+#include "core/ops_common.h"
+
+namespace ihlab::ops {
+namespace {
+
+constexpr int64_t kRowChunk = 256;
+
+template <typename T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using Mat = Eigen::Map<RowMat<T>>;
+template <typename T>
+using CMat = Eigen::Map<const RowMat<T>>;
+template <typename T>
+using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+
+// dst[j] = sum over rows of G[r, j] for a row-major [rows, n] block, rows in order (an explicit
+// loop: Eigen's colwise().sum() peels scalars for alignment, so its order depends on the address).
+template <typename T>
+void column_sums(const T* G, int64_t rows, int64_t n, T* dst) {
+  for (int64_t j = 0; j < n; ++j) dst[j] = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) dst[j] += G[r * n + j];
+}
+
+// sum_j a[j] * b[j] (b = nullptr: sum_j a[j]) in a fixed order: 8 interleaved partial sums (the
+// compiler makes them one vector register, and they break the add-latency chain), then a fixed
+// tree, then the tail. LayerNorm's row statistics would otherwise be d dependent adds each.
+template <typename T>
+T sum8(const T* a, const T* b, int64_t n) {
+  T acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += b ? a[j + k] * b[j + k] : a[j + k];
+  T s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; j < n; ++j) s += b ? a[j] * b[j] : a[j];
+  return s;
+}
+
+// Sums per-chunk partials [chunks, n] in chunk order into dst [n] (+=).
+template <typename T>
+void add_partials(const std::vector<T>& part, int64_t chunks, int64_t n, T* dst) {
+  for (int64_t j = 0; j < n; ++j) {
+    T acc = 0;
+    for (int64_t c = 0; c < chunks; ++c) acc += part[c * n + j];
+    dst[j] += acc;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>& beta, double eps,
+                   const std::vector<Var<T>>& W, const std::vector<Var<T>>& b) {
+  IHLAB_CHECK(x.value().ndim() >= 1, "norm_linear: x must have rank >= 1");
+  IHLAB_CHECK(!W.empty() && (b.empty() || b.size() == W.size()),
+              "norm_linear: need one or more weights and as many biases (or none), got {} and {}", W.size(),
+              b.size());
+  const int64_t d = x.shape().back(), N = x.value().numel() / std::max<int64_t>(d, 1);
+  if (norm && gamma.defined()) check_same_shape("norm_linear(gamma)", gamma.shape(), Shape{d});
+  if (norm && beta.defined()) check_same_shape("norm_linear(beta)", beta.shape(), Shape{d});
+  std::vector<int64_t> widths;
+  int64_t nt = 0;
+  for (size_t i = 0; i < W.size(); ++i) {
+    IHLAB_CHECK(W[i].value().ndim() == 2 && W[i].dim(0) == d, "norm_linear: weight {} is {}, x is {} (need [{}, n])",
+                i, shape_str(W[i].shape()), shape_str(x.shape()), d);
+    if (!b.empty() && b[i].defined()) check_same_shape("norm_linear(bias)", b[i].shape(), Shape{W[i].dim(1)});
+    widths.push_back(W[i].dim(1));
+    nt += widths.back();
+  }
+  // [W_1 | W_2 | ...] and [b_1 | b_2 | ...] (zeros where a bias is missing).
+  RowMat<T> Wc(d, nt);
+  RowVec<T> bc = RowVec<T>::Zero(nt);
+  bool any_bias = false;
+  for (size_t i = 0, c0 = 0; i < W.size(); c0 += widths[i], ++i) {
+    Wc.middleCols(c0, widths[i]) = CMat<T>(W[i].value().data(), d, widths[i]);
+    if (!b.empty() && b[i].defined()) {
+      bc.segment(c0, widths[i]) = Eigen::Map<const RowVec<T>>(b[i].value().data(), widths[i]);
+      any_bias = true;
+    }
+  }
+
+  Shape out_shape = x.shape();
+  out_shape.back() = nt;
+  Tensor<T> out(out_shape);
+  // Mean and 1 / std of every row, kept for backward (which recomputes the normalized rows from
+  // x: two numbers a row instead of a copy of x).
+  std::shared_ptr<T[]> mean(norm ? new T[std::max<int64_t>(N, 1)] : nullptr);
+  std::shared_ptr<T[]> rstd(norm ? new T[std::max<int64_t>(N, 1)] : nullptr);
+  const T* px = x.value().data();
+  const T* pg = norm && gamma.defined() ? gamma.value().data() : nullptr;
+  const T* pb = norm && beta.defined() ? beta.value().data() : nullptr;
+  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
+    const int64_t r = hi - lo;
+    const T* h = px + lo * d;
+    RowMat<T> hn;
+    if (norm) {  // (x - mean) / sqrt(var + eps) * gamma + beta, biased variance as torch
+      hn.resize(r, d);
+      std::vector<T> xc(d);  // the centered row
+      for (int64_t i = 0; i < r; ++i) {
+        const T* xi = px + (lo + i) * d;
+        const T mu = sum8<T>(xi, nullptr, d) / T(d);
+        for (int64_t j = 0; j < d; ++j) xc[j] = xi[j] - mu;
+        const T var = sum8(xc.data(), xc.data(), d) / T(d);
+        const T rs = T(1) / std::sqrt(var + T(eps));
+        mean[lo + i] = mu;
+        rstd[lo + i] = rs;
+        for (int64_t j = 0; j < d; ++j) hn(i, j) = xc[j] * rs * (pg ? pg[j] : T(1)) + (pb ? pb[j] : T(0));
+      }
+      h = hn.data();
+    }
+    Mat<T> y(out.data() + lo * nt, r, nt);
+    y.noalias() = CMat<T>(h, r, d) * Wc;
+    if (any_bias) y.rowwise() += bc;
+  });
+
+  std::vector<Var<T>> inputs{x, gamma, beta};
+  for (auto& w : W) inputs.push_back(w);
+  for (size_t i = 0; i < W.size(); ++i) inputs.push_back(b.empty() ? Var<T>() : b[i]);
+  const int64_t nw = int64_t(W.size());
+  return make_result<T>("norm_linear", std::move(out), std::move(inputs),
+                        [N, d, nt, nw, norm, widths, Wc = std::move(Wc), mean, rstd](Node<T>& node) {
+    // With h = LN(x) (or x) and G = dY:  dW = h^T G;  db = colsum(G);  dh = G W^T;
+    // LN: dx = rstd * (dh gamma - mean(dh gamma) - xhat * mean(dh gamma xhat)), dgamma = sum dh xhat,
+    // dbeta = sum dh.
+    const T* G = node.grad.data();
+    const T* px = node.parents[0]->value.data();
+    Tensor<T>* gx = detail::grad_of(node, 0);
+    Tensor<T>* gg = norm ? detail::grad_of(node, 1) : nullptr;
+    Tensor<T>* gbeta = norm ? detail::grad_of(node, 2) : nullptr;
+    const T* pg = norm && node.parents[1] ? node.parents[1]->value.data() : nullptr;
+    const T* pb = norm && node.parents[2] ? node.parents[2]->value.data() : nullptr;
+    bool want_w = false, want_b = false;
+    for (int64_t i = 0; i < nw; ++i) {
+      want_w |= detail::grad_of(node, 3 + i) != nullptr;
+      want_b |= detail::grad_of(node, 3 + nw + i) != nullptr;
+    }
+    const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
+    std::vector<T> dW(want_w ? chunks * d * nt : 0), db(want_b ? chunks * nt : 0);
+    std::vector<T> dgamma(gg ? chunks * d : 0), dbeta(gbeta ? chunks * d : 0);
+    parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
+      const int64_t r = hi - lo, c = lo / kRowChunk;
+      CMat<T> Gc(G + lo * nt, r, nt);
+      RowMat<T> xhat, hn;  // normalized rows and the LayerNorm output, recomputed as in forward
+      const T* h = px + lo * d;
+      if (norm) {
+        xhat.resize(r, d);
+        hn.resize(r, d);
+        for (int64_t i = 0; i < r; ++i)
+          for (int64_t j = 0; j < d; ++j) {
+            xhat(i, j) = (px[(lo + i) * d + j] - mean[lo + i]) * rstd[lo + i];
+            hn(i, j) = xhat(i, j) * (pg ? pg[j] : T(1)) + (pb ? pb[j] : T(0));
+          }
+        h = hn.data();
+      }
+      if (want_w) Mat<T>(dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
+      if (want_b) column_sums(G + lo * nt, r, nt, db.data() + c * nt);
+      if (!gx && !gg && !gbeta) return;
+      RowMat<T> dh = Gc * Wc.transpose();  // [r, d]
+      if (!norm) {
+        Mat<T>(gx->data() + lo * d, r, d) += dh;
+        return;
+      }
+      std::vector<T> dhg(d);  // dh * gamma of one row
+      for (int64_t i = 0; i < r; ++i) {
+        const T* xh = xhat.data() + i * d;
+        const T* dhi = dh.data() + i * d;
+        for (int64_t j = 0; j < d; ++j) dhg[j] = dhi[j] * (pg ? pg[j] : T(1));
+        if (gg)
+          for (int64_t j = 0; j < d; ++j) dgamma[c * d + j] += dhi[j] * xh[j];
+        if (gbeta)
+          for (int64_t j = 0; j < d; ++j) dbeta[c * d + j] += dhi[j];
+        if (gx) {
+          const T m1 = sum8<T>(dhg.data(), nullptr, d) / T(d), m2 = sum8(dhg.data(), xh, d) / T(d);
+          T* dx = gx->data() + (lo + i) * d;
+          const T rs = rstd[lo + i];
+          for (int64_t j = 0; j < d; ++j) dx[j] += rs * (dhg[j] - m1 - xh[j] * m2);
+        }
+      }
+    });
+    if (gg) add_partials(dgamma, chunks, d, gg->data());
+    if (gbeta) add_partials(dbeta, chunks, d, gbeta->data());
+    std::vector<T> sum_w(want_w ? d * nt : 0), sum_b(want_b ? nt : 0);
+    if (want_w) add_partials(dW, chunks, d * nt, sum_w.data());
+    if (want_b) add_partials(db, chunks, nt, sum_b.data());
+    for (int64_t i = 0, c0 = 0; i < nw; c0 += widths[i], ++i) {
+      if (Tensor<T>* g = detail::grad_of(node, 3 + i))
+        for (int64_t r = 0; r < d; ++r)
+          for (int64_t j = 0; j < widths[i]; ++j) (*g)[r * widths[i] + j] += sum_w[r * nt + c0 + j];
+      if (Tensor<T>* g = detail::grad_of(node, 3 + nw + i))
+        for (int64_t j = 0; j < widths[i]; ++j) (*g)[j] += sum_b[c0 + j];
+    }
+  });
+}
+
+template <typename T>
+Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const Var<T>& b, const Tensor<T>& m) {
+  IHLAB_CHECK(W.value().ndim() == 2 && a.value().ndim() >= 1 && a.shape().back() == W.dim(0) &&
+                  x.value().ndim() >= 1 && x.shape().back() == W.dim(1),
+              "linear_residual: x {}, a {} and W {} do not fit (need x[..., n], a[..., k], W[k, n])",
+              shape_str(x.shape()), shape_str(a.shape()), shape_str(W.shape()));
+  const int64_t k = W.dim(0), n = W.dim(1), N = x.value().numel() / std::max<int64_t>(n, 1);
+  IHLAB_CHECK(a.value().numel() == N * k, "linear_residual: a {} has {} rows, x {} has {}", shape_str(a.shape()),
+              a.value().numel() / std::max<int64_t>(k, 1), shape_str(x.shape()), N);
+  if (b.defined()) check_same_shape("linear_residual(bias)", b.shape(), Shape{n});
+  if (m.defined()) check_same_shape("linear_residual(multipliers)", m.shape(), x.shape());
+  Tensor<T> out(x.shape());
+  const T* pa = a.value().data();
+  const T* pm = m.defined() ? m.data() : nullptr;
+  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
+    const int64_t r = hi - lo;
+    Mat<T> y(out.data() + lo * n, r, n);
+    y.noalias() = CMat<T>(pa + lo * k, r, k) * CMat<T>(W.value().data(), k, n);
+    if (b.defined()) y.rowwise() += Eigen::Map<const RowVec<T>>(b.value().data(), n);
+    if (pm) y.array() *= CMat<T>(pm + lo * n, r, n).array();
+    y += CMat<T>(x.value().data() + lo * n, r, n);
+  });
+  return make_result<T>("linear_residual", std::move(out), {x, a, W, b}, [N, k, n, m](Node<T>& node) {
+    // With Gb = G * m (the branch's gradient):  dx = G;  da = Gb W^T;  dW = a^T Gb;  db = colsum(Gb).
+    const T* G = node.grad.data();
+    const T* pm = m.defined() ? m.data() : nullptr;
+    Tensor<T>* gx = detail::grad_of(node, 0);
+    Tensor<T>* ga = detail::grad_of(node, 1);
+    Tensor<T>* gW = detail::grad_of(node, 2);
+    Tensor<T>* gb = detail::grad_of(node, 3);
+    const T* pa = node.parents[1]->value.data();
+    const T* pW = node.parents[2]->value.data();
+    const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
+    std::vector<T> dW(gW ? chunks * k * n : 0), db(gb ? chunks * n : 0);
+    parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
+      const int64_t r = hi - lo, c = lo / kRowChunk;
+      CMat<T> Gc(G + lo * n, r, n);
+      if (gx) Mat<T>(gx->data() + lo * n, r, n) += Gc;
+      RowMat<T> Gm;
+      if (pm) Gm = Gc.array() * CMat<T>(pm + lo * n, r, n).array();
+      const T* gbr = pm ? Gm.data() : G + lo * n;
+      CMat<T> Gb(gbr, r, n);
+      if (ga) Mat<T>(ga->data() + lo * k, r, k).noalias() += Gb * CMat<T>(pW, k, n).transpose();
+      if (gW) Mat<T>(dW.data() + c * k * n, k, n).noalias() = CMat<T>(pa + lo * k, r, k).transpose() * Gb;
+      if (gb) column_sums(gbr, r, n, db.data() + c * n);
+    });
+    if (gW) add_partials(dW, chunks, k * n, gW->data());
+    if (gb) add_partials(db, chunks, n, gb->data());
+  });
+}
+
+#define INST(T)                                                                                             \
+  template Var<T> norm_linear(const Var<T>&, bool, const Var<T>&, const Var<T>&, double,                    \
+                              const std::vector<Var<T>>&, const std::vector<Var<T>>&);                      \
+  template Var<T> linear_residual(const Var<T>&, const Var<T>&, const Var<T>&, const Var<T>&, const Tensor<T>&);
+IHLAB_INSTANTIATE_OPS(INST)
+
+}  // namespace ihlab::ops

@@ -1,0 +1,177 @@
+// edelman2024-icl-mc: a 2-layer attention-only transformer on in-context Markov chains passes
+// through three stages, read off the KL divergence from each reference strategy to the model
+// (kl.uniform, kl.unigram, kl.bigram columns): uniform -> in-context unigram plateau -> abrupt
+// switch to the bigram (statistical induction head) solution. Claims compare 5 seeds, the doubly
+// stochastic variant (no unigram signal: it should switch earlier) and a 1-layer model (which
+// cannot form an induction head and should stay at unigram).
+#include "reproduce/edelman2024.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "analysis/induction_metrics.h"
+#include "reproduce/variants.h"
+#include "train/run.h"
+
+namespace ihlab {
+
+namespace {
+
+const char* kConfig = R"(
+name = "edelman2024-icl-mc"
+seed = 0
+dtype = "float32"
+[task]
+name = "icl-mc"
+states = 3
+length = 101        # x_0 and T = 100 more tokens
+order = 2
+alpha = 1.0
+variant = "standard"
+[model]
+name = "transformer"
+layers = 2
+heads = 1
+width = 16
+attention_only = true
+norm = "pre"
+positional = "relative"
+[data]
+mode = "fresh"
+batch_size = 64
+val_size = 256
+[log]
+every = 50
+geometric = true
+checkpoint_every = 1000
+[[stages]]
+name = "adamw"
+optimizer = "adamw"
+lr = 5e-4            # the public code's value (the paper text says 3e-5; see the README)
+beta1 = 0.9
+beta2 = 0.95
+weight_decay = 0.1
+clip = 1.0
+steps = 4000
+)";
+
+struct Stages {
+  bool uniform_first = false, unigram_plateau = false, bigram_last = false;
+  SeriesEvent switch_event;
+  double threshold_step = NAN;  // first step with kl.bigram below the threshold
+};
+
+// The closest reference at each logged point, and the events the claims need.
+Stages read_stages(const MetricsTable& m, double kl_threshold) {
+  Stages s;
+  auto steps = m.column("step"), u = m.column("kl.uniform"), g = m.column("kl.unigram"), b = m.column("kl.bigram");
+  auto closest = [&](size_t i) { return b[i] < g[i] && b[i] < u[i] ? 2 : g[i] < u[i] ? 1 : 0; };
+  s.uniform_first = closest(0) == 0;
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (closest(i) == 1) s.unigram_plateau = true;
+  s.bigram_last = closest(steps.size() - 1) == 2;
+  s.switch_event = unigram_to_bigram_switch(steps, g, b, 3);
+  SeriesEvent t = threshold_crossing(steps, b, kl_threshold, Direction::Fall, 3);
+  if (t.found) s.threshold_step = t.step;
+  return s;
+}
+
+double median(std::vector<double> v) {
+  std::erase_if(v, [](double x) { return !std::isfinite(x); });
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+std::vector<Variant> variants(bool quick) {
+  std::vector<Variant> v;
+  const int seeds = quick ? 2 : 5;
+  for (int s = 1; s < seeds; ++s) v.push_back({fmt::format("seed{}", s), {fmt::format("seed={}", s)}});
+  for (int s = 0; s < (quick ? 1 : 3); ++s)
+    v.push_back({fmt::format("doubly-stochastic-seed{}", s), {"task.variant=\"doubly-stochastic\"", fmt::format("seed={}", s)}});
+  v.push_back({"one-layer", {"model.layers=1"}});
+  return v;
+}
+
+constexpr double kKlThreshold = 0.02;  // nats: "the model has reached the bigram solution"
+
+std::vector<Claim> claims(ReproContext& c) {
+  std::vector<Claim> out;
+  const bool quick = c.quick;
+  auto vs = variants(quick);
+  c.extra["runs"] = variants_json(c.out_dir, vs);
+  // 1. Three stages in every seed of the standard variant.
+  std::vector<MetricsTable> seeds = {c.metrics};
+  for (auto& v : vs)
+    if (v.name.rfind("seed", 0) == 0) seeds.push_back(variant_metrics(c.out_dir, v.name));
+  int three = 0;
+  std::vector<double> switch_steps, reach_steps;
+  std::string detail;
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    Stages s = read_stages(seeds[i], kKlThreshold);
+    bool ok = s.uniform_first && s.unigram_plateau && s.bigram_last && s.switch_event.found;
+    three += ok;
+    switch_steps.push_back(s.switch_event.step);
+    reach_steps.push_back(s.threshold_step);
+    detail += fmt::format("{}seed {}: {}{}{} switch {}", i ? "; " : "", i, s.uniform_first ? "U" : "-",
+                          s.unigram_plateau ? "u" : "-", s.bigram_last ? "b" : "-", s.switch_event.step);
+  }
+  out.push_back({"three stages in every seed", fmt::format("uniform -> unigram plateau -> bigram in all {} seeds",
+                                                           seeds.size()),
+                 double(three), three == int(seeds.size()), detail + " (U/u/b: closest reference by KL)"});
+  // 2. The bigram solution is reached: final loss near the bigram strategy's.
+  double val = c.metrics.column("val_loss").back(), big = c.metrics.column("ref.bigram").back(),
+         uni = c.metrics.column("ref.unigram").back();
+  double gap = (val - big) / (uni - big);
+  out.push_back({"seed 0 reaches the bigram solution", "(val_loss - bigram) / (unigram - bigram) < 0.25", gap,
+                 gap < 0.25, fmt::format("val_loss {:.4f}, unigram {:.4f}, bigram {:.4f}", val, uni, big)});
+  // 3. Doubly stochastic: no unigram signal, so it reaches the bigram solution earlier.
+  std::vector<double> ds;
+  for (auto& v : vs)
+    if (v.name.rfind("doubly", 0) == 0) ds.push_back(read_stages(variant_metrics(c.out_dir, v.name), kKlThreshold).threshold_step);
+  double m_std = median(reach_steps), m_ds = median(ds);
+  bool earlier = std::isfinite(m_ds) && (!std::isfinite(m_std) || m_ds < m_std);
+  out.push_back({"doubly stochastic transitions earlier",
+                 fmt::format("median step to kl.bigram < {} smaller than the standard variant's", kKlThreshold), m_ds,
+                 earlier, fmt::format("doubly stochastic median {} vs standard median {} (steps)", m_ds, m_std)});
+  // 4. One layer cannot form an induction head: it stays at the unigram solution.
+  MetricsTable one = variant_metrics(c.out_dir, "one-layer");
+  double g1 = one.column("kl.unigram").back(), b1 = one.column("kl.bigram").back();
+  double v1 = one.column("val_loss").back();
+  double gap1 = (v1 - big) / (uni - big);
+  out.push_back({"a 1-layer model stays at unigram", "final kl.unigram < kl.bigram and no better than halfway to bigram",
+                 gap1, g1 < b1 && gap1 > 0.5,
+                 fmt::format("1-layer val_loss {:.4f}; kl.unigram {:.4f}, kl.bigram {:.4f}", v1, g1, b1)});
+  // 5. The switch is abrupt: the plateau lasts longer than the switch itself takes.
+  SteepestChange steep = steepest_change(c.metrics.column("step"), c.metrics.column("kl.bigram"),
+                                         {.window = 5}, Direction::Fall);
+  out.push_back({"unigram -> bigram switch found in every seed", "median switch step (closest reference by KL)",
+                 median(switch_steps), std::all_of(switch_steps.begin(), switch_steps.end(), [](double x) { return std::isfinite(x); }),
+                 fmt::format("steepest fall of kl.bigram (seed 0) at step {}", steep.step)});
+  return out;
+}
+
+}  // namespace
+
+Reproduction edelman2024_icl_mc() {
+  Reproduction r;
+  r.name = "edelman2024-icl-mc";
+  r.paper = "Edelman et al. 2024";
+  r.description = "ICL-MC: uniform -> unigram plateau -> bigram across 5 seeds; doubly stochastic is earlier; "
+                  "1 layer stays at unigram";
+  r.runtime = "(measuring)";
+  r.config_toml = kConfig;
+  r.quick_overrides = {"stages.0.steps=1500", "data.val_size=128"};
+  r.run = [](const ReproContext& c, const TrainOptions& o) {
+    RunResult main = run_config(c.config, c.out_dir, o);
+    if (main.status != "finished") return main;
+    if (!run_variants(c.config, c.out_dir, variants(c.quick), !o.quiet)) main.status = "interrupted";
+    return main;
+  };
+  r.evaluate = claims;
+  return r;
+}
+
+}  // namespace ihlab

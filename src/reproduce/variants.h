@@ -1,0 +1,32 @@
+#pragma once
+// Reproductions whose claims compare several runs (seeds, a task variant, a smaller model): the
+// main run goes in DIR as usual; each variant is an ordinary run directory DIR/runs/<name>/ made
+// from the same resolved configuration plus a few overrides. A variant that already finished is
+// not run again, so an interrupted reproduction loses no finished run.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/run_dir.h"
+#include "train/trainer.h"
+
+namespace ihlab {
+
+struct Variant {
+  std::string name;                    // directory name under DIR/runs/
+  std::vector<std::string> overrides;  // applied to the main run's resolved configuration
+};
+
+// Runs every variant in order (quietly unless `verbose`); stops early, returning false, when one
+// is interrupted or diverges. Returns true when all finished.
+bool run_variants(const nlohmann::json& config, const std::string& out_dir, const std::vector<Variant>& variants,
+                  bool verbose);
+
+// metrics.csv of a finished variant.
+MetricsTable variant_metrics(const std::string& out_dir, const std::string& name);
+
+// summary.json "runs" entries (the report draws them as a table linking each run's directory).
+nlohmann::json variants_json(const std::string& out_dir, const std::vector<Variant>& variants);
+
+}  // namespace ihlab
