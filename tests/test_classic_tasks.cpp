@@ -597,5 +597,38 @@ TEST(Bursty, BadConfigNamesTheKey) {
   expect_error([] { make("bursty", {{"targets", "every"}}); }, {"targets"});
 }
 
+TEST(RepeatedTokens, VariableBlocksHaveNoFixedCopyOffset) {
+  RepeatedTokensConfig cfg;
+  cfg.vocab = 16, cfg.block = 10, cfg.repeats = 3, cfg.repeats_only = true, cfg.block_min = 4;
+  RepeatedTokensTask task(cfg);
+  Batch b = task.sample(64, 3, StreamKind::Test, 0);
+  ASSERT_EQ(b.length, 31);
+  std::set<int64_t> blocks;
+  for (int64_t r = 0; r < b.size; ++r) {
+    int64_t first = -1, count = 0;
+    for (int64_t i = 0; i < b.length; ++i)
+      if (b.targets[r * b.length + i] >= 0) {
+        if (first < 0) first = i;
+        ++count;
+        EXPECT_EQ(b.targets[r * b.length + i], b.tokens[r * b.length + i + 1 - first]) << "row " << r;
+      }
+    ASSERT_GE(first, 4);
+    ASSERT_LE(first, 10);
+    EXPECT_EQ(count, first * 2);  // copies 2 and 3
+    blocks.insert(first);
+  }
+  EXPECT_GE(blocks.size(), 5u);  // the block length really varies
+  for (auto& p : task.predictions(b))
+    if (p.name == "ref.oracle")
+      for (double l : target_losses(p, b))
+        if (!std::isnan(l)) EXPECT_EQ(l, 0.0);
+  for (auto& [k, v] : task.reference_losses(b))
+    if (k == "ref.oracle") EXPECT_EQ(v, 0.0);
+  cfg.repeats_only = false;
+  EXPECT_THROW(RepeatedTokensTask{cfg}, Error);
+  cfg.repeats_only = true, cfg.block_min = 11;
+  EXPECT_THROW(RepeatedTokensTask{cfg}, Error);
+}
+
 }  // namespace
 }  // namespace ihlab

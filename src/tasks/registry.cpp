@@ -52,6 +52,10 @@ const std::vector<TaskEntry>& task_registry() {
                      .integer("vocab", 64, "content tokens (BOS is the extra id vocab)", 2, 1 << 20)
                      .integer("block", 25, "tokens in the repeated block", 1, 1 << 20)
                      .integer("repeats", 4, "copies of the block (2 = the block repeated once)", 2, 1 << 20)
+                     .integer("block_min", 0,
+                              "0 = fixed blocks; else block lengths uniform in [block_min, block] with random "
+                              "filler after the copies, so no fixed offset solves the task (needs targets = repeats)",
+                              0, 1 << 20)
                      .string("targets", "all",
                              "which next-token targets count: all, or only those inside the repeats",
                              {"all", "repeats"}),
@@ -61,6 +65,7 @@ const std::vector<TaskEntry>& task_registry() {
                    cfg.block = c.at("block");
                    cfg.repeats = c.at("repeats");
                    cfg.repeats_only = c.at("targets").get<std::string>() == "repeats";
+                   cfg.block_min = c.at("block_min");
                    return std::make_unique<RepeatedTokensTask>(cfg);
                  }});
     e.push_back({"icl-mc",

@@ -8,7 +8,7 @@
 // "25 tokens, 4 repeats" is block = 25, repeats = 4 (101 tokens); "50 tokens repeated once" is
 // block = 50, repeats = 2.
 //
-// Layout of a Batch (length() = 1 + block * repeats):
+// Layout of a Batch (length() = 1 + block * repeats; see block_min for variable blocks):
 //   tokens  [n, length]: BOS, r, r, ..., r.
 //   targets [n, length]: next-token targets, targets[i] = tokens[i + 1], the last position -1.
 //     targets = "repeats" keeps only the positions whose target lies in copies 2.. (i >= block),
@@ -29,9 +29,15 @@ namespace ihlab {
 
 struct RepeatedTokensConfig {
   int64_t vocab = 64;     // content tokens; BOS = vocab
-  int64_t block = 25;     // tokens in r
+  int64_t block = 25;     // tokens in r (the largest block when block_min > 0)
   int64_t repeats = 4;    // copies of r (>= 2)
   bool repeats_only = false;  // targets = "repeats"
+  // 0: every block has `block` tokens. Else each sequence draws its block length uniformly from
+  // [block_min, block] and pads the end with random filler tokens (no targets), so no fixed
+  // offset copies the next token: only an induction head (match the current token, copy what
+  // followed it) does. Needs targets = "repeats": a sequence's block length is then its first
+  // target position, which is how the references recover the layout from a batch.
+  int64_t block_min = 0;
 
   void validate() const;  // throws ihlab::Error naming the key (task.vocab, ...)
 };
@@ -55,7 +61,7 @@ class RepeatedTokensTask : public Task {
   const RepeatedTokensConfig& config() const { return cfg_; }
 
  private:
-  bool has_target(int64_t i) const;
+  int64_t block_of(const Batch& b, int64_t row) const;  // the row's block length
   RepeatedTokensConfig cfg_;
 };
 
