@@ -57,6 +57,13 @@ TransformerConfig small(TransformerPositional pos) {
   return c;
 }
 
+// Sets one thread for its scope (tiny problems: parallel regions cost more than they save).
+struct OneThread {
+  int saved = num_threads();
+  OneThread() { set_threads(1); }
+  ~OneThread() { set_threads(saved); }
+};
+
 // Loss of the model at its current parameters, in training mode (so dropout, if any, applies
 // with the batch's masks), without a backward pass.
 double loss_at(Transformer<double>& m, const Batch& b) { return m.loss(b).item(); }
@@ -68,11 +75,7 @@ double loss_at(Transformer<double>& m, const Batch& b) { return m.loss(b).item()
   m.params().zero_grad();
   backward(m.loss(b));
   // Results do not depend on the thread count; many tiny evaluations run fastest on one thread.
-  struct OneThread {
-    int saved = num_threads();
-    OneThread() { set_threads(1); }
-    ~OneThread() { set_threads(saved); }
-  } one_thread;
+  OneThread one_thread;
   int64_t bad = 0, checked = 0;
   std::string worst;
   double worst_ratio = -1;
@@ -133,16 +136,20 @@ std::vector<GradCase> grad_cases() {
   return v;
 }
 
-TEST(Transformer, GradientsMatchFiniteDifferences) {
-  for (auto& gcase : grad_cases()) {
-    SCOPED_TRACE(gcase.name);
-    gcase.cfg.feature_dim = gcase.F;
-    Transformer<double> m(gcase.cfg, 3);
-    randomize(m, 11);
-    Batch b = random_batch(3, 6, gcase.cfg.vocab, 21, gcase.F);
-    EXPECT_TRUE(model_gradcheck(m, b));
-  }
+// One test per configuration, so each is a separate (short) ctest entry.
+class TransformerGradients : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(TransformerGradients, MatchFiniteDifferences) {
+  GradCase gcase = grad_cases()[GetParam()];
+  SCOPED_TRACE(gcase.name);
+  gcase.cfg.feature_dim = gcase.F;
+  Transformer<double> m(gcase.cfg, 3);
+  randomize(m, 11);
+  Batch b = random_batch(3, 6, gcase.cfg.vocab, 21, gcase.F);
+  EXPECT_TRUE(model_gradcheck(m, b));
 }
+
+INSTANTIATE_TEST_SUITE_P(Configs, TransformerGradients, ::testing::Range<size_t>(0, grad_cases().size()));
 
 TEST(Transformer, ShorterBatchesAndLongerOnesWhereAllowed) {
   auto c = small(TransformerPositional::Relative);
@@ -153,6 +160,13 @@ TEST(Transformer, ShorterBatchesAndLongerOnesWhereAllowed) {
   auto l = small(TransformerPositional::Learned);
   Transformer<double> ml(l, 1);
   EXPECT_THROW(ml.loss(random_batch(2, 7, 5, 3)), Error);
+  // Length 1 without self attention: no query has a key, every head outputs zero.
+  auto a = small(TransformerPositional::Alibi);
+  a.self_attention = false;
+  Transformer<double> ma(a, 1);
+  randomize(ma, 2);
+  EXPECT_TRUE(model_gradcheck(ma, random_batch(3, 1, 5, 4)));
+  EXPECT_EQ(ma.attention(random_batch(1, 1, 5, 4), 0)[0].weights, std::vector<double>{0.0});
 }
 
 template <typename T>
@@ -485,6 +499,7 @@ TEST(Transformer, RegistryBuildsTheEdelmanDefaults) {
 }
 
 TEST(Transformer, AdamLearnsThePreviousToken) {
+  OneThread one_thread;
   TransformerConfig c;
   c.vocab = 6, c.max_len = 12, c.layers = 1, c.heads = 1, c.width = 16, c.init_std = 0.3;
   Transformer<float> m(c, 1);

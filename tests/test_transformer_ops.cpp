@@ -228,6 +228,17 @@ TEST(TransformerOps, NormLinearMatchesComposition) {
     o.wrt = {true, norm, norm, true, true, true, true};
     EXPECT_TRUE(check_agg(f, {x, g, be, W1, W2, b1, b2}, o));
   }
+  // With the GELU (an MLP's first layer): against ops::gelu of the composition.
+  {
+    auto y = O::norm_linear(leafd(x), true, leafd(g), leafd(be), 1e-5, {leafd(W2)}, {leafd(b2)}, true);
+    auto ref = O::gelu(O::add(O::linear(O::layer_norm(leafd(x), leafd(g), leafd(be), 1e-5), leafd(W2)), leafd(b2)));
+    expect_close(y.value(), std::vector<double>(ref.value().data(), ref.value().data() + ref.value().numel()),
+                 1e-13, "gelu output");
+    auto f = [&](const auto& v) { return O::norm_linear(v[0], true, v[1], v[2], 1e-5, {v[3]}, {v[4]}, true); };
+    EXPECT_TRUE(check_agg(f, {x, g, be, W2, b2}));
+    // float32 uses Eigen's rational erf (a couple of ulp) instead of std::erf.
+    EXPECT_TRUE(f32_matches_f64(f, {x, g, be, W2, b2}, 1e-5, 1e-4));
+  }
   // No affine parameters, one weight, no biases; many rows (several chunks).
   TensorD xb = randn(rs, {3, 200, 4});
   TensorD W = randn(rs, {4, 3});

@@ -110,11 +110,13 @@ Var<T> rotary(const Var<T>& x, int64_t head_dim, double base = 10000.0, int64_t 
 // ---- fused transformer block pieces (ops_block.cpp) ----
 // y = [h W_1 + b_1 | h W_2 + b_2 | ...] with h = layer_norm(x, gamma, beta, eps) if norm, else
 // h = x: a LayerNorm followed by linear maps whose outputs are concatenated (the q|k|v projection,
-// the final norm + unembedding) in one op. x: [..., d]; gamma, beta: [d] or undefined; W_i:
-// [d, n_i]; b: empty or one bias [n_i] (or undefined) per weight -> [..., sum n_i].
+// the final norm + unembedding), then the exact GELU if gelu (an MLP's first layer), in one op.
+// x: [..., d]; gamma, beta: [d] or undefined; W_i: [d, n_i]; b: empty or one bias [n_i] (or
+// undefined) per weight -> [..., sum n_i]. The float GELU uses Eigen's vectorized erf (a rational
+// fit within a couple of ulp); double uses std::erf, like ops::gelu.
 template <typename T>
 Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>& beta, double eps,
-                   const std::vector<Var<T>>& W, const std::vector<Var<T>>& b = {});
+                   const std::vector<Var<T>>& W, const std::vector<Var<T>>& b = {}, bool gelu = false);
 // y = x + (a W + b) * m: a linear branch added to a residual stream, with optional constant
 // multipliers m on the branch (a dropout mask). x: [..., n]; a: [..., k] (same rows); W: [k, n];
 // b: [n] or undefined; m: undefined or x's shape.

@@ -9,6 +9,7 @@
 // gradients are summed per chunk and the partials added in chunk order, so nothing depends on
 // the thread count.
 #include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include <cmath>
 
@@ -52,6 +53,22 @@ T sum8(const T* a, const T* b, int64_t n) {
   return s;
 }
 
+// The exact GELU, z Phi(z), elementwise over n values, and its derivative Phi(z) + z phi(z)
+// times g (in place into g). Vectorized through Eigen's erf and exp.
+template <typename T>
+void gelu_forward(const T* z, T* y, int64_t n) {
+  using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+  Eigen::Map<const Arr> zz(z, n);
+  Eigen::Map<Arr>(y, n) = T(0.5) * zz * (T(1) + (zz * T(0.70710678118654752440)).erf());
+}
+template <typename T>
+void gelu_backward(const T* z, T* g, int64_t n) {
+  using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+  Eigen::Map<const Arr> zz(z, n);
+  Eigen::Map<Arr>(g, n) *= T(0.5) * (T(1) + (zz * T(0.70710678118654752440)).erf()) +
+                           zz * T(0.39894228040143267794) * (T(-0.5) * zz.square()).exp();
+}
+
 // Sums per-chunk partials [chunks, n] in chunk order into dst [n] (+=).
 template <typename T>
 void add_partials(const std::vector<T>& part, int64_t chunks, int64_t n, T* dst) {
@@ -66,7 +83,7 @@ void add_partials(const std::vector<T>& part, int64_t chunks, int64_t n, T* dst)
 
 template <typename T>
 Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>& beta, double eps,
-                   const std::vector<Var<T>>& W, const std::vector<Var<T>>& b) {
+                   const std::vector<Var<T>>& W, const std::vector<Var<T>>& b, bool gelu) {
   IHLAB_CHECK(x.value().ndim() >= 1, "norm_linear: x must have rank >= 1");
   IHLAB_CHECK(!W.empty() && (b.empty() || b.size() == W.size()),
               "norm_linear: need one or more weights and as many biases (or none), got {} and {}", W.size(),
@@ -102,6 +119,8 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
   // x: two numbers a row instead of a copy of x).
   std::shared_ptr<T[]> mean(norm ? new T[std::max<int64_t>(N, 1)] : nullptr);
   std::shared_ptr<T[]> rstd(norm ? new T[std::max<int64_t>(N, 1)] : nullptr);
+  // With gelu, the pre-activation h W + b, which GELU's derivative needs.
+  std::shared_ptr<T[]> pre(gelu ? new T[std::max<int64_t>(N * nt, 1)] : nullptr);
   const T* px = x.value().data();
   const T* pg = norm && gamma.defined() ? gamma.value().data() : nullptr;
   const T* pb = norm && beta.defined() ? beta.value().data() : nullptr;
@@ -124,9 +143,10 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
       }
       h = hn.data();
     }
-    Mat<T> y(out.data() + lo * nt, r, nt);
+    Mat<T> y(gelu ? pre.get() + lo * nt : out.data() + lo * nt, r, nt);
     y.noalias() = CMat<T>(h, r, d) * Wc;
     if (any_bias) y.rowwise() += bc;
+    if (gelu) gelu_forward(pre.get() + lo * nt, out.data() + lo * nt, r * nt);
   });
 
   std::vector<Var<T>> inputs{x, gamma, beta};
@@ -134,7 +154,7 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
   for (size_t i = 0; i < W.size(); ++i) inputs.push_back(b.empty() ? Var<T>() : b[i]);
   const int64_t nw = int64_t(W.size());
   return make_result<T>("norm_linear", std::move(out), std::move(inputs),
-                        [N, d, nt, nw, norm, widths, Wc = std::move(Wc), mean, rstd](Node<T>& node) {
+                        [N, d, nt, nw, norm, widths, Wc = std::move(Wc), mean, rstd, pre](Node<T>& node) {
     // With h = LN(x) (or x) and G = dY:  dW = h^T G;  db = colsum(G);  dh = G W^T;
     // LN: dx = rstd * (dh gamma - mean(dh gamma) - xhat * mean(dh gamma xhat)), dgamma = sum dh xhat,
     // dbeta = sum dh.
@@ -155,7 +175,12 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
     std::vector<T> dgamma(gg ? chunks * d : 0), dbeta(gbeta ? chunks * d : 0);
     parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
       const int64_t r = hi - lo, c = lo / kRowChunk;
-      CMat<T> Gc(G + lo * nt, r, nt);
+      RowMat<T> Gz;  // with gelu: the gradient at the pre-activation
+      if (pre) {
+        Gz = CMat<T>(G + lo * nt, r, nt);
+        gelu_backward(pre.get() + lo * nt, Gz.data(), r * nt);
+      }
+      CMat<T> Gc(pre ? Gz.data() : G + lo * nt, r, nt);
       RowMat<T> xhat, hn;  // normalized rows and the LayerNorm output, recomputed as in forward
       const T* h = px + lo * d;
       if (norm) {
@@ -169,7 +194,7 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
         h = hn.data();
       }
       if (want_w) Mat<T>(dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
-      if (want_b) column_sums(G + lo * nt, r, nt, db.data() + c * nt);
+      if (want_b) column_sums(Gc.data(), r, nt, db.data() + c * nt);
       if (!gx && !gg && !gbeta) return;
       RowMat<T> dh = Gc * Wc.transpose();  // [r, d]
       if (!norm) {
@@ -261,7 +286,7 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
 
 #define INST(T)                                                                                             \
   template Var<T> norm_linear(const Var<T>&, bool, const Var<T>&, const Var<T>&, double,                    \
-                              const std::vector<Var<T>>&, const std::vector<Var<T>>&);                      \
+                              const std::vector<Var<T>>&, const std::vector<Var<T>>&, bool);                \
   template Var<T> linear_residual(const Var<T>&, const Var<T>&, const Var<T>&, const Var<T>&, const Tensor<T>&);
 IHLAB_INSTANTIATE_OPS(INST)
 

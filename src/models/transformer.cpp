@@ -143,7 +143,7 @@ template <typename T>
 Var<T> Transformer<T>::block_mlp(const Var<T>& x, const Layer& p, int64_t layer, uint64_t hash, bool train) {
   using namespace ops;
   const bool pre = cfg_.norm == TransformerNorm::Pre;
-  Var<T> u = gelu(norm_linear(x, pre, p.ln2_g, p.ln2_b, cfg_.ln_eps, {p.W1}, {p.b1}));  // [B, L, M]
+  Var<T> u = norm_linear(x, pre, p.ln2_g, p.ln2_b, cfg_.ln_eps, {p.W1}, {p.b1}, /*gelu=*/true);  // [B, L, M]
   return linear_residual(x, u, p.W2, p.b2, residual_mask(x.shape(), layer, kMlpOut, hash, train));
 }
 

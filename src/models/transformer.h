@@ -51,10 +51,11 @@
 // results do not depend on the thread count. (A batch seen twice, as in full-batch training, gets
 // the same masks both times.)
 //
-// Performance: one step is a handful of fused ops (ops::norm_linear for LN + q|k|v, ops::
-// banded_attention, ops::linear_residual, the final LN + unembedding), and the first model built
-// tunes glibc malloc to keep freed memory (transformer_detail::keep_freed_memory: process-wide,
-// numerically neutral), which saves the page faults of re-allocating every step's graph.
+// Performance: one step is a handful of fused ops (ops::norm_linear for LN + q|k|v, LN + W_1 +
+// GELU and the final LN + unembedding; ops::banded_attention; ops::linear_residual for each
+// block's output and residual add), and the first model built tunes glibc malloc to keep freed
+// memory (transformer_detail::keep_freed_memory: process-wide, numerically neutral), which saves
+// the page faults of re-allocating every step's graph.
 #include <string>
 #include <vector>
 
