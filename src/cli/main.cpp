@@ -155,6 +155,8 @@ int main(int argc, char** argv) {
   repro->add_option("overrides", ropt.overrides, "key=value overrides of the embedded configuration");
   repro->add_option("--out", out, "run directory to create")->required();
   repro->add_flag("--quick", ropt.quick, "a reduced version that runs in seconds");
+  repro->add_flag("--evaluate-only", ropt.evaluate_only,
+                  "re-check the claims of the finished reproduction in --out without training");
   repro->add_option("--compat", ropt.compat, "paper (default) or code: the authors' code semantics")
       ->check(CLI::IsMember({"paper", "code"}));
   repro->footer("Writes the run directory of `ihlab train` with the claims in summary.json and prints the claims table.\n"

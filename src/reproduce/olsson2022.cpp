@@ -26,7 +26,7 @@ seed = 0
 dtype = "float32"
 [task]
 name = "repeated-tokens"
-vocab = 32
+vocab = 64
 block = 20
 block_min = 8         # block lengths vary per sequence: no fixed offset copies the next token
 repeats = 3
@@ -35,10 +35,10 @@ targets = "repeats"   # the loss is measured where copying can help
 name = "transformer"
 layers = 2
 heads = 2
-width = 32
+width = 64
 attention_only = true
 norm = "pre"
-positional = "learned"
+positional = "relative"   # a learned bias per offset: previous-token heads come easily
 [data]
 mode = "fresh"
 batch_size = 32
@@ -50,14 +50,14 @@ checkpoint_every = 1000
 [[stages]]
 name = "adamw"
 optimizer = "adamw"
-lr = 1e-3
+lr = 3e-3
 beta1 = 0.9
 beta2 = 0.98
 weight_decay = 0.01
 clip = 1.0
 schedule = "cosine"
 warmup_steps = 100
-steps = 3000
+steps = 2000
 )";
 
 std::vector<Variant> variants() { return {{"one-layer", {"model.layers=1"}}}; }
@@ -108,7 +108,7 @@ Reproduction olsson2022_repeated_tokens() {
                   "1 layer cannot";
   r.runtime = "(measuring)";
   r.config_toml = kConfig;
-  r.quick_overrides = {"stages.0.steps=1500"};
+  r.quick_overrides = {"stages.0.steps=600"};
   r.run = [](const ReproContext& c, const TrainOptions& o) {
     RunResult main = run_config(c.config, c.out_dir, o);
     if (main.status != "finished") return main;

@@ -46,7 +46,17 @@ ReproResult run_reproduction(const std::string& name, const std::string& out_dir
   ctx.compat = o.compat;
   TrainOptions topt;
   topt.quiet = o.quiet;
-  ctx.result = r.run ? r.run(ctx, topt) : run_config(ctx.config, out_dir, topt);
+  if (o.evaluate_only) {
+    nlohmann::json s = read_json(out_dir + "/summary.json");
+    IHLAB_CHECK(s.value("status", "") == "finished", "reproduce --evaluate-only: the run in '{}' is '{}', not finished",
+                out_dir, s.value("status", "missing"));
+    ctx.result.status = "finished";
+    ctx.result.steps = s.value("steps", int64_t(0));
+    ctx.result.wall_seconds = s.value("wall_seconds", 0.0);
+    ctx.result.checkpoint = s.value("checkpoint", "");
+  } else {
+    ctx.result = r.run ? r.run(ctx, topt) : run_config(ctx.config, out_dir, topt);
+  }
   ReproResult out;
   out.run = ctx.result;
   if (ctx.result.status != "finished") return out;  // claims need a finished run

@@ -48,6 +48,9 @@ struct ReproduceOptions {
   std::string compat = "paper";
   std::vector<std::string> overrides;
   bool quiet = false;
+  // Re-check the claims of a reproduction that already ran in out_dir (e.g. after its claim code
+  // changed) without training: the run and its variants are read back as they are.
+  bool evaluate_only = false;
 };
 
 // The configuration a reproduction runs with: embedded TOML, then compat, quick and user overrides.
