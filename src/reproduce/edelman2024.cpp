@@ -87,7 +87,7 @@ double median(std::vector<double> v) {
 
 std::vector<Variant> variants(bool quick) {
   std::vector<Variant> v;
-  const int seeds = quick ? 2 : 5;
+  const int seeds = quick ? 1 : 5;
   for (int s = 1; s < seeds; ++s) v.push_back({fmt::format("seed{}", s), {fmt::format("seed={}", s)}});
   for (int s = 0; s < (quick ? 1 : 3); ++s)
     v.push_back({fmt::format("doubly-stochastic-seed{}", s), {"task.variant=\"doubly-stochastic\"", fmt::format("seed={}", s)}});
@@ -173,7 +173,7 @@ Reproduction edelman2024_icl_mc() {
                   "1 layer stays at unigram";
   r.runtime = "(measuring)";
   r.config_toml = kConfig;
-  r.quick_overrides = {"stages.0.steps=1500", "data.val_size=128"};
+  r.quick_overrides = {"stages.0.steps=2500", "data.val_size=128"};
   r.run = [](const ReproContext& c, const TrainOptions& o) {
     RunResult main = run_config(c.config, c.out_dir, o);
     if (main.status != "finished") return main;

@@ -112,7 +112,7 @@ Reproduction reddy2023_bursty() {
                   "stays near chance without";
   r.runtime = "(measuring)";
   r.config_toml = kConfig;
-  r.quick_overrides = {"stages.0.steps=1500"};
+  r.quick_overrides = {"stages.0.steps=2500", "data.val_size=256"};
   r.run = [](const ReproContext& c, const TrainOptions& o) {
     RunResult main = run_config(c.config, c.out_dir, o);
     if (main.status != "finished") return main;
