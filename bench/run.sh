@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
 # Times one training step in ihlab and in PyTorch on identical inputs.
-#   bash bench/run.sh WORKLOAD          (env: STEPS=200 WARMUP=10 THREADS=2 DUMP=<dir>)
-# Builds the release tree (scripts/build.sh), runs build/bench_step, which dumps params + batch,
-# then the workload's PyTorch script on that dump. Fails unless both first-step losses agree to
-# 1e-4 relative (a speedup over different math means nothing). Last line of output:
+#   bash bench/run.sh WORKLOAD          (env: STEPS=200 WARMUP=10 THREADS=2 DUMP=<dir>
+#                                         IHLAB_BUILD_DIR=build IHLAB_SKIP_BUILD=0)
+# Builds the release tree (scripts/build.sh; skipped with IHLAB_SKIP_BUILD=1, e.g. when
+# IHLAB_BUILD_DIR points at another configured release tree), runs the workload's timer from
+# $IHLAB_BUILD_DIR, which dumps params + batch, then the workload's PyTorch script on that dump.
+# Fails unless both first-step losses agree to 1e-4 relative (a speedup over different math means
+# nothing). The transformer workloads also print a "flops:" line (matmul FLOP rate of the ihlab
+# step and the measured GEMM peak). Last line of output:
 #   WORKLOAD ihlab_ms=<ms> pytorch_ms=<ms> speedup=<pytorch_ms / ihlab_ms>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Workload -> ihlab timer, PyTorch twin, and PyTorch step count (its steps are slower, so fewer).
+# Workload -> ihlab timer, PyTorch twin, and PyTorch step count (its steps are slower, so fewer);
+# IHLAB_STEPS lowers ihlab's default of 200 steps for slow workloads.
 # A new workload needs a timer (a factory in bench/bench_step.cpp or its own program) and a line in
-# each table.
+# each table. edelman-step and wide-step share bench_transformer_step (workload = its first arg).
+build_dir=${IHLAB_BUILD_DIR:-build}
 declare -A IHLAB_BIN=(
-  [smoke-step]=build/bench_step
-  [chen-step]=build/bench_chen_step
+  [smoke-step]=$build_dir/bench_step
+  [chen-step]=$build_dir/bench_chen_step
+  [edelman-step]=$build_dir/bench_transformer_step
+  [wide-step]=$build_dir/bench_transformer_step
 )
 declare -A TORCH_SCRIPT=(
   [smoke-step]=bench/torch_smoke_step.py
   [chen-step]=bench/torch_chen_step.py
+  [edelman-step]=bench/torch_transformer_step.py
+  [wide-step]=bench/torch_transformer_step.py
 )
 declare -A TORCH_STEPS=(
   [smoke-step]=200
   [chen-step]=20
+  [edelman-step]=20
+  [wide-step]=10
+)
+# ihlab step count where 200 would take minutes (STEPS= overrides both sides).
+declare -A IHLAB_STEPS=(
+  [wide-step]=30
 )
 
 known=$(printf '%s\n' "${!TORCH_SCRIPT[@]}" | sort | tr '\n' ' ')
@@ -30,18 +46,28 @@ if [ $# -ne 1 ] || [ -z "${TORCH_SCRIPT[$1]+x}" ]; then
   exit 2
 fi
 workload=$1
-steps=${STEPS:-200} warmup=${WARMUP:-10} threads=${THREADS:-2}
-dump=${DUMP:-build/bench/$workload}
+steps=${STEPS:-${IHLAB_STEPS[$workload]:-200}} warmup=${WARMUP:-10} threads=${THREADS:-2}
+dump=${DUMP:-$build_dir/bench/$workload}
 py=/usr/bin/python3  # Debian's python has torch; the pyenv python on PATH does not
 
-bash scripts/install-deps.sh >&2  # idempotent; brings python3-torch
-bash scripts/build.sh release >&2  # build logs to stderr so stdout stays the results
+if [ "${IHLAB_SKIP_BUILD:-0}" != 1 ]; then
+  bash scripts/install-deps.sh >&2  # idempotent; brings python3-torch
+  if [ "$build_dir" = build ]; then
+    bash scripts/build.sh release >&2  # build logs to stderr so stdout stays the results
+  else  # another configured tree: build just this timer
+    cmake --build "$build_dir" --target "$(basename "${IHLAB_BIN[$workload]}")" >&2
+  fi
+fi
 
 common=(--dump "$dump" --warmup "$warmup" --threads "$threads")
 ihlab_out=$("${IHLAB_BIN[$workload]}" "$workload" "${common[@]}" --steps "$steps")
 torch_out=$("$py" "${TORCH_SCRIPT[$workload]}" "${common[@]}" --steps "${STEPS:-${TORCH_STEPS[$workload]}}")
 echo "ihlab:   $(echo $ihlab_out)"
 echo "pytorch: $(echo $torch_out)"
+if grep -q 'flops_per_step=' <<<"$ihlab_out"; then  # the transformer timer also reports its FLOP rate
+  echo "flops:   $(grep -o 'flops_per_step=[^ ]* gflops=[^ ]* peak_gflops=[^ ]* fraction_of_peak=[^ ]*' <<<"$ihlab_out")" \
+    "$(grep -o 'theoretical_gflops=.*fraction_of_theoretical=[^ ]*' <<<"$ihlab_out")"
+fi
 
 # value KEY TEXT: the number after KEY= in TEXT
 value() { grep -o "$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2 || true; }

@@ -106,7 +106,7 @@ Reproduction olsson2022_repeated_tokens() {
   r.paper = "Olsson et al. 2022";
   r.description = "repeated random tokens: loss on repeats collapses as a layer-2 head's prefix matching jumps; "
                   "1 layer cannot";
-  r.runtime = "(measuring)";
+  r.runtime = "1.0 min; --quick 50 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=600"};
   r.run = [](const ReproContext& c, const TrainOptions& o) {

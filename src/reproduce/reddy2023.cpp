@@ -110,7 +110,7 @@ Reproduction reddy2023_bursty() {
   r.paper = "Reddy 2023";
   r.description = "bursty item-label classification: in-context accuracy rises abruptly with burstiness, "
                   "stays near chance without";
-  r.runtime = "(measuring)";
+  r.runtime = "2.6 min; --quick 75 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=256"};
   r.run = [](const ReproContext& c, const TrainOptions& o) {
