@@ -109,7 +109,9 @@ class Transformer : public Model<T> {
   // Mean cross-entropy over the positions with targets[i] >= 0 (dropout while training).
   Var<T> loss(const Batch& b) override;
   Scalars evaluate(const Batch& b) override;  // "acc": argmax accuracy at target positions
-  // The relative-bias weights "layer<l>.rpe.h<h>.o<offset>" when the table has at most 16 offsets.
+  // ov_pos.l<l>.h<h> and ov_self.l<l>.h<h> (OV-circuit eigenvalue positivity and self-map fraction,
+  // vocab <= 512), and the relative-bias weights "layer<l>.rpe.h<h>.o<offset>" when the table has
+  // at most 16 offsets.
   Scalars probes() const override;
   // Every layer's and head's attention probabilities for sequence `example`, no dropout.
   std::vector<AttentionMap> attention(const Batch& b, int64_t example) override;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "analysis/induction_metrics.h"
 #include "models/transformer.h"
 #include "models/transformer_detail.h"
 
@@ -88,6 +89,15 @@ std::vector<double> Transformer<T>::ov_circuit(int64_t layer, int64_t head) cons
 template <typename T>
 Scalars Transformer<T>::probes() const {
   Scalars s;
+  // Weight-only OV-circuit scores per head (induction_metrics.h): eigenvalue positivity and the
+  // fraction of tokens mapped to themselves. Cheap for small vocabularies; skipped above 512.
+  if (cfg_.vocab <= 512)
+    for (int64_t l = 0; l < cfg_.layers; ++l)
+      for (int64_t h = 0; h < cfg_.heads; ++h) {
+        const std::vector<double> M = ov_circuit(l, h);
+        s.push_back({fmt::format("ov_pos.l{}.h{}", l, h), ov_eigenvalue_positivity(M, cfg_.vocab)});
+        s.push_back({fmt::format("ov_self.l{}.h{}", l, h), ov_self_map_fraction(M, cfg_.vocab)});
+      }
   if (cfg_.positional != TransformerPositional::Relative || cfg_.rpe_size() > 16) return s;
   const int64_t K = cfg_.rpe_size(), lo = cfg_.min_offset();
   for (int64_t l = 0; l < cfg_.layers; ++l)
