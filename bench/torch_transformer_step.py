@@ -9,7 +9,7 @@ Reads DIR/inputs.safetensors (written by bench_transformer_step: every parameter
 name, "tokens" and "targets" I64 [S, B, L] = one fresh batch per step, targets -1 = none, and
 __metadata__["config"]), times N full steps on batches 0..N-1 (zero_grad, loss, backward,
 clip_grad_norm_, AdamW step) with torch.set_num_threads(T) and prints
-    pytorch_ms=<ms per step, mean> pytorch_min_ms=<fastest single step>
+    pytorch_ms=<ms per step, mean> pytorch_min_ms=<fastest single step> torch_threads=<n> blas_threads=<n>
     loss_first=<loss of step 1> loss_last=<loss of step N>
 
 The model (row-vector convention, weights [in, out]):
@@ -26,8 +26,20 @@ separate leaves), the causal mask and the relative-offset index are built once, 
 gather per layer, and F.layer_norm / F.gelu / F.cross_entropy are the fused ATen kernels. (This
 PyTorch, 1.13, has no scaled_dot_product_attention.) AdamW uses PyTorch's default CPU path; pass
 --foreach 1 to try the multi-tensor path instead.
+
+Threads: Debian's torch does its matmuls in OpenBLAS (pthreads build, BLAS_INFO=generic), whose
+thread pool torch.set_num_threads does not control. With T = 2 on a 2-core machine, torch's
+OpenMP workers and OpenBLAS's workers (both spin-waiting) then share two cores, and step times
+jump between about 1x and 2x-6x of the best one. So that the comparison is with PyTorch at its best
+on T cores, the script (--tune-threads 1, the default) times a few warm-up steps under each
+arrangement that uses T cores without oversubscribing them -- (torch T, OpenBLAS 1) and
+(torch 1, OpenBLAS T) -- plus the library defaults (torch T, OpenBLAS T), and times the run with
+the fastest (by mean step time); with T = 1 it runs (torch 1, OpenBLAS 1). It prints the choice
+as torch_threads=... blas_threads=.... --tune-threads 0 keeps torch.set_num_threads(T) and the
+library defaults.
 """
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -111,6 +123,30 @@ class Twin:
         return F.cross_entropy(z.reshape(B * L, -1), targets.reshape(-1), ignore_index=-1)
 
 
+def find_openblas():
+    """The loaded OpenBLAS (ctypes handle with openblas_set_num_threads), or None."""
+    seen = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "blas" not in path or not path.startswith("/") or path in seen:
+                continue
+            seen.add(path)
+            try:
+                lib = ctypes.CDLL(path)
+                lib.openblas_set_num_threads  # noqa: B018 (raises AttributeError if absent)
+                return lib
+            except (OSError, AttributeError):
+                continue
+    return None
+
+
+def set_threads(blas, torch_threads, blas_threads):
+    torch.set_num_threads(torch_threads)
+    if blas is not None and blas_threads is not None:
+        blas.openblas_set_num_threads(blas_threads)
+
+
 def make_run(arrays, cfg, foreach):
     m = Twin(arrays, cfg)
     opt = torch.optim.AdamW(m.params(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"],
@@ -125,8 +161,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--foreach", type=int, default=None, help="AdamW foreach (default: PyTorch's choice)")
+    ap.add_argument("--tune-threads", type=int, default=1,
+                    help="1: run with the fastest of the torch/OpenBLAS thread arrangements on T cores")
+    ap.add_argument("--tune-steps", type=int, default=5, help="steps timed per arrangement when tuning")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    blas = find_openblas()
+    blas_default = blas.openblas_get_num_threads() if blas is not None else None
 
     arrays, meta = read_safetensors(a.dump + "/inputs.safetensors")
     cfg = json.loads(meta["config"])
@@ -154,6 +195,25 @@ def main():
     warm = make_run(arrays, cfg, foreach)
     for s in range(a.warmup):
         step(*warm, s % n_batches)
+    T = a.threads
+    choice = (T, blas_default)  # library defaults
+    if a.tune_threads and blas is not None and T == 1:
+        choice = (1, 1)  # one core: OpenBLAS would otherwise start a thread per core
+    elif a.tune_threads and blas is not None:
+        best = None
+        for arr in [(T, blas_default), (T, 1), (1, T)]:
+            set_threads(blas, *arr)
+            step(*warm, 0)  # untimed: the pools settle after a change
+            times = []
+            for s in range(max(1, a.tune_steps)):
+                ts = time.perf_counter()
+                step(*warm, s % n_batches)
+                times.append(time.perf_counter() - ts)
+            mean = sum(times) / len(times)  # the mean: oversubscription shows as erratic steps
+            print(f"tune: torch {arr[0]} blas {arr[1]}: mean {mean * 1000:.2f} ms", file=sys.stderr)
+            if best is None or mean < best:
+                best, choice = mean, arr
+    set_threads(blas, *choice)
     m, opt = make_run(arrays, cfg, foreach)
     min_ms = float("inf")
     t0 = time.perf_counter()
@@ -164,7 +224,8 @@ def main():
         if s == 0:
             first = last
     ms = (time.perf_counter() - t0) * 1000 / a.steps
-    print(f"pytorch_ms={ms:.4f} pytorch_min_ms={min_ms:.4f}")
+    print(f"pytorch_ms={ms:.4f} pytorch_min_ms={min_ms:.4f} torch_threads={choice[0]} "
+          f"blas_threads={choice[1] if choice[1] is not None else 'n/a'}")
     print(f"loss_first={first:.9g} loss_last={last:.9g}")
 
 
