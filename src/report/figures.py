@@ -7,6 +7,9 @@ DIR/figures/NAME.svg and NAME.png (150 dpi) plus DIR/figures/index.json:
 Every input except metrics.csv is optional; a figure whose data is missing is skipped with one
 printed line, and an error in one figure never stops the others. SVGs are byte-identical across
 runs (fixed svg.hashsalt, no date).
+
+One file on purpose: the ihlab binary embeds it and pipes it to the interpreter, so it cannot
+import siblings. That is why it is longer than the project's usual file size.
 """
 import csv
 import json
