@@ -381,7 +381,14 @@ TEST(Transformer, GroupsNamesInitAndProbes) {
   EXPECT_EQ(m.params().get("embed.W_in").var.shape(), (Shape{2, 8}));
   EXPECT_EQ(m.params().get("layer1.mlp.W1").var.shape(), (Shape{8, 32}));
   for (double g : m.params().get("layer0.attn.ln_g").var.value().span()) EXPECT_EQ(g, 1.0);
-  Scalars s = m.probes();
+  Scalars all = m.probes();
+  // Per head: OV eigenvalue positivity and self-map fraction, then the RPE weights.
+  Scalars ov, s;
+  for (auto& kv : all) (kv.first.rfind("ov_", 0) == 0 ? ov : s).push_back(kv);
+  ASSERT_EQ(ov.size(), size_t(2 * 2 * 2));
+  EXPECT_EQ(ov[0].first, "ov_pos.l0.h0");
+  EXPECT_EQ(ov.back().first, "ov_self.l1.h1");
+  for (auto& [k, v] : ov) EXPECT_TRUE(v >= -1 && v <= 1) << k << " = " << v;
   ASSERT_EQ(s.size(), size_t(2 * 2 * 3));
   EXPECT_EQ(s[0].first, "layer0.rpe.h0.o1");  // offsets start at 1 without self attention
   EXPECT_EQ(s.back().first, "layer1.rpe.h1.o3");
@@ -396,7 +403,7 @@ TEST(Transformer, GroupsNamesInitAndProbes) {
   l.norm = TransformerNorm::None, l.tied_unembedding = true;
   Transformer<double> ml(l, 1);
   EXPECT_EQ(ml.params().groups(), (std::vector<std::string>{"embed", "pos", "layer0.attn", "layer1.attn"}));
-  EXPECT_TRUE(ml.probes().empty());
+  for (auto& [k, v] : ml.probes()) EXPECT_EQ(k.rfind("ov_", 0), 0u) << k;  // no RPE table: OV scores only
 }
 
 // Expects construction to throw with a message containing every fragment.
