@@ -174,12 +174,7 @@ Reproduction edelman2024_icl_mc() {
   r.runtime = "4.1 min; --quick 40 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=128"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) {
-    RunResult main = run_config(c.config, c.out_dir, o);
-    if (main.status != "finished") return main;
-    if (!run_variants(c.config, c.out_dir, variants(c.quick), !o.quiet)) main.status = "interrupted";
-    return main;
-  };
+  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants(c.quick)); };
   r.evaluate = claims;
   return r;
 }

@@ -109,12 +109,7 @@ Reproduction olsson2022_repeated_tokens() {
   r.runtime = "1.0 min; --quick 50 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=600"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) {
-    RunResult main = run_config(c.config, c.out_dir, o);
-    if (main.status != "finished") return main;
-    if (!run_variants(c.config, c.out_dir, variants(), !o.quiet)) main.status = "interrupted";
-    return main;
-  };
+  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants()); };
   r.evaluate = claims;
   return r;
 }

@@ -113,12 +113,7 @@ Reproduction reddy2023_bursty() {
   r.runtime = "2.6 min; --quick 75 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=256"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) {
-    RunResult main = run_config(c.config, c.out_dir, o);
-    if (main.status != "finished") return main;
-    if (!run_variants(c.config, c.out_dir, variants(), !o.quiet)) main.status = "interrupted";
-    return main;
-  };
+  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants()); };
   r.evaluate = claims;
   return r;
 }

@@ -43,6 +43,14 @@ bool run_variants(const nlohmann::json& config, const std::string& out_dir, cons
   return true;
 }
 
+RunResult run_main_then_variants(const ReproContext& ctx, const TrainOptions& options,
+                                 const std::vector<Variant>& variants) {
+  RunResult main = run_config(ctx.config, ctx.out_dir, options);
+  if (main.status != "finished") return main;
+  if (!run_variants(ctx.config, ctx.out_dir, variants, !options.quiet)) main.status = "interrupted";
+  return main;
+}
+
 MetricsTable variant_metrics(const std::string& out_dir, const std::string& name) {
   return read_metrics(variant_dir(out_dir, name) + "/metrics.csv");
 }

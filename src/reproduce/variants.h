@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/run_dir.h"
+#include "reproduce/reproduction.h"
 #include "train/trainer.h"
 
 namespace ihlab {
@@ -22,6 +23,11 @@ struct Variant {
 // is interrupted or diverges. Returns true when all finished.
 bool run_variants(const nlohmann::json& config, const std::string& out_dir, const std::vector<Variant>& variants,
                   bool verbose);
+
+// A Reproduction::run for multi-run claims: the main run in ctx.out_dir, then the variants. The
+// main run's result is returned; its status becomes "interrupted" if a variant did not finish.
+RunResult run_main_then_variants(const ReproContext& ctx, const TrainOptions& options,
+                                 const std::vector<Variant>& variants);
 
 // metrics.csv of a finished variant.
 MetricsTable variant_metrics(const std::string& out_dir, const std::string& name);
