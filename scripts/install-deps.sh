@@ -9,6 +9,7 @@ packages=(
   build-essential cmake ninja-build git
   libgtest-dev libgmock-dev libbenchmark-dev
   libeigen3-dev
+  libsundials-dev  # CVODE: the stiff (BDF) integrator for gradient flow of small models
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
   python3 python3-numpy python3-torch python3-matplotlib
 )

@@ -16,6 +16,11 @@ struct Batch {
   // tasks. A position holding an item has a special token id AND its vector here.
   int64_t feature_dim = 0;
   std::vector<float> features;  // [size, length, feature_dim], zeros where a position holds a token
+  // Regression tasks (squared-error targets, e.g. item-label retrieval, the mixed 4-gram/induction
+  // target): one real target vector per sequence, predicted at the last position. Kept in double so
+  // gradient-flow runs in float64 see the exact target. 0 and empty for token tasks.
+  int64_t value_dim = 0;
+  std::vector<double> values;  // [size, value_dim]
 
   // The sequences at `rows`, in that order (mini-batches and train/validation splits).
   Batch select(const std::vector<int64_t>& rows) const;
