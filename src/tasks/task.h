@@ -34,6 +34,10 @@ class Task {
   virtual std::vector<ReferencePrediction> reference_predictions(const Batch& b) const { return {}; }
   // Length of the vectors in Batch::features (0 = token-only task).
   virtual int64_t feature_dim() const { return 0; }
+  // Length of Batch::values, the real target vector of each sequence (0 = token targets only).
+  // Regression tasks are scored by the squared error 1/2 mean_b ||yhat_b - y_b||^2 of a prediction
+  // made at the last position, the convention every regression model in ihlab uses.
+  virtual int64_t value_dim() const { return 0; }
   // Named evaluation sets whose distribution differs from training (e.g. "in-context" and
   // "in-weights" for bursty), sampled from their own Eval substreams so they never coincide with
   // the validation set: sample_eval is a pure function of (set, n, seed) like sample.
