@@ -1,5 +1,6 @@
 #include "models/registry.h"
 
+#include "models/attention_circuit.h"
 #include "models/gih_full_model.h"
 #include "models/gih_model.h"
 #include "models/one_layer_attention.h"
@@ -129,6 +130,41 @@ Schema gih_family_schema(const std::string& window_help, double w_plus, const st
       .real("a_init", 0.01, "init of a", -1e6, 1e6);
 }
 
+template <typename T>
+std::unique_ptr<Model<T>> make_attention_circuit(const nlohmann::json& c, const Task& task, uint64_t) {
+  AttentionCircuitConfig cfg;
+  cfg.length = task.length();
+  cfg.dim = task.value_dim();
+  IHLAB_CHECK(cfg.dim > 0 && task.feature_dim() % cfg.dim == 0,
+              "config: model 'attention-circuit' needs a regression task whose feature_dim is a multiple of its "
+              "value_dim (task '{}' has feature_dim {}, value_dim {})", task.name(), task.feature_dim(), task.value_dim());
+  cfg.slots = task.feature_dim() / cfg.dim;
+  cfg.sigma_init = c.at("sigma_init");
+  for (auto& h : c.at("heads")) cfg.heads.push_back(circuit_head_from_json(h));
+  return std::make_unique<AttentionCircuit<T>>(cfg);
+}
+
+// One [[model.heads]] table of "attention-circuit" (semantics in models/attention_circuit.h).
+Schema circuit_head_schema() {
+  return Schema()
+      .string("name", "", "parameter and probe prefix (default h<index>)")
+      .integer("layer", 1, "layer, 1-based; heads of a layer read the stream before it", 1, 64)
+      .string("score", "alibi",
+              "alibi: -p max(0, t - offset - s); distance: -p |t - offset - s|; dot: w_K w_Q <query(t), key(s)>",
+              {"alibi", "distance", "dot"})
+      .integer("offset", 0, "positional scores: the distance back they prefer", -65536, 65536)
+      .integer("min_back", 0, "keys s <= t - min_back (1 masks the query's own position)", 0, 65536)
+      .integer("first_key", 0, "keys s >= first_key (0-based)", 0, 65536)
+      .integer("query", 0, "dot: slot the query reads", 0, 64)
+      .integer("key", 0, "dot: slot the key reads", 0, 64)
+      .integer("value", 0, "slot the value reads", 0, 64)
+      .integer("write", -1, "slot the output is added into; -1 = the prediction (last layer, last position)", -1, 64)
+      .string("kq", "product", "dot: w_K * w_Q (two trained scalars) or one trained w_KQ", {"product", "single"})
+      .real("slope_init", 0.0, "positional: initial slope p", -1e6, 1e6)
+      .string("component", "", "target component (task part, e.g. 4gram, induction) this head's output is scored "
+              "against in val_err_<component>; empty = none");
+}
+
 }  // namespace
 
 const std::vector<ModelEntry>& model_registry() {
@@ -165,6 +201,14 @@ const std::vector<ModelEntry>& model_registry() {
                  "rotary positions, dropout (defaults: Edelman et al. 2024's 2-layer 1-head attention-only ICL-MC "
                  "model)",
                  transformer_schema(), make_transformer<float>, make_transformer<double>});
+    e.push_back({"attention-circuit",
+                 "a circuit of scalar-parameter attention heads listed in [[model.heads]] (positional ALiBi/distance "
+                 "or dot-product scores, slots of the residual stream); regression tasks. Wang et al. 2024's "
+                 "six-parameter model is a configuration of it",
+                 Schema()
+                     .real("sigma_init", 0.01, "initial value weights and key/query weights", -1e6, 1e6)
+                     .table_array("heads", circuit_head_schema(), 1, "the heads, in order"),
+                 make_attention_circuit<float>, make_attention_circuit<double>});
     return e;
   }();
   return entries;

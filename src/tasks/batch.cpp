@@ -21,6 +21,12 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
               "batch: {} target values for {} sequences (expected size * value_dim = {} * {})", values.size(),
               size, size, value_dim);
   b.values.reserve(b.size * value_dim);
+  b.part_names = part_names;
+  const int64_t row_parts = int64_t(part_names.size()) * value_dim;
+  IHLAB_CHECK(int64_t(parts.size()) == size * row_parts,
+              "batch: {} target-component values for {} sequences of {} components x {}", parts.size(), size,
+              part_names.size(), value_dim);
+  b.parts.reserve(b.size * row_parts);
   for (int64_t r : rows) {
     IHLAB_CHECK(r >= 0 && r < size, "batch: row {} out of range [0, {})", r, size);
     b.tokens.insert(b.tokens.end(), tokens.begin() + r * length, tokens.begin() + (r + 1) * length);
@@ -28,6 +34,7 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
     b.features.insert(b.features.end(), features.begin() + r * row_features,
                       features.begin() + (r + 1) * row_features);
     b.values.insert(b.values.end(), values.begin() + r * value_dim, values.begin() + (r + 1) * value_dim);
+    b.parts.insert(b.parts.end(), parts.begin() + r * row_parts, parts.begin() + (r + 1) * row_parts);
   }
   return b;
 }

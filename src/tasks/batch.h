@@ -1,6 +1,7 @@
 #pragma once
 // A batch of sequences as every task produces it and every model consumes it.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -21,6 +22,11 @@ struct Batch {
   // gradient-flow runs in float64 see the exact target. 0 and empty for token tasks.
   int64_t value_dim = 0;
   std::vector<double> values;  // [size, value_dim]
+  // Optional named additive components of the targets (e.g. "4gram" and "induction" for the mixed
+  // target): parts[r, k, :] is component part_names[k] of sequence r, and the components sum to
+  // values[r, :]. Models that attribute their output to components score each one separately.
+  std::vector<std::string> part_names;
+  std::vector<double> parts;  // [size, part_names.size(), value_dim]
 
   // The sequences at `rows`, in that order (mini-batches and train/validation splits).
   Batch select(const std::vector<int64_t>& rows) const;

@@ -2,6 +2,7 @@
 
 #include "tasks/bursty_task.h"
 #include "tasks/icl_mc_task.h"
+#include "tasks/mixed_target.h"
 #include "tasks/ngram_task.h"
 #include "tasks/previous_token.h"
 #include "tasks/repeated_tokens.h"
@@ -121,6 +122,25 @@ const std::vector<TaskEntry>& task_registry() {
                    cfg.zipf_exponent = c.at("zipf_exponent");
                    cfg.all_targets = c.at("targets").get<std::string>() == "all";
                    return std::make_unique<BurstyTask>(cfg);
+                 }});
+    e.push_back({"mixed-target",
+                 "Wang et al. 2024: Gaussian tokens; regress y = alpha* x_{L-2} + (1 - alpha*) IH_2(X) at the last "
+                 "position (4-gram and induction components reported separately)",
+                 Schema()
+                     .integer("length", 20, "L: tokens per sequence", 4, 1 << 20)
+                     .integer("dim", 1, "d: token dimension (1 = the paper's scalar tokens)", 1, 4096)
+                     .integer("slots", 2, "blocks of d feature coordinates per position; the token fills the first, "
+                              "the rest are zero room for attention heads to write into", 1, 64)
+                     .real("w_star", 2.0, "w*: inverse temperature of the target induction head IH_2", -1e6, 1e6)
+                     .real("alpha_star", 0.5, "alpha*: weight of the 4-gram component x_{L-2}", 0, 1),
+                 [](const nlohmann::json& c) -> std::unique_ptr<Task> {
+                   MixedTargetConfig cfg;
+                   cfg.length = c.at("length");
+                   cfg.dim = c.at("dim");
+                   cfg.slots = c.at("slots");
+                   cfg.w_star = c.at("w_star");
+                   cfg.alpha_star = c.at("alpha_star");
+                   return std::make_unique<MixedTargetTask>(cfg);
                  }});
     return e;
   }();

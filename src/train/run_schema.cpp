@@ -27,7 +27,17 @@ Schema stage_schema() {
       .integer("warmup_steps", 0, "linear warm-up steps", 0, 1e12)
       .real("min_lr_ratio", 0.0, "cosine: final lr as a fraction of lr", 0, 1)
       .real("rtol", 1e-6, "flow: relative tolerance of the integrator", 1e-15, 1)
-      .real("atol", 1e-9, "flow: absolute tolerance of the integrator", 0, 1);
+      .real("atol", 1e-9, "flow: absolute tolerance of the integrator", 0, 1)
+      .string("integrator", "dopri5",
+              "flow: dopri5 (explicit Dormand-Prince 5(4), one trainer step per accepted step) or cvode-bdf (SUNDIALS "
+              "CVODE, implicit BDF for stiff flows, one trainer step per segment; a fresh solver per segment, so "
+              "a resume is bit-identical)", {"dopri5", "cvode-bdf"})
+      .real("segment_first", 0.01, "cvode-bdf: the first segment is [0, segment_first]", 1e-12, 1e12)
+      .real("segments_per_decade", 10.0, "cvode-bdf: segment k ends at segment_first * 10^(k / this) (capped at time)",
+            0.01, 1e6)
+      .string("objective", "loss",
+              "what the model minimizes in this stage: loss (the task's), or an objective the model offers "
+              "(attention-circuit: copy-previous, layer 1 fitting the previous token)");
   return s;
 }
 }  // namespace

@@ -49,6 +49,10 @@ RunSpec run_spec_from_config(const nlohmann::json& c) {
     st.time = s.value("time", 0.0);
     st.flow.rtol = s.value("rtol", st.flow.rtol);
     st.flow.atol = s.value("atol", st.flow.atol);
+    st.objective = s.value("objective", st.objective);
+    st.integrator = s.value("integrator", st.integrator);
+    st.segment_first = s.value("segment_first", st.segment_first);
+    st.segments_per_decade = s.value("segments_per_decade", st.segments_per_decade);
     if (st.method == "optimizer")
       IHLAB_CHECK(st.steps > 0, "config: key 'stages[{}].steps' = {} must be > 0 for an optimizer stage",
                   r.stages.size(), st.steps);

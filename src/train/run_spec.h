@@ -23,6 +23,10 @@ struct StageSpec {
   double clip = 0;      // max gradient norm; 0 = no clipping
   double time = 0;      // flow: integrate t from 0 to `time`
   FlowConfig flow;
+  std::string objective = "loss";       // what the model minimizes in this stage (Model::set_objective)
+  std::string integrator = "dopri5";    // flow: "dopri5" or "cvode-bdf" (train/flow_cvode.h)
+  double segment_first = 0.01;          // cvode-bdf: end of the first segment [0, segment_first]
+  double segments_per_decade = 10;      // cvode-bdf: segment ends segment_first * 10^(k / this)
 };
 
 struct DataSpec {

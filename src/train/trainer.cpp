@@ -17,6 +17,7 @@
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/run_dir.h"
+#include "train/flow_cvode.h"
 #include "train/interrupt.h"
 #include "train/progress.h"
 
@@ -85,6 +86,8 @@ class Trainer {
   std::unique_ptr<Optimizer<T>> optimizer_;
   FlowState flow_;
   bool has_flow_state_ = false;
+  bool any_flow_stage_ = false;  // the run logs flow_evals
+  int64_t flow_evals_ = 0;       // gradient evaluations of every flow stage so far (checkpointed)
 
   int64_t step_ = 0;         // updates done, over all stages
   size_t stage_ = 0;         // current stage index
@@ -160,6 +163,7 @@ Scalars Trainer<T>::measure() {
     if (maps.empty() || maps[0].empty()) has_attention_ = false;  // a model without attention: stop asking
     for (auto& kv : attention_head_scores(maps, val_set_)) row.push_back(kv);
   }
+  if (any_flow_stage_) row.push_back({"flow_evals", double(flow_evals_)});
   for (auto& kv : references_) row.push_back(kv);
   return row;
 }
@@ -213,6 +217,7 @@ std::string Trainer<T>::save_checkpoint(bool stage_end) {
             {"rng", {{"seed", spec_.seed}, {"data_index", step_}}},
             {"optimizer", {{"kind", spec_.stages[stage_].optimizer.kind},
                            {"steps_taken", optimizer_ ? optimizer_->steps_taken() : 0}}},
+            {"flow_evals", flow_evals_},
             {"wall_seconds", wall_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count()},
             {"config", spec_.config}};
   // Reference columns a caller added (e.g. a reproduction's limiting model) survive a resume.
@@ -255,12 +260,14 @@ void Trainer<T>::load_latest() {
   stage_step_ = c.meta.at("stage_step");
   stage_done_ = c.meta.at("stage_done");
   wall_before_ = c.meta.value("wall_seconds", 0.0);
+  flow_evals_ = c.meta.value("flow_evals", int64_t(0));
   if (opt_.extra_references.empty() && c.meta.contains("extra_references"))
     for (auto& [k, v] : c.meta["extra_references"].items()) references_.push_back({k, v.template get<double>()});
   IHLAB_CHECK(stage_ < spec_.stages.size(), "resume: checkpoint '{}' is at stage {} but the run has {} stages",
               path, stage_, spec_.stages.size());
   const StageSpec& st = spec_.stages[stage_];
   model_.params().set_trainable(st.train);
+  model_.set_objective(st.objective);
   optimizer_ = Optimizer<T>::make(st.optimizer);
   optimizer_->load_state(c.meta.at("optimizer").at("steps_taken"), c.optimizer_state);
   if (c.meta.contains("flow")) {
@@ -284,6 +291,7 @@ void Trainer<T>::load_latest() {
   std::sort(periodic.begin(), periodic.end());  // zero-padded step numbers sort in step order
   periodic_ = periodic;
   if (stage_done_) {  // the checkpoint closed a stage: the next one starts fresh
+    if (stage_ + 1 < spec_.stages.size()) model_.set_objective(spec_.stages[stage_ + 1].objective);
     ++stage_;
     stage_step_ = 0;
     optimizer_.reset();
@@ -355,16 +363,18 @@ bool Trainer<T>::run_flow_stage(size_t si) {
   const StageSpec& st = spec_.stages[si];
   auto trainable = model_.params().trainable();
   // dθ/dt = -lr ∇L(θ) on the fixed full training set.
-  DormandPrince integrator(
-      [&](double, const std::vector<double>& y, std::vector<double>& dydt) {
-        unpack_values(y, trainable);
-        model_.params().zero_grad();
-        Var<T> loss = model_.loss(train_set_);
-        backward(loss);
-        dydt = pack_grads(trainable);
-        for (auto& g : dydt) g *= -st.lr;
-      },
-      st.flow);
+  Derivative gradient = [&](double, const std::vector<double>& y, std::vector<double>& dydt) {
+    ++flow_evals_;
+    unpack_values(y, trainable);
+    model_.params().zero_grad();
+    Var<T> loss = model_.loss(train_set_);
+    backward(loss);
+    dydt = pack_grads(trainable);
+    for (auto& g : dydt) g *= -st.lr;
+  };
+  const bool cvode = st.integrator == "cvode-bdf";
+  DormandPrince dopri(gradient, st.flow);
+  CvodeBdf bdf(gradient, st.flow);
   if (!has_flow_state_) {
     flow_ = FlowState{};
     flow_.y = pack_values(trainable);
@@ -372,7 +382,16 @@ bool Trainer<T>::run_flow_stage(size_t si) {
   }
   last_lr_ = st.lr;
   while (flow_.t < st.time) {
-    integrator.step(flow_, st.time);
+    if (cvode) {
+      // One trainer step per segment; segment k = stage_step_ ends on a fixed geometric grid, so a
+      // resumed run restarts the solver exactly where the uninterrupted one did.
+      double t_end = cvode_segment_end(stage_step_, st.segment_first, st.segments_per_decade, st.time);
+      IHLAB_CHECK(t_end > flow_.t, "flow (cvode-bdf): segment {} ends at {} but t is already {}", stage_step_, t_end,
+                  flow_.t);
+      bdf.integrate(flow_, t_end);
+    } else {
+      dopri.step(flow_, st.time);
+    }
     unpack_values(flow_.y, trainable);
     ++step_;
     ++stage_step_;
@@ -416,6 +435,7 @@ RunResult Trainer<T>::run() {
   prepare_data();
   int64_t total = 0;
   for (auto& s : spec_.stages) total += s.method == "flow" ? 0 : s.steps;
+  for (auto& s : spec_.stages) any_flow_stage_ |= s.method == "flow";
   total_steps_ = total;
   progress_ = std::make_unique<Progress>(total, opt_.quiet);
   const bool attention = spec_.log.attention_snapshots > 0 && val_set_.size > 0;
@@ -432,12 +452,14 @@ RunResult Trainer<T>::run() {
                 "train: '{}' already holds a run; pass --resume to continue it or choose another --out", dir_);
     std::ofstream(dir_ + "/config.toml") << to_toml(spec_.config);
     log_ = std::make_unique<MetricsLog>(dir_ + "/metrics.csv");
+    model_.set_objective(spec_.stages[0].objective);
     if (attention) attention_log_ = std::make_unique<AttentionLog>(dir_ + "/attention.jsonl", spec_.log.attention_tokens);
     log_row();
   }
   for (; stage_ < spec_.stages.size(); ++stage_) {
     const StageSpec& st = spec_.stages[stage_];
     model_.params().set_trainable(st.train);
+    model_.set_objective(st.objective);
     if (!optimizer_) optimizer_ = Optimizer<T>::make(st.optimizer);
     bool ok = st.method == "flow" ? run_flow_stage(stage_) : run_optimizer_stage(stage_);
     if (!ok) return finish(status_, message_);
