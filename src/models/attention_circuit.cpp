@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/parallel.h"
 
@@ -39,6 +40,7 @@ struct CircuitPass {
   const std::vector<double>& theta;          // parameter values
   int64_t L, d, S, F;                        // F = S * d floats per position
   int layers;
+  int first = 1;                             // the first layer computed; earlier ones come cached
   std::vector<std::vector<double>> pos_att;  // positional heads: [L queries, L keys] (sequence-free)
 
   double value_w(size_t h) const { return theta[hp[h].back()]; }
@@ -48,25 +50,38 @@ struct CircuitPass {
   bool queried(size_t h, int64_t t) const { return cfg.heads[h].write >= 0 || t == L - 1; }
 };
 
-// One sequence: forward through the layers up to `top`, objective value, and (grad != nullptr) the
-// gradient added into grad. feat = [L, F]; y = [d] (loss objective); head_out = [heads, d] or null.
-double run_sequence(const CircuitPass& P, const float* feat, const double* y, bool copy_objective,
-                    double* grad, double* pred_out, double* head_out) {
+// Per-chunk buffers, reused across the sequences of a chunk (no allocation per sequence).
+struct Scratch {
+  std::vector<std::vector<double>> state;    // state[l] = stream after layer l, [L, F]
+  std::vector<std::vector<double>> dot_att;  // dot heads: [L, L]
+  std::vector<double> pred, dstate, dprev, dpred, da;
+};
+
+// One sequence. `start` is the stream after layer P.first - 1 ([L, F]: the features for
+// P.first = 1). Forward through layers P.first..top (top = 1 for the copy objective, else the last).
+// With state_out, stops there and copies the stream after `top` into it (the frozen-prefix cache).
+// Otherwise returns the objective and, when grad != nullptr, adds its gradient into grad.
+// y = [d] (loss objective); pred_out = [d] and head_out = [heads, d] (prediction heads) or null.
+double run_sequence(const CircuitPass& P, const double* start, int top, const double* y, bool copy_objective,
+                    double* grad, double* pred_out, double* head_out, double* state_out, Scratch& w) {
   const auto& heads = P.cfg.heads;
   const int64_t L = P.L, d = P.d, F = P.F;
-  const int top = copy_objective ? 1 : P.layers;
-  std::vector<std::vector<double>> state(size_t(top + 1));  // state[l] = stream after layer l, [L, F]
-  state[0].assign(feat, feat + L * F);
-  std::vector<double> pred(size_t(d), 0.0);
-  std::vector<std::vector<double>> dot_att(heads.size());  // dot heads: [L, L]
-  for (int l = 1; l <= top; ++l) {
+  auto& state = w.state;
+  state.resize(size_t(top + 1));
+  state[P.first - 1].assign(start, start + L * F);
+  w.pred.assign(size_t(d), 0.0);
+  std::vector<double>& pred = w.pred;
+  auto& dot_att = w.dot_att;
+  dot_att.resize(heads.size());
+  for (int l = P.first; l <= top; ++l) {
     state[l] = state[l - 1];
     const std::vector<double>& in = state[l - 1];
     for (size_t h = 0; h < heads.size(); ++h) {
       const CircuitHead& H = heads[h];
       if (H.layer != l) continue;
       const double wv = P.value_w(h);
-      if (!positional(H)) dot_att[h].assign(size_t(L * L), 0.0);
+      // Rows are written for the keys they read before being read, so they need no clearing.
+      if (!positional(H) && dot_att[h].size() != size_t(L * L)) dot_att[h].assign(size_t(L * L), 0.0);
       for (int64_t t = 0; t < L; ++t) {
         if (!P.queried(h, t)) continue;
         auto [lo, hi] = key_range(H, t);
@@ -94,10 +109,17 @@ double run_sequence(const CircuitPass& P, const float* feat, const double* y, bo
       }
     }
   }
+  if (state_out) {
+    std::copy(state[top].begin(), state[top].end(), state_out);
+    return 0;
+  }
   if (pred_out) std::copy(pred.begin(), pred.end(), pred_out);
 
   // Objective and its gradient with respect to the top state (copy) or the prediction (loss).
-  std::vector<double> dstate(size_t(L * F), 0.0), dpred(size_t(d), 0.0);
+  w.dstate.assign(size_t(L * F), 0.0);
+  w.dpred.assign(size_t(d), 0.0);
+  std::vector<double>& dstate = w.dstate;
+  std::vector<double>& dpred = w.dpred;
   double value = 0;
   if (copy_objective) {
     const int ws = heads[0].write;  // validated: every layer-1 head writes this slot
@@ -119,15 +141,17 @@ double run_sequence(const CircuitPass& P, const float* feat, const double* y, bo
 
   // Backward, layer by layer: heads of layer l read d(objective)/d(state[l]) and add into the
   // gradient of state[l-1] (the residual path passes it through unchanged).
-  for (int l = top; l >= 1; --l) {
-    std::vector<double> dprev = dstate;
+  for (int l = top; l >= P.first; --l) {
+    w.dprev = dstate;
+    std::vector<double>& dprev = w.dprev;
     const std::vector<double>& in = state[l - 1];
     for (size_t h = 0; h < heads.size(); ++h) {
       const CircuitHead& H = heads[h];
       if (H.layer != l) continue;
       const double wv = P.value_w(h);
       double dwv = 0, dscore_param = 0;  // d/dw_V, and d/dp (positional) or d/dc (dot)
-      std::vector<double> da(static_cast<size_t>(L), 0.0);
+      w.da.assign(size_t(L), 0.0);
+      std::vector<double>& da = w.da;
       for (int64_t t = 0; t < L; ++t) {
         if (!P.queried(h, t)) continue;
         auto [lo, hi] = key_range(H, t);
@@ -271,7 +295,7 @@ namespace {
 template <typename Cfg>
 CircuitPass make_pass(const Cfg& cfg, const std::vector<std::vector<int>>& hp, const std::vector<double>& theta,
                       const Batch& b) {
-  CircuitPass P{cfg, hp, theta, b.length, cfg.dim, cfg.slots, cfg.slots * cfg.dim, 0, {}};
+  CircuitPass P{cfg, hp, theta, b.length, cfg.dim, cfg.slots, cfg.slots * cfg.dim, 0, 1, {}};
   IHLAB_CHECK(b.length == cfg.length && b.feature_dim == P.F && b.value_dim == cfg.dim,
               "attention-circuit: batch of length {}, feature_dim {}, value_dim {} but the model was built for {}, {}, "
               "{}", b.length, b.feature_dim, b.value_dim, cfg.length, P.F, cfg.dim);
@@ -295,21 +319,96 @@ CircuitPass make_pass(const Cfg& cfg, const std::vector<std::vector<int>>& hp, c
 }
 }  // namespace
 
+namespace {
+// Content hash of a batch's features (64-bit FNV-1a over the float bit patterns): the prefix cache
+// must never serve a stream computed for different data that happens to reuse the same buffer.
+uint64_t features_hash(const Batch& b) {
+  uint64_t h = 1469598103934665603ull ^ uint64_t(b.size) ^ (uint64_t(b.length) << 32);
+  for (float f : b.features) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    h = (h ^ u) * 1099511628211ull;
+  }
+  return h;
+}
+}  // namespace
+
+template <typename T>
+std::vector<double> AttentionCircuit<T>::layer_params(int layers, const std::vector<double>& theta) const {
+  std::vector<double> v;
+  for (size_t h = 0; h < cfg_.heads.size(); ++h)
+    if (cfg_.heads[h].layer <= layers)
+      for (int i : head_params_[h]) v.push_back(theta[i]);
+  return v;
+}
+
+template <typename T>
+const std::vector<double>& AttentionCircuit<T>::prefix_stream(const Batch& b, int layers,
+                                                              const std::vector<double>& theta) const {
+  const uint64_t hash = features_hash(b);
+  const std::vector<double> key = layer_params(layers, theta);
+  for (size_t i = 0; i < cache_.size(); ++i)
+    if (cache_[i].hash == hash && cache_[i].n == b.size && cache_[i].layers == layers && cache_[i].theta == key) {
+      if (i > 0) std::swap(cache_[0], cache_[i]);  // most recently used first
+      return cache_[0].stream;
+    }
+  StreamCache c{hash, b.size, layers, key, {}};
+  CircuitPass P = make_pass(cfg_, head_params_, theta, b);
+  const int64_t LF = P.L * P.F;
+  c.stream.assign(size_t(b.size * LF), 0.0);
+  parallel_for(b.size, kGrain, [&](int64_t lo, int64_t hi) {
+    Scratch w;
+    std::vector<double> start;
+    for (int64_t r = lo; r < hi; ++r) {
+      start.assign(b.features.begin() + r * LF, b.features.begin() + (r + 1) * LF);
+      run_sequence(P, start.data(), layers, nullptr, false, nullptr, nullptr, nullptr, c.stream.data() + r * LF, w);
+    }
+  });
+  cache_.insert(cache_.begin(), std::move(c));
+  if (cache_.size() > 2) cache_.pop_back();  // the training and the validation set
+  return cache_[0].stream;
+}
+
 template <typename T>
 double AttentionCircuit<T>::objective_and_grad(const Batch& b, const std::string& objective,
                                                std::vector<double>* grads) const {
   const std::vector<double> theta = param_values();
-  const CircuitPass P = make_pass(cfg_, head_params_, theta, b);
+  CircuitPass P = make_pass(cfg_, head_params_, theta, b);
   const bool copy = objective == "copy-previous";
-  const int64_t n = b.size, np = int64_t(theta.size()), chunks = (n + kGrain - 1) / kGrain;
+  const int top = copy ? 1 : P.layers;
+  // Layers whose parameters (and all earlier layers') get no gradient are a fixed function of the
+  // data: their output stream is computed once and cached (layer 1 frozen while layer 2 trains).
+  int prefix = 0;
+  if (!copy) {
+    prefix = top - 1;
+    if (grads)
+      for (size_t i = 0; i < this->params_.all().size(); ++i)
+        if (this->params_.all()[i].var.requires_grad())
+          for (size_t h = 0; h < cfg_.heads.size(); ++h)
+            for (int j : head_params_[h])
+              if (j == int(i)) prefix = std::min(prefix, cfg_.heads[h].layer - 1);
+  }
+  const std::vector<double>* cached = prefix > 0 ? &prefix_stream(b, prefix, theta) : nullptr;
+  P.first = prefix + 1;
+  const int64_t n = b.size, np = int64_t(theta.size()), chunks = (n + kGrain - 1) / kGrain, LF = P.L * P.F;
   // Per chunk: [objective sum, gradient sums...], added in chunk order.
   std::vector<std::vector<double>> part(size_t(chunks), std::vector<double>(size_t(np + 1), 0.0));
   parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    Scratch w;
+    std::vector<double> start;
     for (int64_t c = c0; c < c1; ++c) {
       double* acc = part[c].data();
-      for (int64_t r = c * kGrain; r < std::min(n, (c + 1) * kGrain); ++r)
-        acc[0] += run_sequence(P, b.features.data() + r * P.L * P.F, copy ? nullptr : b.values.data() + r * P.d,
-                               copy, grads ? acc + 1 : nullptr, nullptr, nullptr);
+      for (int64_t r = c * kGrain; r < std::min(n, (c + 1) * kGrain); ++r) {
+        const double* in;
+        if (cached) {
+          in = cached->data() + r * LF;
+        } else {
+          start.assign(b.features.begin() + r * LF, b.features.begin() + (r + 1) * LF);
+          in = start.data();
+        }
+        acc[0] += run_sequence(P, in, top, copy ? nullptr : b.values.data() + r * P.d, copy,
+                               grads ? acc + 1 : nullptr, nullptr, nullptr, nullptr, w);
+      }
     }
   });
   std::vector<double> total(size_t(np + 1), 0.0);
@@ -343,14 +442,27 @@ Var<T> AttentionCircuit<T>::loss(const Batch& b) {
 template <typename T>
 void AttentionCircuit<T>::predict(const Batch& b, std::vector<double>& yhat, std::vector<double>& head_out) const {
   const std::vector<double> theta = param_values();
-  const CircuitPass P = make_pass(cfg_, head_params_, theta, b);
-  const int64_t n = b.size, H = int64_t(cfg_.heads.size());
+  CircuitPass P = make_pass(cfg_, head_params_, theta, b);
+  const int64_t n = b.size, H = int64_t(cfg_.heads.size()), LF = P.L * P.F;
+  const int prefix = P.layers - 1;
+  const std::vector<double>* cached = prefix > 0 ? &prefix_stream(b, prefix, theta) : nullptr;
+  P.first = prefix + 1;
   yhat.assign(size_t(n * P.d), 0.0);
   head_out.assign(size_t(n * H * P.d), 0.0);
   parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r)
-      run_sequence(P, b.features.data() + r * P.L * P.F, b.values.data() + r * P.d, false, nullptr,
-                   yhat.data() + r * P.d, head_out.data() + r * H * P.d);
+    Scratch w;
+    std::vector<double> start;
+    for (int64_t r = lo; r < hi; ++r) {
+      const double* in;
+      if (cached) {
+        in = cached->data() + r * LF;
+      } else {
+        start.assign(b.features.begin() + r * LF, b.features.begin() + (r + 1) * LF);
+        in = start.data();
+      }
+      run_sequence(P, in, P.layers, b.values.data() + r * P.d, false, nullptr, yhat.data() + r * P.d,
+                   head_out.data() + r * H * P.d, nullptr, w);
+    }
   });
 }
 

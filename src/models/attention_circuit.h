@@ -85,6 +85,18 @@ class AttentionCircuit : public Model<T> {
   // Objective value and, when grads != nullptr, its gradient per parameter (in parameter order).
   double objective_and_grad(const Batch& b, const std::string& objective, std::vector<double>* grads) const;
   std::vector<double> param_values() const;
+  // Values of the parameters of layers 1..layers (the cache key besides the data).
+  std::vector<double> layer_params(int layers, const std::vector<double>& theta) const;
+  // The residual stream after `layers` layers for every sequence of b, [n, L, F], from a two-entry
+  // cache keyed by a content hash of the features and the values of those layers' parameters.
+  const std::vector<double>& prefix_stream(const Batch& b, int layers, const std::vector<double>& theta) const;
+  struct StreamCache {
+    uint64_t hash = 0;
+    int64_t n = 0;
+    int layers = 0;
+    std::vector<double> theta, stream;
+  };
+  mutable std::vector<StreamCache> cache_;
 
   AttentionCircuitConfig cfg_;
   std::string objective_ = "loss";
