@@ -27,6 +27,12 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
               "batch: {} target-component values for {} sequences of {} components x {}", parts.size(), size,
               part_names.size(), value_dim);
   b.parts.reserve(b.size * row_parts);
+  b.num_candidates = num_candidates;
+  const int64_t row_candidates = num_candidates * value_dim;
+  IHLAB_CHECK(int64_t(candidates.size()) == size * row_candidates &&
+                  int64_t(candidate_target.size()) == (num_candidates > 0 ? size : 0),
+              "batch: {} candidate values and {} candidate targets for {} sequences of {} candidates x {}",
+              candidates.size(), candidate_target.size(), size, num_candidates, value_dim);
   for (int64_t r : rows) {
     IHLAB_CHECK(r >= 0 && r < size, "batch: row {} out of range [0, {})", r, size);
     b.tokens.insert(b.tokens.end(), tokens.begin() + r * length, tokens.begin() + (r + 1) * length);
@@ -35,6 +41,9 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
                       features.begin() + (r + 1) * row_features);
     b.values.insert(b.values.end(), values.begin() + r * value_dim, values.begin() + (r + 1) * value_dim);
     b.parts.insert(b.parts.end(), parts.begin() + r * row_parts, parts.begin() + (r + 1) * row_parts);
+    b.candidates.insert(b.candidates.end(), candidates.begin() + r * row_candidates,
+                        candidates.begin() + (r + 1) * row_candidates);
+    if (num_candidates > 0) b.candidate_target.push_back(candidate_target[r]);
   }
   return b;
 }

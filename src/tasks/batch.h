@@ -27,6 +27,11 @@ struct Batch {
   // values[r, :]. Models that attribute their output to components score each one separately.
   std::vector<std::string> part_names;
   std::vector<double> parts;  // [size, part_names.size(), value_dim]
+  // Candidate answers of a regression task (e.g. the N labels in context of item-label retrieval),
+  // for models trained or scored by cross-entropy over yhat . c_j; 0 and empty when the task has none.
+  int64_t num_candidates = 0;
+  std::vector<double> candidates;         // [size, num_candidates, value_dim]
+  std::vector<int32_t> candidate_target;  // [size] index of the right candidate
 
   // The sequences at `rows`, in that order (mini-batches and train/validation splits).
   Batch select(const std::vector<int64_t>& rows) const;
