@@ -6,6 +6,7 @@
 #include "reproduce/olsson2022.h"
 #include "reproduce/reddy2023.h"
 #include "reproduce/smoke.h"
+#include "reproduce/wang2024.h"
 
 namespace ihlab {
 
@@ -20,6 +21,7 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(olsson2022_repeated_tokens());
     v.push_back(edelman2024_icl_mc());
     v.push_back(reddy2023_bursty());
+    v.push_back(wang2024_mixed_target());
     return v;
   }();
   return all;
