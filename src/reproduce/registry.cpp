@@ -22,6 +22,7 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(edelman2024_icl_mc());
     v.push_back(reddy2023_bursty());
     v.push_back(wang2024_mixed_target());
+    v.push_back(wang2024_plateau_scaling());
     return v;
   }();
   return all;
