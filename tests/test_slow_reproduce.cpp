@@ -59,6 +59,9 @@ TEST(Reproduce, Edelman2024IclMc) {
                          {"seed 0 reaches the bigram solution", "doubly stochastic transitions earlier"});
 }
 TEST(Reproduce, Reddy2023Bursty) { expect_all_claims_hold("reddy2023-bursty"); }
+TEST(Reproduce, Wang2024MixedTarget) { expect_all_claims_hold("wang2024-mixed-target"); }
+TEST(Reproduce, Wang2024PlateauScaling) { expect_all_claims_hold("wang2024-plateau-scaling"); }
+TEST(Reproduce, Wang2024AdamMultiplateau) { expect_all_claims_hold("wang2024-adam-multiplateau"); }
 
 TEST(Reproduce, EvaluateOnlyRechecksAFinishedRun) {
   ReproduceOptions o;
