@@ -81,7 +81,8 @@ Reproduction wang2024_adam_multiplateau() {
   r.description = "standard 2-layer transformer + Adam on the 8-dimensional mixed target: the plateaus of its loss";
   r.runtime = "see README";
   r.config_toml = kConfig;
-  r.quick_overrides = {"data.val_size=300"};
+  // A 3x larger learning rate brings the transition from step ~4500 to ~2400.
+  r.quick_overrides = {"data.val_size=300", "stages.0.lr=3e-3", "stages.0.steps=3500"};
   r.evaluate = claims;
   return r;
 }
