@@ -11,6 +11,7 @@
 #include "models/attention_circuit.h"
 #include "models/registry.h"
 #include "tasks/mixed_target.h"
+#include "tasks/mixed_tokens.h"
 #include "tasks/registry.h"
 #include "train/run_schema.h"
 
@@ -293,6 +294,42 @@ TEST(AttentionCircuit, GradientOfTheMainSettingIsCheap) {
   set_threads(0);
   std::printf("attention-circuit: one layer-2 gradient on 20000 sequences: %.2f ms\n", ms);
   EXPECT_LT(ms, 200.0);
+}
+
+}  // namespace
+}  // namespace ihlab
+
+namespace ihlab {
+namespace {
+
+TEST(MixedTokens, TargetsFollowTheMixtureAndReferencesAreOrdered) {
+  MixedTokensConfig c;
+  c.vocab = 6, c.length = 12, c.alpha_star = 0.4;
+  MixedTokensTask task(c);
+  Batch b = task.sample(4000, 5, StreamKind::Data, 0);
+  int64_t from4 = 0, agree4 = 0;
+  for (int64_t r = 0; r < b.size; ++r) {
+    const int32_t* x = b.tokens.data() + r * 12;
+    const int32_t y = b.targets[r * 12 + 11];
+    for (int64_t i = 0; i < 11; ++i) ASSERT_EQ(b.targets[r * 12 + i], -1);
+    ASSERT_EQ(b.parts[r * 2] + b.parts[r * 2 + 1], 1.0);
+    if (b.parts[r * 2] == 1.0) ++from4, agree4 += y == x[9];
+    // The generating distribution gives the target positive probability and sums to 1.
+    std::vector<double> p = task.target_distribution(x);
+    double total = 0;
+    for (double v : p) total += v;
+    EXPECT_NEAR(total, 1.0, 1e-12);
+    EXPECT_GT(p[y], 0.0);
+  }
+  EXPECT_EQ(agree4, from4);  // the 4-gram component copies x_{L-2}
+  EXPECT_NEAR(double(from4) / 4000, 0.4, 0.03);
+  Scalars refs = task.reference_losses(b);
+  EXPECT_LT(refs[1].second, refs[2].second);  // bayes < 4-gram only
+  EXPECT_LT(refs[2].second, refs[0].second);  // 4-gram only < uniform
+  // select() keeps the indicators (token tasks: one number per component).
+  Batch sub = b.select({3, 1});
+  EXPECT_EQ(sub.parts[0], b.parts[6]);
+  EXPECT_EQ(sub.parts[3], b.parts[3]);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "tasks/batch.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace ihlab {
@@ -22,7 +24,7 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
               size, size, value_dim);
   b.values.reserve(b.size * value_dim);
   b.part_names = part_names;
-  const int64_t row_parts = int64_t(part_names.size()) * value_dim;
+  const int64_t row_parts = int64_t(part_names.size()) * std::max<int64_t>(value_dim, 1);
   IHLAB_CHECK(int64_t(parts.size()) == size * row_parts,
               "batch: {} target-component values for {} sequences of {} components x {}", parts.size(), size,
               part_names.size(), value_dim);

@@ -25,8 +25,10 @@ struct Batch {
   // Optional named additive components of the targets (e.g. "4gram" and "induction" for the mixed
   // target): parts[r, k, :] is component part_names[k] of sequence r, and the components sum to
   // values[r, :]. Models that attribute their output to components score each one separately.
+  // Token tasks (value_dim = 0) keep one number per component: a 0/1 indicator of the component
+  // that generated the sequence's target (e.g. mixed-tokens).
   std::vector<std::string> part_names;
-  std::vector<double> parts;  // [size, part_names.size(), value_dim]
+  std::vector<double> parts;  // [size, part_names.size(), max(value_dim, 1)]
   // Candidate answers of a regression task (e.g. the N labels in context of item-label retrieval),
   // for models trained or scored by cross-entropy over yhat . c_j; 0 and empty when the task has none.
   int64_t num_candidates = 0;

@@ -3,6 +3,7 @@
 #include "tasks/bursty_task.h"
 #include "tasks/icl_mc_task.h"
 #include "tasks/mixed_target.h"
+#include "tasks/mixed_tokens.h"
 #include "tasks/ngram_task.h"
 #include "tasks/previous_token.h"
 #include "tasks/repeated_tokens.h"
@@ -141,6 +142,20 @@ const std::vector<TaskEntry>& task_registry() {
                    cfg.w_star = c.at("w_star");
                    cfg.alpha_star = c.at("alpha_star");
                    return std::make_unique<MixedTargetTask>(cfg);
+                 }});
+    e.push_back({"mixed-tokens",
+                 "discrete analogue of mixed-target: uniform tokens, next token from alpha* [x_{L-2}] + (1 - alpha*) "
+                 "in-context bigram copying of x_L; cross-entropy at the last position",
+                 Schema()
+                     .integer("vocab", 16, "V: symbols", 2, 65536)
+                     .integer("length", 20, "L: tokens per sequence", 4, 1 << 20)
+                     .real("alpha_star", 0.5, "alpha*: probability that the target follows the 4-gram rule", 0, 1),
+                 [](const nlohmann::json& c) -> std::unique_ptr<Task> {
+                   MixedTokensConfig cfg;
+                   cfg.vocab = c.at("vocab");
+                   cfg.length = c.at("length");
+                   cfg.alpha_star = c.at("alpha_star");
+                   return std::make_unique<MixedTokensTask>(cfg);
                  }});
     return e;
   }();
