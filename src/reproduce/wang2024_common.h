@@ -20,6 +20,9 @@ struct StageCurve {
 };
 StageCurve stage_curve(const MetricsTable& m, int stage, const std::vector<std::string>& names);
 
+// First t at which column `col` reaches `level` (log-linear interpolation between rows); NaN if never.
+double crossing_time(const StageCurve& c, const std::string& col, double level);
+
 // Phase segmentation of the stage's training loss against t (defaults of analysis/phases.h).
 PhaseSegmentation layer2_phases(const StageCurve& c);
 

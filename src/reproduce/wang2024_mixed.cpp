@@ -123,6 +123,17 @@ StageCurve stage_curve(const MetricsTable& m, int stage, const std::vector<std::
   return c;
 }
 
+double crossing_time(const StageCurve& c, const std::string& col, double level) {
+  const auto& v = c.col(col);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] < level) continue;
+    if (i == 0) return c.t[0];
+    const double f = (level - v[i - 1]) / (v[i] - v[i - 1]);
+    return std::exp(std::log(c.t[i - 1]) + f * (std::log(c.t[i]) - std::log(c.t[i - 1])));
+  }
+  return NAN;
+}
+
 PhaseSegmentation layer2_phases(const StageCurve& c) { return segment_phases(c.t, c.col("loss")); }
 
 namespace {
@@ -208,12 +219,19 @@ std::vector<Claim> claims(ReproContext& c) {
   if (!c.quick) {
     MetricsTable dm = variant_metrics(c.out_dir, "dopri5");
     const double ed = layer2_evals(dm), eb = layer2_evals(c.metrics);
-    PhaseSegmentation pd = layer2_phases(stage_curve(dm, 1, kColumns));
-    const double agree = pd.found ? std::abs(pd.transitions[0].steepest / tr.steepest - 1) : NAN;
+    // Both runs integrate the same ODE: compare quantities that do not depend on where rows are
+    // logged (cvode-bdf logs once per segment, 12% apart in t, which also limits how finely its
+    // steepest-descent time is resolved): the time w_KQ reaches w*/2, and the final loss.
+    StageCurve D2 = stage_curve(dm, 1, kColumns);
+    const double tb = crossing_time(L2, "ind.wkq", wstar / 2), td = crossing_time(D2, "ind.wkq", wstar / 2);
+    const double lb = L2.col("loss").back(), ld = D2.col("loss").back();
+    const double agree = std::max(std::abs(tb / td - 1), std::abs(lb / ld - 1));
+    PhaseSegmentation pd = layer2_phases(D2);
     out.push_back({"the stiff integrator needs fewer gradient evaluations", "cvode-bdf / dopri5 evaluations, layer 2 "
-                   "to t = 1e4, same tolerances (< 1); transitions within 5%", eb / ed,
-                   eb < ed && agree <= 0.05,
-                   fmt::format("cvode-bdf {} vs dopri5 {} evaluations; steepest descent at t = {:.4g} vs {:.4g}", eb, ed,
+                   "to t = 1e4 at the same tolerances (< 1); T(w_KQ = w*/2) and final loss agree within 2%", eb / ed,
+                   eb < ed && agree <= 0.02,
+                   fmt::format("cvode-bdf {} vs dopri5 {} evaluations; w_KQ = w*/2 at t = {:.5g} vs {:.5g}; final loss "
+                               "{:.5g} vs {:.5g}; steepest descent at t = {:.4g} vs {:.4g}", eb, ed, tb, td, lb, ld,
                                tr.steepest, pd.found ? pd.transitions[0].steepest : NAN)});
     integ["dopri5_layer2_evals"] = ed;
     c.extra["runs"] = variants_json(c.out_dir, variants(false));

@@ -50,18 +50,6 @@ std::vector<Variant> variants(bool quick) {
   return v;
 }
 
-// First t at which `col` reaches `level` (log-linear interpolation between rows); NaN if never.
-double crossing_time(const StageCurve& c, const std::string& col, double level) {
-  const auto& v = c.col(col);
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (v[i] < level) continue;
-    if (i == 0) return c.t[0];
-    const double f = (level - v[i - 1]) / (v[i] - v[i - 1]);
-    return std::exp(std::log(c.t[i - 1]) + f * (std::log(c.t[i]) - std::log(c.t[i - 1])));
-  }
-  return NAN;
-}
-
 // The main run directory holds nothing but the claims: every point is a variant run.
 RunResult run_points(const ReproContext& c, const TrainOptions& o) {
   RunResult r;
