@@ -165,3 +165,30 @@ TEST(FlowCvode, TrainerRunResumesBitIdentically) {
 
 }  // namespace
 }  // namespace ihlab
+
+namespace ihlab {
+namespace {
+
+TEST(FlowCvode, AnUnknownStageObjectiveIsRefusedBeforeAnythingRuns) {
+  nlohmann::json raw = parse_toml_string(kRun, "cvode");
+  apply_override(raw, "stages.1.objective=\"copy-next\"");
+  auto cfg = run_schema().resolve(raw);
+  const std::string d = (fs::temp_directory_path() / ("ihlab_test_cvode_bad_" + std::to_string(::getpid()))).string();
+  fs::remove_all(d);
+  TrainOptions quiet;
+  quiet.quiet = true;
+  try {
+    run_config(cfg, d, quiet);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("stages[1]"), std::string::npos) << m;
+    EXPECT_NE(m.find("copy-next"), std::string::npos) << m;
+    EXPECT_NE(m.find("copy-previous"), std::string::npos) << m;
+  }
+  EXPECT_FALSE(fs::exists(d + "/metrics.csv"));
+  fs::remove_all(d);
+}
+
+}  // namespace
+}  // namespace ihlab

@@ -431,6 +431,14 @@ RunResult Trainer<T>::finish(std::string status, std::string message) {
 template <typename T>
 RunResult Trainer<T>::run() {
   start_ = std::chrono::steady_clock::now();
+  // Every stage's objective is checked before anything runs, not when its stage starts.
+  for (size_t i = 0; i < spec_.stages.size(); ++i) {
+    try {
+      model_.set_objective(spec_.stages[i].objective);
+    } catch (const Error& e) {
+      fail("stages[{}] (stage '{}'): {}", i, spec_.stages[i].name, e.what());
+    }
+  }
   fs::create_directories(dir_ + "/checkpoints");
   prepare_data();
   int64_t total = 0;
