@@ -29,8 +29,8 @@ struct CvodeSegmentStats {
 
 class CvodeBdf {
  public:
-  // Throws ihlab::Error on an invalid config (same checks as DormandPrince). Uses rtol, atol and
-  // h_min of FlowConfig; h_init and h_max are left to CVODE's own estimates.
+  // Throws ihlab::Error on an invalid config (rtol >= 0, atol > 0). Uses rtol and atol of
+  // FlowConfig (CVODE's scalar tolerances); step sizes are left to CVODE's own estimates.
   CvodeBdf(Derivative f, FlowConfig cfg);
 
   // Integrates s.y from s.t to t_end with a fresh solver, then sets s.t = t_end exactly and adds
