@@ -44,6 +44,7 @@ IclTime icl_time(const std::vector<double>& t, const std::vector<double>& loss) 
   }
   r.plateau = loss[idx[plat]];
   r.plateau_t = t[idx[plat]];
+  if (!(r.plateau > r.final_loss)) return r;  // no drop below the plateau: nothing to time
   const double mid = 0.5 * (r.plateau + r.final_loss);
   for (size_t k = plat + 1; k < n; ++k) {
     const size_t i = idx[k], p = idx[k - 1];

@@ -21,7 +21,8 @@ double first_reach(const std::vector<double>& t, const std::vector<double>& y, d
 //              untouched start, flat on a log axis, is not mistaken for the plateau); the first
 //              point's loss when no point qualifies.
 //   final    = the last logged loss.
-//   t_icl    = the first crossing of (plateau + final) / 2 after the plateau point.
+//   t_icl    = the first crossing of (plateau + final) / 2 after the plateau point; not found
+//              when the final loss is not below the plateau.
 struct IclTime {
   bool found = false;
   double t_icl = NAN;

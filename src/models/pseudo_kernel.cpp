@@ -28,18 +28,24 @@ Gram gram_of(const BasisBlock& b) {
   return b.kind == BlockKind::I ? kP : b.kind == BlockKind::MT ? kR : kRT;
 }
 
-// G(k, j) of one sequence for a Gram id (RT reads R transposed).
+// G(k, j) of one sequence as a strided view (RT reads R transposed), so inner loops need no
+// branch on the Gram's kind.
+struct GramView {
+  const double* p = nullptr;
+  int64_t sk = 0, sj = 0;
+  double operator()(int64_t k, int64_t j) const { return p[k * sk + j * sj]; }
+};
 struct Grams {
   const double *X, *P, *R;
   int64_t L;
-  double at(Gram g, int64_t k, int64_t j) const {
+  GramView view(Gram g) const {
     switch (g) {
-      case kX: return X[k * L + j];
-      case kP: return P[k * L + j];
-      case kR: return R[k * L + j];
-      case kRT: return R[j * L + k];
+      case kX: return {X, L, 1};
+      case kP: return {P, L, 1};
+      case kR: return {R, L, 1};
+      case kRT: return {R, 1, L};
     }
-    return 0;
+    return {};
   }
 };
 
@@ -63,8 +69,8 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
     for (int64_t k = 0; k < j; ++k) s[k] = 0;
     for (int64_t e = 0; e < K; ++e) {
       if (t[e].matrix != 1 || theta[e] == 0) continue;
-      const Gram g = gram_of(t[e]);
-      for (int64_t k = 0; k < j; ++k) s[k] += theta[e] * G.at(g, k, j);
+      const GramView v = G.view(gram_of(t[e]));
+      for (int64_t k = 0; k < j; ++k) s[k] += theta[e] * v(k, j);
     }
     softmax_row(s.data(), &A1[j * L], j);
   }
@@ -77,10 +83,11 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
   for (int g = 0; g < 4; ++g) {
     if (!used[g]) continue;
     colQ[g].resize(L), Ga[g].resize(L), A1colQ[g].assign(L, 0.0), A1Ga[g].assign(L, 0.0);
+    const GramView V = G.view(Gram(g));
     for (int64_t m = 0; m < L; ++m) {
-      colQ[g][m] = G.at(Gram(g), m, Q);
+      colQ[g][m] = V(m, Q);
       double v = 0;
-      for (int64_t n = 0; n < Q; ++n) v += G.at(Gram(g), m, n) * a[n];
+      for (int64_t n = 0; n < Q; ++n) v += V(m, n) * a[n];
       Ga[g][m] = v;
     }
     for (int64_t k = 1; k < Q; ++k) {
@@ -173,9 +180,10 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
     }
     if (query_o1) {  // d/da of G a (through G^T) with the key side plain (ds2) or o1 (A1^T ds2)
       const auto& back = key_o1 ? A1T_ds2 : ds2;
+      const GramView V = G.view(Gram(g));
       for (int64_t n = 0; n < Q; ++n) {
         double v2 = 0;
-        for (int64_t k = 0; k < Q; ++k) v2 += G.at(Gram(g), k, n) * back[k];
+        for (int64_t k = 0; k < Q; ++k) v2 += V(k, n) * back[k];
         da[n] += theta[e] * v2;
       }
     }
@@ -196,9 +204,9 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
     for (int64_t k = 0; k < j; ++k) ds1[k] = arow[k] * (drow[k] - d);
     for (int64_t e = 0; e < K; ++e) {
       if (t[e].matrix != 1) continue;
-      const Gram g = gram_of(t[e]);
+      const GramView V = G.view(gram_of(t[e]));
       double v = 0;
-      for (int64_t k = 0; k < j; ++k) v += ds1[k] * G.at(g, k, j);
+      for (int64_t k = 0; k < j; ++k) v += ds1[k] * V(k, j);
       grad[e] += v;
     }
   }
@@ -232,15 +240,23 @@ PseudoKernelPlan make_pseudo_plan(const std::vector<BasisBlock>& table) {
 }
 
 uint64_t batch_content_hash(const Batch& b) {
+  // FNV-1a over 64-bit words: every target value (fresh for every sequence, so two different
+  // batches never agree on them) and about 4096 evenly spaced feature entries. Hashing every
+  // feature byte would cost as much as the reduced model's loss itself.
   uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const void* p, size_t n) {
-    const unsigned char* c = static_cast<const unsigned char*>(p);
-    for (size_t i = 0; i < n; ++i) h = (h ^ c[i]) * 1099511628211ull;
-  };
-  mix(&b.size, sizeof b.size);
-  mix(&b.length, sizeof b.length);
-  mix(b.features.data(), b.features.size() * sizeof(float));
-  mix(b.values.data(), b.values.size() * sizeof(double));
+  auto mix = [&](uint64_t w) { h = (h ^ w) * 1099511628211ull; };
+  mix(uint64_t(b.size)), mix(uint64_t(b.length)), mix(uint64_t(b.feature_dim));
+  for (double v : b.values) {
+    uint64_t w;
+    std::memcpy(&w, &v, sizeof w);
+    mix(w);
+  }
+  const size_t n = b.features.size(), stride = std::max<size_t>(1, n / 4096);
+  for (size_t i = 0; i < n; i += stride) {
+    uint32_t w;
+    std::memcpy(&w, &b.features[i], sizeof w);
+    mix(w);
+  }
   return h;
 }
 

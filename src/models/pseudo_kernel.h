@@ -37,7 +37,7 @@ struct PseudoKernelPlan {
 };
 PseudoKernelPlan make_pseudo_plan(const std::vector<BasisBlock>& table);
 
-// FNV-1a of a batch's features and values (the Gram cache key).
+// Cache key of a batch: FNV-1a of its values and a strided sample of its features.
 uint64_t batch_content_hash(const Batch& b);
 // M: row-major [D, D]; features [B, L, 2D] = [token ; position].
 PseudoGrams pseudo_grams(const Batch& b, const std::vector<double>& M, int64_t D, const PseudoKernelPlan& plan);
