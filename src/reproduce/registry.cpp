@@ -3,6 +3,7 @@
 #include "reproduce/chen2024.h"
 #include "reproduce/chen2024_full.h"
 #include "reproduce/edelman2024.h"
+#include "reproduce/musat2025.h"
 #include "reproduce/olsson2022.h"
 #include "reproduce/reddy2023.h"
 #include "reproduce/smoke.h"
@@ -20,6 +21,8 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(olsson2022_repeated_tokens());
     v.push_back(edelman2024_icl_mc());
     v.push_back(reddy2023_bursty());
+    v.push_back(musat2025_emergence());
+    v.push_back(musat2025_scaling());
     return v;
   }();
   return all;
