@@ -34,28 +34,40 @@ struct GramView {
   const double* p = nullptr;
   int64_t sk = 0, sj = 0;
   double operator()(int64_t k, int64_t j) const { return p[k * sk + j * sj]; }
+  const double* row(int64_t k) const { return p + k * sk; }  // when sj == 1
 };
 struct Grams {
-  const double *X, *P, *R;
+  const double *X, *P, *R, *Rt;  // Rt = R transposed, stored so both orientations read rows
   int64_t L;
   GramView view(Gram g) const {
     switch (g) {
       case kX: return {X, L, 1};
       case kP: return {P, L, 1};
       case kR: return {R, L, 1};
-      case kRT: return {R, 1, L};
+      case kRT: return {Rt, L, 1};
+    }
+    return {};
+  }
+  // The transposed view, Gt(j, k) = G(k, j), also row-contiguous: loops over keys k of one query
+  // j (layer 1) read memory in order.
+  GramView view_t(Gram g) const {
+    switch (g) {
+      case kX: return {X, L, 1};  // symmetric
+      case kP: return {P, L, 1};
+      case kR: return {Rt, L, 1};
+      case kRT: return {R, L, 1};
     }
     return {};
   }
 };
 
-// Row softmax of s[0..n) into a[0..n) (n >= 1).
+// Row softmax of s[0..n) into a[0..n) (n >= 1), with Eigen's vectorized exp (the scalar
+// std::exp was a third of the kernel's time at L = 129).
 void softmax_row(const double* s, double* a, int64_t n) {
-  double mx = s[0];
-  for (int64_t k = 1; k < n; ++k) mx = std::max(mx, s[k]);
-  double z = 0;
-  for (int64_t k = 0; k < n; ++k) z += (a[k] = std::exp(s[k] - mx));
-  for (int64_t k = 0; k < n; ++k) a[k] /= z;
+  Eigen::Map<const Eigen::ArrayXd> x(s, n);
+  Eigen::Map<Eigen::ArrayXd> y(a, n);
+  y = (x - x.maxCoeff()).exp();
+  y /= y.sum();
 }
 
 // One sequence: forward (and backward if grad). A1 [L, L], A2 [L] are outputs (attention).
@@ -69,8 +81,8 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
     for (int64_t k = 0; k < j; ++k) s[k] = 0;
     for (int64_t e = 0; e < K; ++e) {
       if (t[e].matrix != 1 || theta[e] == 0) continue;
-      const GramView v = G.view(gram_of(t[e]));
-      for (int64_t k = 0; k < j; ++k) s[k] += theta[e] * v(k, j);
+      const double* row = G.view_t(gram_of(t[e])).row(j);  // G(k, j) for k = 0, 1, ...
+      for (int64_t k = 0; k < j; ++k) s[k] += theta[e] * row[k];
     }
     softmax_row(s.data(), &A1[j * L], j);
   }
@@ -180,10 +192,11 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
     }
     if (query_o1) {  // d/da of G a (through G^T) with the key side plain (ds2) or o1 (A1^T ds2)
       const auto& back = key_o1 ? A1T_ds2 : ds2;
-      const GramView V = G.view(Gram(g));
+      const GramView Vt = G.view_t(Gram(g));
       for (int64_t n = 0; n < Q; ++n) {
+        const double* row = Vt.row(n);  // G(k, n) for k = 0, 1, ...
         double v2 = 0;
-        for (int64_t k = 0; k < Q; ++k) v2 += V(k, n) * back[k];
+        for (int64_t k = 0; k < Q; ++k) v2 += row[k] * back[k];
         da[n] += theta[e] * v2;
       }
     }
@@ -204,9 +217,9 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
     for (int64_t k = 0; k < j; ++k) ds1[k] = arow[k] * (drow[k] - d);
     for (int64_t e = 0; e < K; ++e) {
       if (t[e].matrix != 1) continue;
-      const GramView V = G.view(gram_of(t[e]));
+      const double* row = G.view_t(gram_of(t[e])).row(j);
       double v = 0;
-      for (int64_t k = 0; k < j; ++k) v += ds1[k] * V(k, j);
+      for (int64_t k = 0; k < j; ++k) v += ds1[k] * row[k];
       grad[e] += v;
     }
   }
@@ -216,7 +229,7 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
 Grams sequence_grams(const PseudoGrams& g, int64_t s) {
   const int64_t LL = g.length * g.length;
   return {g.X.data() + s * LL, g.P.empty() ? nullptr : g.P.data() + s * LL,
-          g.R.empty() ? nullptr : g.R.data() + s * LL, g.length};
+          g.R.empty() ? nullptr : g.R.data() + s * LL, g.Rt.empty() ? nullptr : g.Rt.data() + s * LL, g.length};
 }
 }  // namespace
 
@@ -270,7 +283,7 @@ PseudoGrams pseudo_grams(const Batch& b, const std::vector<double>& M, int64_t D
   g.hash = batch_content_hash(b);
   g.X.resize(B * LL);
   if (plan.need_P) g.P.resize(B * LL);
-  if (plan.need_R) g.R.resize(B * LL);
+  if (plan.need_R) g.R.resize(B * LL), g.Rt.resize(B * LL);
   g.Y.resize(B * L);
   g.yy.resize(B);
   using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -287,6 +300,7 @@ PseudoGrams pseudo_grams(const Batch& b, const std::vector<double>& M, int64_t D
       if (plan.need_R) {  // R[k, j] = (M q_k) . q_j
         Mat mq = pos * Mm.transpose();
         Eigen::Map<Mat>(&g.R[s * LL], L, L).noalias() = mq * pos.transpose();
+        Eigen::Map<Mat>(&g.Rt[s * LL], L, L) = Eigen::Map<Mat>(&g.R[s * LL], L, L).transpose();
       }
       Eigen::Map<Eigen::VectorXd>(&g.Y[s * L], L).noalias() = tok * y;
       g.yy[s] = y.squaredNorm();

@@ -25,6 +25,7 @@ namespace ihlab {
 struct PseudoGrams {
   int64_t size = 0, length = 0;
   std::vector<double> X, P, R;  // [B, L, L]
+  std::vector<double> Rt;       // [B, L, L] R transposed (row-contiguous reads both ways)
   std::vector<double> Y;        // [B, L]  x_m . y
   std::vector<double> yy;       // [B]
   uint64_t hash = 0;            // of the batch content they were made from

@@ -55,7 +55,7 @@ checkpoint_every = 0
 name = "gd"
 optimizer = "sgd"
 lr = 8.0            # eta = D / 4; t = eta * steps
-steps = 500         # t = 4000
+steps = 1000        # t = 8000 (t_ICL is about 5200 at D = 32, N = 8)
 )";
 
 // The reduced models run on the main run's configuration with [model] replaced (same seed, so the
