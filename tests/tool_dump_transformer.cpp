@@ -3,12 +3,15 @@
 // CONFIG_JSON: the [model] keys of "transformer" (layers, heads, width, attention_only, mlp_width,
 // norm, positional, rel_window, self_attention, tied_unembedding, dropout, attn_bias, rope_base,
 // ln_eps; missing keys take the model's defaults) plus the task side: vocab, max_len, feature_dim,
-// and the batch: batch, length (<= max_len), seed.
+// and the batch: batch, length (<= max_len), seed. Regression: value_dim > 0 (the task side),
+// regression_loss ("mse" | "candidates"), candidates (how many per sequence; default 3).
 // Tensors: "param.<name>", "grad.<name>" (every parameter, after one training-mode loss and
 // backward, so with dropout when dropout > 0); "tokens", "targets" (I64 [B, L], about a quarter of
 // the targets -1); "features" ([B, L, F], F > 0); "loss" ([], training mode); "logits" ([B, L, V]),
 // "attention.l<l>" ([B, H, L, L]), "per_position" ([B, L], NaN where no target), all without
-// dropout; "ov.l<l>.h<h>" ([V, V]); with dropout the multipliers the training pass used:
+// dropout; "ov.l<l>.h<h>" ([V, V]); regression instead of logits, per_position and ov: "values"
+// ([B, Dv]), "prediction" ([B, Dv], no dropout), with candidates "candidates" ([B, C, Dv]) and
+// "candidate_target" (I64 [B]); with dropout the multipliers the training pass used:
 // "drop.l<l>.probs" [B, H, L, L], "drop.l<l>.attn_out" and "drop.l<l>.mlp_out" [B, L, D].
 // __metadata__["config"] is the resolved configuration as JSON.
 // Parameters are random, not the init (whose zero RPE and unit gains would hide mistakes): gains
@@ -38,6 +41,8 @@ int main(int argc, char** argv) {
     c.vocab = j.value("vocab", c.vocab);
     c.max_len = j.value("max_len", c.max_len);
     c.feature_dim = j.value("feature_dim", c.feature_dim);
+    c.value_dim = j.value("value_dim", c.value_dim);
+    c.regression_loss = parse_transformer_regression_loss(j.value("regression_loss", std::string("mse")));
     c.layers = j.value("layers", c.layers);
     c.heads = j.value("heads", c.heads);
     c.width = j.value("width", c.width);
@@ -70,16 +75,25 @@ int main(int argc, char** argv) {
     }
     b.targets[0] = 0;
     for (int64_t i = 0; i < B * L * c.feature_dim; ++i) b.features.push_back(float(rs.normal()));
+    const int64_t Dv = c.value_dim, C = j.value("candidates", int64_t(3));
+    if (Dv > 0) {
+      b.value_dim = Dv;
+      for (int64_t i = 0; i < B * Dv; ++i) b.values.push_back(rs.normal());
+      if (c.regression_loss == TransformerRegressionLoss::Candidates) {
+        b.num_candidates = C;
+        for (int64_t i = 0; i < B * C * Dv; ++i) b.candidates.push_back(rs.normal());
+        for (int64_t r = 0; r < B; ++r) b.candidate_target.push_back(int32_t(rs.randint(C)));
+      }
+    }
 
     Var<double> loss = model.loss(b);  // training mode: every parameter is trainable
     backward(loss);
-    Tensor<double> logits;
+    Tensor<double> out;  // logits [B, L, V], or the regression prediction [B, Dv]
     {
       NoGradScope<double> no_grad(model.params());
-      logits = model.logits(b).value();
+      out = Dv > 0 ? model.predict(b).value() : model.logits(b).value();
     }
     const auto probs = model.attention_probs(b);
-    const auto per_pos = model.per_position_losses(b);
 
     SafetensorsFile f;
     for (auto& p : model.params().all()) {
@@ -96,11 +110,22 @@ int main(int argc, char** argv) {
       f.tensors.push_back(to_raw("features", Tensor<double>(Shape{B, L, c.feature_dim}, std::move(feats))));
     }
     f.tensors.push_back(to_raw("loss", loss.value()));
-    f.tensors.push_back(to_raw("logits", logits));
-    f.tensors.push_back(to_raw("per_position", Tensor<double>(Shape{B, L}, per_pos)));
+    if (Dv > 0) {
+      f.tensors.push_back(to_raw("prediction", out));
+      f.tensors.push_back(to_raw("values", Tensor<double>(Shape{B, Dv}, b.values)));
+      if (b.num_candidates > 0) {
+        f.tensors.push_back(to_raw("candidates", Tensor<double>(Shape{B, C, Dv}, b.candidates)));
+        f.tensors.push_back(to_raw(
+            "candidate_target",
+            Tensor<int64_t>(Shape{B}, std::vector<int64_t>(b.candidate_target.begin(), b.candidate_target.end()))));
+      }
+    } else {
+      f.tensors.push_back(to_raw("logits", out));
+      f.tensors.push_back(to_raw("per_position", Tensor<double>(Shape{B, L}, model.per_position_losses(b))));
+    }
     for (int64_t l = 0; l < c.layers; ++l) {
       f.tensors.push_back(to_raw("attention.l" + std::to_string(l), probs[l]));
-      for (int64_t h = 0; h < c.heads; ++h)
+      for (int64_t h = 0; h < c.heads && Dv == 0; ++h)
         f.tensors.push_back(to_raw(fmt::format("ov.l{}.h{}", l, h),
                                    Tensor<double>(Shape{c.vocab, c.vocab}, model.ov_circuit(l, h))));
       if (c.dropout > 0) {
@@ -120,6 +145,8 @@ int main(int argc, char** argv) {
     nlohmann::json meta = {{"vocab", c.vocab},
                            {"max_len", c.max_len},
                            {"feature_dim", c.feature_dim},
+                           {"value_dim", c.value_dim},
+                           {"regression_loss", c.regression_loss == TransformerRegressionLoss::Mse ? "mse" : "candidates"},
                            {"layers", c.layers},
                            {"heads", c.heads},
                            {"width", c.width},

@@ -6,7 +6,8 @@
 For configurations covering every option (positional learned / relative with and without a
 window / ALiBi with a power-of-two and another head count / rotary / none; MLP or not; pre-LN or
 none; tied or untied; self attention or strictly causal; attention biases; feature inputs;
-dropout; head dims 2..64; a batch shorter than the model's length), runs the C++ dumper
+dropout; head dims 2..64; a batch shorter than the model's length; regression output with the
+squared-error and the candidates cross-entropy loss), runs the C++ dumper
 (tests/tool_dump_transformer.cpp), rebuilds the model here from the description in
 src/models/transformer.h with plain torch ops, and compares the training loss and every gradient
 (with the dumped dropout multipliers applied where the description puts dropout), and, without
@@ -55,6 +56,11 @@ CONFIGS = [
     dict(vocab=7, max_len=6, layers=1, heads=1, width=64, positional="rotary", attn_bias=True, batch=2, seed=11),
     dict(vocab=7, max_len=7, layers=1, heads=2, width=64, positional="learned", self_attention=False,
          dropout=0.3, attention_only=False, mlp_width=8, batch=2, seed=12),
+    # Regression (item-label retrieval, the mixed target): features in, one vector out per sequence.
+    dict(vocab=1, max_len=9, feature_dim=6, value_dim=3, layers=2, heads=2, width=8, positional="learned",
+         norm="none", batch=4, seed=13),
+    dict(vocab=2, max_len=7, feature_dim=4, value_dim=4, layers=2, heads=1, width=8, positional="relative",
+         regression_loss="candidates", candidates=3, dropout=0.2, batch=5, seed=14),
 ]
 
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
@@ -97,7 +103,8 @@ def rope(x, base):
 
 
 def forward(p, cfg, tokens, feats, masks):
-    """logits [B, L, V] and the attention probabilities per layer; masks: dropout multipliers or None."""
+    """Final (normed) residual stream [B, L, D] and the attention probabilities per layer; masks:
+    dropout multipliers or None."""
     B, L = tokens.shape
     D, H, V = cfg["width"], cfg["heads"], cfg["vocab"]
     dh = D // H
@@ -154,9 +161,21 @@ def forward(p, cfg, tokens, feats, masks):
             if masks is not None:
                 br = br * masks[f"drop.l{l}.mlp_out"]
             x = x + br
-    x = ln(x, "unembed")
-    logits = x @ (p["embed.E"].T if cfg["tied_unembedding"] else p["unembed.U"])
-    return logits, probs
+    return ln(x, "unembed"), probs
+
+
+def readout(p, cfg, x):
+    """Token logits [B, L, V], or the regression prediction from the last position [B, Dv]."""
+    if cfg["value_dim"] > 0:
+        return x[:, -1] @ p["unembed.U"]
+    return x @ (p["embed.E"].T if cfg["tied_unembedding"] else p["unembed.U"])
+
+
+def regression_loss(cfg, y, arrays):
+    if cfg["regression_loss"] == "mse":
+        return 0.5 * ((y - torch.tensor(arrays["values"])) ** 2).sum(-1).mean()
+    scores = torch.einsum("bd,bcd->bc", y, torch.tensor(arrays["candidates"]))
+    return F.cross_entropy(scores, torch.tensor(arrays["candidate_target"]))
 
 
 def ov_circuit(p, cfg, l, h):
@@ -184,28 +203,36 @@ def check_config(dumper, path, c):
     masks = {k: torch.tensor(v) for k, v in arrays.items() if k.startswith("drop.")} if cfg["dropout"] > 0 else None
     V = cfg["vocab"]
 
-    logits_train, _ = forward(p, cfg, tokens, feats, masks)
-    loss = F.cross_entropy(logits_train.reshape(-1, V), targets.reshape(-1), ignore_index=-1)
+    regression = cfg["value_dim"] > 0
+
+    out_train = readout(p, cfg, forward(p, cfg, tokens, feats, masks)[0])
+    if regression:
+        loss = regression_loss(cfg, out_train, arrays)
+    else:
+        loss = F.cross_entropy(out_train.reshape(-1, V), targets.reshape(-1), ignore_index=-1)
     loss.backward()
     with torch.no_grad():
-        logits, probs = forward(p, cfg, tokens, feats, None)
-        per_pos = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1,
-                                  reduction="none").reshape(targets.shape)
-        per_pos = torch.where(targets >= 0, per_pos, torch.full_like(per_pos, float("nan")))
+        x, probs = forward(p, cfg, tokens, feats, None)
+        out = readout(p, cfg, x)
 
-    pairs = [("loss", arrays["loss"], loss.detach()), ("logits", arrays["logits"], logits)]
+    pairs = [("loss", arrays["loss"], loss.detach())]
+    pairs += [("prediction", arrays["prediction"], out) if regression else ("logits", arrays["logits"], out)]
     pairs += [(f"attention.l{l}", arrays[f"attention.l{l}"], probs[l]) for l in range(cfg["layers"])]
     pairs += [("grad." + n, arrays["grad." + n], p[n].grad if p[n].grad is not None else torch.zeros_like(p[n]))
               for n in names]
-    with torch.no_grad():
-        pairs += [(f"ov.l{l}.h{h}", arrays[f"ov.l{l}.h{h}"], ov_circuit(p, cfg, l, h))
-                  for l in range(cfg["layers"]) for h in range(cfg["heads"])]
     failures, worst = [], 0.0
-    ours_pp = torch.as_tensor(arrays["per_position"])
-    if not torch.equal(torch.isnan(ours_pp), torch.isnan(per_pos)):
-        failures.append("per_position: NaN pattern differs from the positions without a target")
-    else:
-        pairs.append(("per_position", torch.nan_to_num(ours_pp), torch.nan_to_num(per_pos)))
+    if not regression:
+        with torch.no_grad():
+            pairs += [(f"ov.l{l}.h{h}", arrays[f"ov.l{l}.h{h}"], ov_circuit(p, cfg, l, h))
+                      for l in range(cfg["layers"]) for h in range(cfg["heads"])]
+            per_pos = F.cross_entropy(out.reshape(-1, V), targets.reshape(-1), ignore_index=-1,
+                                      reduction="none").reshape(targets.shape)
+            per_pos = torch.where(targets >= 0, per_pos, torch.full_like(per_pos, float("nan")))
+        ours_pp = torch.as_tensor(arrays["per_position"])
+        if not torch.equal(torch.isnan(ours_pp), torch.isnan(per_pos)):
+            failures.append("per_position: NaN pattern differs from the positions without a target")
+        else:
+            pairs.append(("per_position", torch.nan_to_num(ours_pp), torch.nan_to_num(per_pos)))
     for name, ours, ref in pairs:
         ours = torch.as_tensor(ours)
         if ours.shape != ref.shape:
@@ -235,8 +262,8 @@ def main():
     if failures:
         print("FAIL: ihlab transformer disagrees with PyTorch:\n  " + "\n  ".join(failures), file=sys.stderr)
         sys.exit(1)
-    print(f"PASS: {len(CONFIGS)} configurations; loss, logits, attention, per-position losses, OV circuits and "
-          f"all gradients match PyTorch within {TOL:g} (max rel err {worst:.2e}, float64)")
+    print(f"PASS: {len(CONFIGS)} configurations; loss, logits or regression prediction, attention, per-position "
+          f"losses, OV circuits and all gradients match PyTorch within {TOL:g} (max rel err {worst:.2e}, float64)")
 
 
 if __name__ == "__main__":

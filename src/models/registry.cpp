@@ -26,6 +26,8 @@ std::unique_ptr<Model<T>> make_transformer(const nlohmann::json& c, const Task& 
   cfg.vocab = task.vocab();
   cfg.max_len = task.length();
   cfg.feature_dim = task.feature_dim();
+  cfg.value_dim = task.value_dim();
+  cfg.regression_loss = parse_transformer_regression_loss(c.at("regression_loss"));
   cfg.layers = c.at("layers");
   cfg.heads = c.at("heads");
   cfg.width = c.at("width");
@@ -72,6 +74,10 @@ Schema transformer_schema() {
                1 << 20)
       .boolean("self_attention", true, "a position attends to itself (false: strictly earlier positions only)")
       .boolean("tied_unembedding", false, "unembedding = embedding transposed")
+      .string("regression_loss", "mse",
+              "regression tasks (value_dim > 0): mse = 1/2 ||yhat - y||^2; candidates = cross-entropy over "
+              "yhat . c_j for the task's candidate answers",
+              {"mse", "candidates"})
       .add(dropout)
       .real("init_std", 0.02, "standard deviation of the Gaussian init of weights and tables", 0, 10)
       .boolean("attn_bias", false, "biases on the q, k, v and output projections")

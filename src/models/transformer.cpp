@@ -76,7 +76,8 @@ Transformer<T>::Transformer(const TransformerConfig& cfg, uint64_t seed) : cfg_(
     lnf_g_ = p.add("unembed.ln_g", "unembed", ones(D));
     lnf_b_ = p.add("unembed.ln_b", "unembed", zeros({D}));
   }
-  if (!cfg.tied_unembedding) U_ = p.add("unembed.U", "unembed", gaussian<T>({D, V}, sd, rng));
+  const int64_t out = cfg.value_dim > 0 ? cfg.value_dim : V;  // regression readout or logits
+  if (!cfg.tied_unembedding) U_ = p.add("unembed.U", "unembed", gaussian<T>({D, out}, sd, rng));
 }
 
 template <typename T>
@@ -91,6 +92,16 @@ void Transformer<T>::check_batch(const Batch& b) const {
   IHLAB_CHECK(b.feature_dim == cfg_.feature_dim,
               "transformer: batch has feature_dim = {} but the model was built for feature_dim = {} (the task's)",
               b.feature_dim, cfg_.feature_dim);
+  if (regression()) {
+    IHLAB_CHECK(b.value_dim == cfg_.value_dim && int64_t(b.values.size()) == b.size * b.value_dim,
+                "transformer: batch has {} target values of dimension {} for {} sequences, but the model predicts "
+                "value_dim = {} (the task's)",
+                b.values.size(), b.value_dim, b.size, cfg_.value_dim);
+    IHLAB_CHECK(cfg_.regression_loss != TransformerRegressionLoss::Candidates || b.num_candidates > 0,
+                "transformer: model.regression_loss = \"candidates\" needs a task that provides candidate answers, "
+                "and this batch has none (allowed: regression_loss = \"mse\")");
+    return;
+  }
   for (int32_t t : b.targets)
     IHLAB_CHECK(t < cfg_.vocab, "transformer: target {} is out of range (allowed: -1 = none, 0..{})", t,
                 cfg_.vocab - 1);
@@ -148,7 +159,7 @@ Var<T> Transformer<T>::block_mlp(const Var<T>& x, const Layer& p, int64_t layer,
 }
 
 template <typename T>
-Var<T> Transformer<T>::forward(const Batch& b, bool train, std::vector<Tensor<T>>* probs) {
+Var<T> Transformer<T>::trunk(const Batch& b, bool train, std::vector<Tensor<T>>* probs) {
   using namespace ops;
   check_batch(b);
   const int64_t B = b.size, L = b.length;
@@ -165,16 +176,57 @@ Var<T> Transformer<T>::forward(const Batch& b, bool train, std::vector<Tensor<T>
     x = block_attention(x, layers_[l], l, B, L, hash, train, probs);
     if (!cfg_.attention_only) x = block_mlp(x, layers_[l], l, hash, train);
   }
+  return x;
+}
+
+template <typename T>
+Var<T> Transformer<T>::forward(const Batch& b, bool train, std::vector<Tensor<T>>* probs) {
+  using namespace ops;
+  IHLAB_CHECK(!regression(), "transformer: this model has a regression output (the task's value_dim = {}); "
+              "token logits do not exist", cfg_.value_dim);
+  Var<T> x = trunk(b, train, probs);                                                 // [B, L, D]
   // Final LayerNorm and unembedding in one op: LN(x) W_U, W_U = E^T when tied.     [B, L, V]
   Var<T> WU = cfg_.tied_unembedding ? transpose_last2(E_) : U_;
   return norm_linear(x, cfg_.norm == TransformerNorm::Pre, lnf_g_, lnf_b_, cfg_.ln_eps, {WU});
 }
 
 template <typename T>
+Var<T> Transformer<T>::forward_regression(const Batch& b, bool train) {
+  using namespace ops;
+  Var<T> x = trunk(b, train, nullptr);  // [B, L, D]
+  const int64_t B = b.size, L = b.length;
+  // The last position of each sequence, as a product with a constant one-hot row: [B, 1, L] x
+  // [B, L, D] -> [B, 1, D] (bmm's backward scatters the gradient back to that position).
+  Tensor<T> pick(Shape{B, 1, L}, T(0));
+  for (int64_t r = 0; r < B; ++r) pick[r * L + L - 1] = T(1);
+  Var<T> last = bmm(Var<T>::leaf(pick), x);
+  Var<T> y = norm_linear(last, cfg_.norm == TransformerNorm::Pre, lnf_g_, lnf_b_, cfg_.ln_eps, {U_});
+  return reshape(y, Shape{B, cfg_.value_dim});  // [B, Dv]
+}
+
+template <typename T>
 Var<T> Transformer<T>::loss(const Batch& b) {
   bool training = false;
   for (auto& p : this->params_.all()) training |= p.var.requires_grad();
-  return ops::cross_entropy(forward(b, training, nullptr), b.targets);
+  if (!regression()) return ops::cross_entropy(forward(b, training, nullptr), b.targets);
+  check_batch(b);
+  Var<T> y = forward_regression(b, training);  // [B, Dv]
+  const int64_t B = b.size, Dv = cfg_.value_dim;
+  if (cfg_.regression_loss == TransformerRegressionLoss::Mse)
+    // ops::mse averages over all B * Dv entries; the convention sums over the Dv dims, halved.
+    return ops::scale(ops::mse(y, Tensor<T>(Shape{B, Dv}, std::vector<T>(b.values.begin(), b.values.end()))),
+                      0.5 * double(Dv));
+  const int64_t C = b.num_candidates;
+  Var<T> cand = Var<T>::leaf(Tensor<T>(Shape{B, C, Dv}, std::vector<T>(b.candidates.begin(), b.candidates.end())));
+  Var<T> scores = ops::bmm(ops::reshape(y, Shape{B, 1, Dv}), cand, false, true);  // [B, 1, C]
+  return ops::cross_entropy(ops::reshape(scores, Shape{B, C}), b.candidate_target);
+}
+
+template <typename T>
+Var<T> Transformer<T>::predict(const Batch& b) {
+  IHLAB_CHECK(regression(), "transformer: predict() needs a regression task (value_dim > 0); use logits()");
+  check_batch(b);
+  return forward_regression(b, false);
 }
 
 template <typename T>
@@ -185,6 +237,7 @@ Var<T> Transformer<T>::logits(const Batch& b) {
 template <typename T>
 Scalars Transformer<T>::evaluate(const Batch& b) {
   NoGradScope<T> no_grad(this->params_);
+  if (regression()) return evaluate_regression(b);
   Var<T> z = forward(b, false, nullptr);
   const int64_t V = cfg_.vocab, N = b.size * b.length;
   int64_t correct = 0, total = 0;
@@ -195,6 +248,32 @@ Scalars Transformer<T>::evaluate(const Batch& b) {
     ++total;
   }
   return {{"acc", double(correct) / double(std::max<int64_t>(total, 1))}};
+}
+
+template <typename T>
+Scalars Transformer<T>::evaluate_regression(const Batch& b) {
+  const Tensor<T> y = predict(b).value();  // [B, Dv]
+  const int64_t B = b.size, Dv = cfg_.value_dim, C = b.num_candidates;
+  double se = 0;
+  int64_t correct = 0;
+  for (int64_t r = 0; r < B; ++r) {
+    for (int64_t d = 0; d < Dv; ++d) {
+      const double e = double(y[r * Dv + d]) - b.values[r * Dv + d];
+      se += e * e;
+    }
+    if (C == 0) continue;
+    int64_t best = 0;
+    double best_score = -INFINITY;
+    for (int64_t j = 0; j < C; ++j) {
+      double s = 0;
+      for (int64_t d = 0; d < Dv; ++d) s += double(y[r * Dv + d]) * b.candidates[(r * C + j) * Dv + d];
+      if (s > best_score) best_score = s, best = j;
+    }
+    correct += best == b.candidate_target[r];
+  }
+  Scalars out{{"mse", 0.5 * se / double(B)}};
+  if (C > 0) out.push_back({"acc", double(correct) / double(B)});
+  return out;
 }
 
 template class Transformer<float>;

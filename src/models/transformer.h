@@ -33,6 +33,17 @@
 // Continuous inputs: with feature_dim F > 0 (Task::feature_dim()), every batch carries features
 // [B, L, F] and the input at a position is E[token] + features W_in.
 //
+// Regression output: with value_dim Dv > 0 (Task::value_dim(), e.g. item-label retrieval or the
+// mixed 4-gram/induction target) the model predicts one vector per sequence from the last position,
+//   yhat = LN(x[:, L-1]) U,   U = unembed.U [D, Dv]                                   [B, Dv]
+// and regression_loss chooses the objective:
+//   mse         1/2 mean_b ||yhat_b - values_b||^2 (the convention of Task::value_dim)
+//   candidates  cross-entropy of softmax_j(yhat_b . c_bj) against candidate_target_b, over the
+//               batch's candidate answers c_bj (Batch::candidates; the task must provide them)
+// evaluate() then reports "mse" (the first objective, whatever the loss) and, with candidates,
+// "acc" = fraction of sequences whose best-scoring candidate is the right one. Token instruments
+// (logits, next-token distributions, per-position losses, OV circuits) do not apply.
+//
 // Parameter groups (what stages freeze and train):
 //   "embed"          embed.E [V, D], embed.W_in [F, D] (F > 0)
 //   "pos"            pos.P [max_len, D] (learned)
@@ -40,7 +51,7 @@
 //                    (attn_bias)}
 //   "layer<l>.rpe"   layer<l>.rpe.w [H, K] (relative)
 //   "layer<l>.mlp"   layer<l>.mlp.{ln_g, ln_b (norm = pre), W1 [D, M], b1 [M], W2 [M, D], b2 [D]}
-//   "unembed"        unembed.{ln_g, ln_b (norm = pre), U [D, V] (untied)}
+//   "unembed"        unembed.{ln_g, ln_b (norm = pre), U [D, V] (untied; [D, Dv] for regression)}
 // Init: weights and tables ~ N(0, init_std^2); biases, the RPE table and LN betas 0; LN gains 1.
 //
 // Dropout (rate p on the attention probabilities and on each block's residual output) is applied
@@ -65,15 +76,18 @@ namespace ihlab {
 
 enum class TransformerNorm { Pre, None };
 enum class TransformerPositional { Learned, Relative, Alibi, Rotary, None };
+enum class TransformerRegressionLoss { Mse, Candidates };
 
 // Throw "model.norm = "x" is not allowed (choose one of: ...)" for unknown names.
 TransformerNorm parse_transformer_norm(const std::string& s);
 TransformerPositional parse_transformer_positional(const std::string& s);
 const char* transformer_norm_name(TransformerNorm n);
 const char* transformer_positional_name(TransformerPositional p);
+TransformerRegressionLoss parse_transformer_regression_loss(const std::string& s);
 
 struct TransformerConfig {
-  int64_t vocab = 3, max_len = 100, feature_dim = 0;  // from the task
+  int64_t vocab = 3, max_len = 100, feature_dim = 0, value_dim = 0;  // from the task
+  TransformerRegressionLoss regression_loss = TransformerRegressionLoss::Mse;  // value_dim > 0 only
   int64_t layers = 2, heads = 1, width = 16;
   bool attention_only = true;
   int64_t mlp_width = 0;  // 0 = 4 * width
@@ -108,7 +122,9 @@ class Transformer : public Model<T> {
 
   // Mean cross-entropy over the positions with targets[i] >= 0 (dropout while training).
   Var<T> loss(const Batch& b) override;
-  Scalars evaluate(const Batch& b) override;  // "acc": argmax accuracy at target positions
+  // Tokens: "acc" = argmax accuracy at target positions. Regression: "mse" (and "acc" over the
+  // candidates when the batch has them).
+  Scalars evaluate(const Batch& b) override;
   // ov_pos.l<l>.h<h> and ov_self.l<l>.h<h> (OV-circuit eigenvalue positivity and self-map fraction,
   // vocab <= 512), and the relative-bias weights "layer<l>.rpe.h<h>.o<offset>" when the table has
   // at most 16 offsets.
@@ -118,8 +134,11 @@ class Transformer : public Model<T> {
   // softmax(logits) at every position, [B, L, V] (transformer_probs.cpp), for the kl.* columns.
   std::vector<double> next_token_probs(const Batch& b) override;
 
-  // Logits [B, L, V] without dropout (a graph if some parameter is trainable).
+  // Logits [B, L, V] without dropout (a graph if some parameter is trainable). Token output only.
   Var<T> logits(const Batch& b);
+  // Regression prediction yhat [B, Dv] without dropout (a graph if some parameter is trainable).
+  Var<T> predict(const Batch& b);
+  bool regression() const { return cfg_.value_dim > 0; }
   // Attention probabilities per layer, [B, H, L, L] each, no dropout, no gradients.
   std::vector<Tensor<T>> attention_probs(const Batch& b);
   // Cross-entropy of each position's prediction, [B, L] row-major; NaN where targets < 0 (the
@@ -136,13 +155,17 @@ class Transformer : public Model<T> {
     Var<T> ln1_g, ln1_b, Wq, Wk, Wv, Wo, bq, bk, bv, bo, rpe;  // attention
     Var<T> ln2_g, ln2_b, W1, b1, W2, b2;                       // MLP
   };
-  Var<T> forward(const Batch& b, bool train, std::vector<Tensor<T>>* probs);
+  // The residual stream after the last block, [B, L, D]; probs collects attention probabilities.
+  Var<T> trunk(const Batch& b, bool train, std::vector<Tensor<T>>* probs);
+  Var<T> forward(const Batch& b, bool train, std::vector<Tensor<T>>* probs);  // logits [B, L, V]
+  Var<T> forward_regression(const Batch& b, bool train);                      // yhat [B, Dv]
   Var<T> block_attention(const Var<T>& x, const Layer& p, int64_t layer, int64_t B, int64_t L, uint64_t hash,
                          bool train, std::vector<Tensor<T>>* probs);
   Var<T> block_mlp(const Var<T>& x, const Layer& p, int64_t layer, uint64_t hash, bool train);
   // Dropout multipliers of a residual branch (undefined when not training).
   Tensor<T> residual_mask(const Shape& shape, int64_t layer, int site, uint64_t hash, bool train) const;
   void check_batch(const Batch& b) const;
+  Scalars evaluate_regression(const Batch& b);  // under the caller's NoGradScope
 
   TransformerConfig cfg_;
   uint64_t seed_;

@@ -35,12 +35,23 @@ const char* transformer_positional_name(TransformerPositional p) {
   return "?";
 }
 
+TransformerRegressionLoss parse_transformer_regression_loss(const std::string& s) {
+  if (s == "mse") return TransformerRegressionLoss::Mse;
+  if (s == "candidates") return TransformerRegressionLoss::Candidates;
+  fail("config: key 'model.regression_loss' = \"{}\" is not allowed (choose one of: mse, candidates)", s);
+}
+
 int64_t TransformerConfig::rpe_size() const { return rel_window > 0 ? rel_window : max_len - min_offset(); }
 
 void TransformerConfig::validate() const {
   IHLAB_CHECK(vocab >= 1, "transformer: the task's vocabulary size {} must be >= 1", vocab);
   IHLAB_CHECK(max_len >= 1, "transformer: the task's sequence length {} must be >= 1", max_len);
   IHLAB_CHECK(feature_dim >= 0, "transformer: the task's feature_dim {} must be >= 0", feature_dim);
+  IHLAB_CHECK(value_dim >= 0, "transformer: the task's value_dim {} must be >= 0", value_dim);
+  IHLAB_CHECK(!(value_dim > 0 && tied_unembedding),
+              "config: key 'model.tied_unembedding' = true is not allowed for a regression task (value_dim = {}): "
+              "the readout maps to target vectors, not tokens (allowed: false)",
+              value_dim);
   IHLAB_CHECK(layers >= 1, "config: key 'model.layers' = {} is out of range (allowed: layers >= 1)", layers);
   IHLAB_CHECK(heads >= 1, "config: key 'model.heads' = {} is out of range (allowed: heads >= 1)", heads);
   IHLAB_CHECK(width >= 1, "config: key 'model.width' = {} is out of range (allowed: width >= 1)", width);

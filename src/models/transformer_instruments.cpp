@@ -12,8 +12,9 @@ namespace ihlab {
 template <typename T>
 std::vector<Tensor<T>> Transformer<T>::attention_probs(const Batch& b) {
   NoGradScope<T> no_grad(this->params_);
+  check_batch(b);
   std::vector<Tensor<T>> probs;
-  forward(b, false, &probs);
+  trunk(b, false, &probs);
   return probs;
 }
 
@@ -57,6 +58,7 @@ std::vector<double> Transformer<T>::ov_circuit(int64_t layer, int64_t head) cons
               cfg_.layers);
   IHLAB_CHECK(head >= 0 && head < cfg_.heads, "transformer: ov_circuit head {} is out of range [0, {})", head,
               cfg_.heads);
+  IHLAB_CHECK(!regression(), "transformer: the OV circuit maps tokens to logits; this model has a regression output");
   const int64_t V = cfg_.vocab, D = cfg_.width, dh = cfg_.head_dim(), c0 = head * dh;
   const Layer& p = layers_[layer];
   const bool pre = cfg_.norm == TransformerNorm::Pre;
@@ -91,7 +93,7 @@ Scalars Transformer<T>::probes() const {
   Scalars s;
   // Weight-only OV-circuit scores per head (induction_metrics.h): eigenvalue positivity and the
   // fraction of tokens mapped to themselves. Cheap for small vocabularies; skipped above 512.
-  if (cfg_.vocab <= 512)
+  if (cfg_.vocab <= 512 && !regression())
     for (int64_t l = 0; l < cfg_.layers; ++l)
       for (int64_t h = 0; h < cfg_.heads; ++h) {
         const std::vector<double> M = ov_circuit(l, h);

@@ -77,14 +77,7 @@ void keep_freed_memory() {
 
 Batch one_example(const Batch& b, int64_t e) {
   IHLAB_CHECK(e >= 0 && e < b.size, "transformer: example {} is out of range [0, {})", e, b.size);
-  Batch o;
-  o.size = 1, o.length = b.length, o.feature_dim = b.feature_dim;
-  const int64_t L = b.length, F = L * b.feature_dim;
-  o.tokens.assign(b.tokens.begin() + e * L, b.tokens.begin() + (e + 1) * L);
-  o.targets.assign(b.targets.begin() + e * L, b.targets.begin() + (e + 1) * L);
-  if (F > 0 && int64_t(b.features.size()) >= (e + 1) * F)
-    o.features.assign(b.features.begin() + e * F, b.features.begin() + (e + 1) * F);
-  return o;
+  return b.select({e});  // tokens, targets, features, regression values and candidates
 }
 
 #define INST(T)                                                                                     \

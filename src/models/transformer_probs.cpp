@@ -10,6 +10,7 @@ namespace ihlab {
 
 template <typename T>
 std::vector<double> Transformer<T>::next_token_probs(const Batch& b) {
+  if (regression()) return {};  // one real vector per sequence: no next-token distributions
   NoGradScope<T> no_grad(this->params());
   Tensor<T> z = logits(b).value();  // [B, L, V]
   const int64_t V = z.shape().back(), rows = z.numel() / V;

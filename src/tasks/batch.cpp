@@ -21,6 +21,12 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
               "batch: {} target values for {} sequences (expected size * value_dim = {} * {})", values.size(),
               size, size, value_dim);
   b.values.reserve(b.size * value_dim);
+  b.num_candidates = num_candidates;
+  const int64_t row_candidates = num_candidates * value_dim;
+  IHLAB_CHECK(int64_t(candidates.size()) == size * row_candidates &&
+                  int64_t(candidate_target.size()) == (num_candidates > 0 ? size : 0),
+              "batch: {} candidate values and {} candidate targets for {} sequences of {} candidates x {}",
+              candidates.size(), candidate_target.size(), size, num_candidates, value_dim);
   for (int64_t r : rows) {
     IHLAB_CHECK(r >= 0 && r < size, "batch: row {} out of range [0, {})", r, size);
     b.tokens.insert(b.tokens.end(), tokens.begin() + r * length, tokens.begin() + (r + 1) * length);
@@ -28,6 +34,9 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
     b.features.insert(b.features.end(), features.begin() + r * row_features,
                       features.begin() + (r + 1) * row_features);
     b.values.insert(b.values.end(), values.begin() + r * value_dim, values.begin() + (r + 1) * value_dim);
+    b.candidates.insert(b.candidates.end(), candidates.begin() + r * row_candidates,
+                        candidates.begin() + (r + 1) * row_candidates);
+    if (num_candidates > 0) b.candidate_target.push_back(candidate_target[r]);
   }
   return b;
 }

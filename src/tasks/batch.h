@@ -21,6 +21,11 @@ struct Batch {
   // gradient-flow runs in float64 see the exact target. 0 and empty for token tasks.
   int64_t value_dim = 0;
   std::vector<double> values;  // [size, value_dim]
+  // Candidate answers of a regression task (e.g. the N labels in context of item-label retrieval),
+  // for models trained or scored by cross-entropy over yhat . c_j; 0 and empty when the task has none.
+  int64_t num_candidates = 0;
+  std::vector<double> candidates;         // [size, num_candidates, value_dim]
+  std::vector<int32_t> candidate_target;  // [size] index of the right candidate
 
   // The sequences at `rows`, in that order (mini-batches and train/validation splits).
   Batch select(const std::vector<int64_t>& rows) const;
