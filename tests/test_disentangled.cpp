@@ -6,6 +6,9 @@
 #include <cmath>
 #include <functional>
 
+#include <fmt/format.h>
+
+#include "analysis/bridge_measures.h"
 #include "analysis/emergence.h"
 #include "core/autograd.h"
 #include "models/disentangled.h"
@@ -324,6 +327,68 @@ TEST(Emergence, IclTimeOnASyntheticPlateauAndDrop) {
 TEST(Emergence, OrderSortsByTimeWithNeverLast) {
   auto o = emergence_order({"alpha_3", "beta_2", "gamma_3", "x"}, {30.0, 20.0, 10.0, NAN});
   EXPECT_EQ(o, (std::vector<std::string>{"gamma_3", "beta_2", "alpha_3", "x"}));
+}
+
+}  // namespace
+}  // namespace ihlab
+
+namespace ihlab {
+namespace {
+
+// ------------------------------------------------------------------- transformer bridge measures
+
+TEST(BridgeMeasures, MatchExplicitSumsOnRandomWeights) {
+  const int64_t D = 3, w = 5, L = 4, F = 2 * D;
+  RandomStream rs(4, StreamKind::Test, 0);
+  auto rnd = [&](int64_t r, int64_t c) {
+    NamedMatrix m{r, c, std::vector<double>(r * c)};
+    for (auto& v : m.v) v = rs.normal();
+    return m;
+  };
+  ParamMap p;
+  p["pos.P"] = rnd(L, w), p["embed.W_in"] = rnd(F, w), p["unembed.U"] = rnd(w, D);
+  for (int l = 0; l < 2; ++l)
+    for (const char* n : {"Wq", "Wk", "Wv", "Wo"}) p[fmt::format("layer{}.attn.{}", l, n)] = rnd(w, w);
+  auto at = [&](const std::string& n, int64_t i, int64_t j) { return p[n].v[i * p[n].cols + j]; };
+  // Explicit index sums, written independently of the matrix products in bridge_measures.cpp.
+  double alpha = 0;
+  for (int64_t i = 1; i < L; ++i)
+    for (int64_t c = 0; c < w; ++c) {
+      double k = 0, q = 0;
+      for (int64_t a = 0; a < w; ++a) k += at("pos.P", i - 1, a) * at("layer0.attn.Wk", a, c), q += at("pos.P", i, a) * at("layer0.attn.Wq", a, c);
+      alpha += k * q;
+    }
+  double beta = 0, gamma = 0;
+  for (int64_t t = 0; t < D; ++t) {
+    std::vector<double> x(w), v(w), o(w), k(w, 0.0), q(w, 0.0), v2(w), o2(w);
+    for (int64_t a = 0; a < w; ++a) x[a] = at("embed.W_in", t, a);
+    auto apply = [&](const std::vector<double>& in, const std::string& n) {
+      std::vector<double> out(w, 0.0);
+      for (int64_t a = 0; a < w; ++a)
+        for (int64_t c = 0; c < w; ++c) out[c] += in[a] * at(n, a, c);
+      return out;
+    };
+    k = apply(apply(apply(x, "layer0.attn.Wv"), "layer0.attn.Wo"), "layer1.attn.Wk");
+    q = apply(x, "layer1.attn.Wq");
+    for (int64_t c = 0; c < w; ++c) beta += k[c] * q[c];
+    o2 = apply(apply(x, "layer1.attn.Wv"), "layer1.attn.Wo");
+    for (int64_t c = 0; c < w; ++c) gamma += o2[c] * at("unembed.U", c, t);  // diagonal entry t
+  }
+  BridgeMeasures m = bridge_measures(p, D);
+  EXPECT_NEAR(m.alpha3, alpha, 1e-10);
+  EXPECT_NEAR(m.beta2, beta, 1e-10);
+  EXPECT_NEAR(m.gamma3, gamma, 1e-10);
+  p.erase("pos.P");
+  expect_error([&] { bridge_measures(p, D); }, {"pos.P"});
+}
+
+TEST(ItemLabel, CandidatesAreTheLabelsInContext) {
+  ItemLabelTask task(config(4, 8));
+  Batch b = task.sample(3, 2, StreamKind::Data, 0);
+  ASSERT_EQ(b.num_candidates, 4);
+  for (int64_t r = 0; r < b.size; ++r)
+    for (int64_t d = 0; d < 8; ++d)
+      EXPECT_EQ(b.candidates[(r * 4 + b.candidate_target[r]) * 8 + d], b.values[r * 8 + d]);
 }
 
 }  // namespace

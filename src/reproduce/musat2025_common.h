@@ -8,6 +8,8 @@
 
 #include "analysis/emergence.h"
 #include "io/run_dir.h"
+#include "reproduce/reproduction.h"
+#include "reproduce/variants.h"
 
 namespace ihlab::musat {
 
@@ -36,6 +38,12 @@ struct RunEmergence {
   nlohmann::json to_json() const;
 };
 RunEmergence read_emergence(const MetricsTable& m, double lr);
+
+// The standard-transformer bridge (musat2025_bridge.cpp): its run names under DIR/runs/, the
+// configuration of each (from the main run's), and its claim (also writes DIR/bridge_<run>.csv).
+std::vector<Variant> bridge_variants();
+nlohmann::json bridge_config(const nlohmann::json& main, const std::string& variant, bool quick);
+std::vector<Claim> bridge_claims(ReproContext& c, const std::string& variant);
 
 // Stage 0's learning rate of a resolved configuration.
 double stage_lr(const nlohmann::json& config);

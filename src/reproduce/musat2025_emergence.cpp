@@ -70,6 +70,9 @@ RunResult run_all(const ReproContext& c, const TrainOptions& o) {
     cfg["model"] = {{"name", "disentangled-reduced"}, {"pseudo", v.name == "reduced-19" ? "all" : "three"}};
     if (!run_variants(cfg, c.out_dir, {v}, !o.quiet)) main.status = "interrupted";
   }
+  for (auto& v : musat::bridge_variants())
+    if (!run_variants(musat::bridge_config(c.config, v.name, c.quick), c.out_dir, {v}, !o.quiet))
+      main.status = "interrupted";
   return main;
 }
 
@@ -100,6 +103,7 @@ std::vector<Claim> claims(ReproContext& c) {
   const MetricsTable& m = c.metrics;
   musat::RunEmergence full = musat::read_emergence(m, lr);
   auto vs = variants();
+  for (auto& v : musat::bridge_variants()) vs.push_back(v);
   c.extra["runs"] = variants_json(c.out_dir, vs);
   MetricsTable r19 = variant_metrics(c.out_dir, "reduced-19"), r3 = variant_metrics(c.out_dir, "reduced-3");
   musat::RunEmergence e19 = musat::read_emergence(r19, lr), e3 = musat::read_emergence(r3, lr);
@@ -155,6 +159,10 @@ std::vector<Claim> claims(ReproContext& c) {
                  e3.expected_order(0.1) && e3.icl.found && std::abs(dt3) < 0.35,
                  fmt::format("t_ICL reduced-3 {:.0f} vs full {:.0f} (spec: 13-20% ahead); order {}", e3.icl.t_icl,
                              full.icl.t_icl, order_text(e3, 0.1))});
+
+  // 6. The standard transformer shows the same order through the bridge measures.
+  for (auto& v : musat::bridge_variants())
+    for (auto& cl : musat::bridge_claims(c, v.name)) out.push_back(cl);
 
   c.extra["pseudo_parameters"] = blocks;
   c.extra["emergence"] = {{"time_axis", "t = lr * step (gradient descent, lr = eta)"},

@@ -106,6 +106,9 @@ Batch ItemLabelTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t 
   b.targets.assign(n * L, -1);
   b.features.assign(size_t(n * L * F), 0.0f);  // [n, L, 2D]
   b.values.assign(size_t(n * D), 0.0);         // [n, D]
+  b.num_candidates = N;                          // the N labels in context, for cross-entropy
+  b.candidates.assign(size_t(n * N * D), 0.0);   // [n, N, D]
+  b.candidate_target.assign(size_t(n), 0);       // [n] = q
   parallel_for(n, 8, [&](int64_t lo, int64_t hi) {
     std::vector<double> mp(D);
     for (int64_t r = lo; r < hi; ++r) {
@@ -140,6 +143,9 @@ Batch ItemLabelTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t 
       }
       put(2 * N, &vec[q * D], &pos[(cfg_.query_position == QueryPosition::Own ? N : q) * D]);
       for (int64_t d = 0; d < D; ++d) b.values[r * D + d] = double(f[(2 * q + 1) * F + d]);
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t d = 0; d < D; ++d) b.candidates[(r * N + i) * D + d] = double(f[(2 * i + 1) * F + d]);
+      b.candidate_target[r] = int32_t(q);
     }
   });
   return b;

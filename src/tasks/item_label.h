@@ -12,6 +12,8 @@
 //   position 2N     the query   features = [e_q ; p_N]          (own positional vector, default)
 //                                         or [e_q ; p_q]        (query_position = "answer")
 //   values [n, D]: l_q, the queried label (float-rounded, exactly the vector in the features).
+//   candidates [n, N, D]: the N labels in context (float-rounded), candidate_target [n] = q: for
+//   models trained or scored by cross-entropy over yhat . l_j (the transformer's "candidates").
 //   tokens: all 0 (one-token vocabulary); targets: all -1 (regression: no token targets).
 // Vectors: "gaussian" draws every e_i, l_i from N(0, I/D) (norm ~ 1); "orthonormal" draws the 2N
 // vectors as orthonormal columns (Haar, QR of a Gaussian matrix), which needs D >= 2N.
