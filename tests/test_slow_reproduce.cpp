@@ -59,7 +59,12 @@ TEST(Reproduce, Edelman2024IclMc) {
                          {"seed 0 reaches the bigram solution", "doubly stochastic transitions earlier"});
 }
 TEST(Reproduce, Reddy2023Bursty) { expect_all_claims_hold("reddy2023-bursty"); }
-TEST(Reproduce, Musat2025Emergence) { expect_all_claims_hold("musat2025-emergence"); }
+TEST(Reproduce, Musat2025Emergence) {
+  // Quick: the cross-entropy transformer needs more than the quick run's 600 steps to leave its
+  // plateau (the spec: with cross-entropy the loss drop comes later).
+  expect_all_claims_hold("musat2025-emergence", "paper",
+                         {"bridge (cross-entropy): transformer learns retrieval, order gamma~ < beta~ < alpha~"});
+}
 TEST(Reproduce, Musat2025Scaling) {
   // Quick: N = 4, 8, 16 and one seed. Over such small N the t ~ a N^2 + b N curve has a log-log
   // slope near 1.6 (the spec: the local slope only approaches 2 for N up to 64), so the N^2 claim
