@@ -11,6 +11,7 @@
 #include "analysis/bridge_measures.h"
 #include "analysis/emergence.h"
 #include "core/autograd.h"
+#include "core/parallel.h"
 #include "models/disentangled.h"
 #include "models/pseudo_kernel.h"
 #include "models/pseudo_params.h"
@@ -389,6 +390,28 @@ TEST(ItemLabel, CandidatesAreTheLabelsInContext) {
   for (int64_t r = 0; r < b.size; ++r)
     for (int64_t d = 0; d < 8; ++d)
       EXPECT_EQ(b.candidates[(r * 4 + b.candidate_target[r]) * 8 + d], b.values[r * 8 + d]);
+}
+
+}  // namespace
+}  // namespace ihlab
+
+namespace ihlab {
+namespace {
+
+TEST(PseudoReduced, BitIdenticalForAnyThreadCount) {
+  ItemLabelTask task(config(6, 16, ItemVectors::Gaussian));
+  std::vector<double> th = random_theta(8, 0.6);
+  PseudoKernelPlan plan = make_pseudo_plan(pseudo_parameter_table());
+  std::vector<double> loss, grads[2];
+  for (int threads : {1, 2}) {
+    set_threads(threads);
+    Batch b = task.sample(37, 4, StreamKind::Data, 2);
+    std::vector<double>& g = grads[threads - 1];
+    loss.push_back(pseudo_loss(pseudo_grams(b, task.rotation(), 16, plan), plan, th, &g));
+  }
+  set_threads(0);
+  EXPECT_EQ(loss[0], loss[1]);
+  EXPECT_EQ(grads[0], grads[1]);
 }
 
 }  // namespace

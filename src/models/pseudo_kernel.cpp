@@ -62,12 +62,17 @@ struct Grams {
 };
 
 // Row softmax of s[0..n) into a[0..n) (n >= 1), with Eigen's vectorized exp (the scalar
-// std::exp was a third of the kernel's time at L = 129).
-void softmax_row(const double* s, double* a, int64_t n) {
+// std::exp was a third of the kernel's time at L = 129). The exp and the sum run on `scratch`, an
+// Eigen-aligned buffer, because on an arbitrary address Eigen peels a few leading elements off to
+// the scalar exp: results would then depend on where the row happens to sit in memory, and runs
+// would not be bit-identical.
+void softmax_row(const double* s, double* a, int64_t n, Eigen::ArrayXd& scratch) {
+  if (scratch.size() < n) scratch.resize(n);
   Eigen::Map<const Eigen::ArrayXd> x(s, n);
-  Eigen::Map<Eigen::ArrayXd> y(a, n);
-  y = (x - x.maxCoeff()).exp();
-  y /= y.sum();
+  auto e = scratch.head(n);
+  e = (x - x.maxCoeff()).exp();
+  const double z = e.sum();
+  for (int64_t k = 0; k < n; ++k) a[k] = e[k] / z;
 }
 
 // One sequence: forward (and backward if grad). A1 [L, L], A2 [L] are outputs (attention).
@@ -77,6 +82,7 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
   // ---- layer 1: every row j attends to keys k < j ----
   A1.assign(L * L, 0.0);
   std::vector<double> s(L);
+  Eigen::ArrayXd scratch(L);
   for (int64_t j = 1; j < L; ++j) {
     for (int64_t k = 0; k < j; ++k) s[k] = 0;
     for (int64_t e = 0; e < K; ++e) {
@@ -84,7 +90,7 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
       const double* row = G.view_t(gram_of(t[e])).row(j);  // G(k, j) for k = 0, 1, ...
       for (int64_t k = 0; k < j; ++k) s[k] += theta[e] * row[k];
     }
-    softmax_row(s.data(), &A1[j * L], j);
+    softmax_row(s.data(), &A1[j * L], j, scratch);
   }
   const double* a = &A1[Q * L];  // the query's layer-1 attention
   // ---- layer 2 at the query: per Gram, G[:, Q], G a, and both multiplied by A1 ----
@@ -120,7 +126,7 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
     for (int64_t k = 0; k < Q; ++k) s2[k] += theta[e] * v[k];
   }
   A2.assign(L, 0.0);
-  softmax_row(s2.data(), A2.data(), Q);
+  softmax_row(s2.data(), A2.data(), Q, scratch);
   // ---- readout: yhat = sum_m c_m x_m ----
   std::vector<double> w(L, 0.0);  // A1^T A2: o2 of o1
   for (int64_t k = 0; k < Q; ++k)
@@ -302,8 +308,15 @@ PseudoGrams pseudo_grams(const Batch& b, const std::vector<double>& M, int64_t D
         Eigen::Map<Mat>(&g.R[s * LL], L, L).noalias() = mq * pos.transpose();
         Eigen::Map<Mat>(&g.Rt[s * LL], L, L) = Eigen::Map<Mat>(&g.R[s * LL], L, L).transpose();
       }
-      Eigen::Map<Eigen::VectorXd>(&g.Y[s * L], L).noalias() = tok * y;
-      g.yy[s] = y.squaredNorm();
+      // Plain loops in a fixed order (a GEMV on an unaligned Map would round by address).
+      double yy = 0;
+      for (int64_t d = 0; d < D; ++d) yy += y[d] * y[d];
+      for (int64_t i = 0; i < L; ++i) {
+        double v = 0;
+        for (int64_t d = 0; d < D; ++d) v += tok(i, d) * y[d];
+        g.Y[s * L + i] = v;
+      }
+      g.yy[s] = yy;
     }
   });
   return g;
