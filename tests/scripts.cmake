@@ -26,3 +26,4 @@ add_test(NAME report_browser_check
 set_tests_properties(report_browser_check PROPERTIES LABELS "slow" SKIP_RETURN_CODE 77 TIMEOUT 300)
 ihlab_torch_check(torch_check_transformer tool_dump_transformer)  # transformer: 12 configurations, every option
 ihlab_torch_check(torch_check_circuit tool_dump_circuit)  # attention-circuit: task loss, copy objective, error split, gradients
+ihlab_torch_check(torch_check_disentangled tool_dump_disentangled)  # disentangled model + pseudo kernel (Musat et al. 2025)

@@ -1,6 +1,7 @@
 #include "models/registry.h"
 
 #include "models/attention_circuit.h"
+#include "models/disentangled.h"
 #include "models/gih_full_model.h"
 #include "models/gih_model.h"
 #include "models/one_layer_attention.h"
@@ -169,6 +170,27 @@ Schema circuit_head_schema() {
       .real("slope_init", 0.0, "positional: initial slope p", -1e6, 1e6)
       .string("component", "", "target component (task part, e.g. 4gram, induction) this head's output is scored "
               "against in val_err_<component>; empty = none");
+// Keys of "disentangled" and "disentangled-reduced" (Musat et al. 2025, item-label task only).
+template <typename T>
+std::unique_ptr<Model<T>> make_disentangled(const nlohmann::json& c, const Task& task, uint64_t) {
+  DisentangledConfig cfg = disentangled_config_from_task(task, "disentangled");
+  cfg.readout_positional = c.at("readout_positional");
+  return std::make_unique<DisentangledModel<T>>(cfg);
+}
+
+template <typename T>
+std::unique_ptr<Model<T>> make_disentangled_reduced(const nlohmann::json& c, const Task& task, uint64_t) {
+  DisentangledConfig d = disentangled_config_from_task(task, "disentangled-reduced");
+  PseudoReducedConfig cfg;
+  cfg.dim = d.dim;
+  cfg.rotation = d.rotation;
+  const std::string which = c.at("pseudo");
+  if (which == "all") {
+    for (auto& b : pseudo_parameter_table()) cfg.train.push_back(b.name);
+  } else {
+    cfg.train = {"alpha_3", "beta_2", "gamma_3"};
+  }
+  return std::make_unique<PseudoReducedModel<T>>(cfg);
 }
 
 }  // namespace
@@ -215,6 +237,19 @@ const std::vector<ModelEntry>& model_registry() {
                      .real("sigma_init", 0.01, "initial value weights and key/query weights", -1e6, 1e6)
                      .table_array("heads", circuit_head_schema(), 1, "the heads, in order"),
                  make_attention_circuit<float>, make_attention_circuit<double>});
+    e.push_back({"disentangled",
+                 "Musat et al. 2025: two-layer attention-only model with a concatenated residual stream "
+                 "(2D -> 4D -> 8D), merged key-query matrices W1, W2, readout W3, strictly causal, zero init "
+                 "(task item-label)",
+                 Schema().boolean("readout_positional", false,
+                                  "train W3's positional column blocks too (default: kept at zero)"),
+                 make_disentangled<float>, make_disentangled<double>});
+    e.push_back({"disentangled-reduced",
+                 "the disentangled model restricted to its pseudo-parameters (all 19, or alpha_3, beta_2, gamma_3), "
+                 "Gram-matrix kernel whose cost does not grow with D; same flow metric as the full model",
+                 Schema().string("pseudo", "all", "trained pseudo-parameters: all (19) or three (alpha_3, beta_2, gamma_3)",
+                                 {"all", "three"}),
+                 make_disentangled_reduced<float>, make_disentangled_reduced<double>});
     return e;
   }();
   return entries;

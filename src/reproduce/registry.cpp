@@ -3,6 +3,7 @@
 #include "reproduce/chen2024.h"
 #include "reproduce/chen2024_full.h"
 #include "reproduce/edelman2024.h"
+#include "reproduce/musat2025.h"
 #include "reproduce/olsson2022.h"
 #include "reproduce/reddy2023.h"
 #include "reproduce/smoke.h"
@@ -24,6 +25,8 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(wang2024_mixed_target());
     v.push_back(wang2024_plateau_scaling());
     v.push_back(wang2024_adam_multiplateau());
+    v.push_back(musat2025_emergence());
+    v.push_back(musat2025_scaling());
     return v;
   }();
   return all;

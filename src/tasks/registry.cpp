@@ -4,6 +4,7 @@
 #include "tasks/icl_mc_task.h"
 #include "tasks/mixed_target.h"
 #include "tasks/mixed_tokens.h"
+#include "tasks/item_label.h"
 #include "tasks/ngram_task.h"
 #include "tasks/previous_token.h"
 #include "tasks/repeated_tokens.h"
@@ -156,6 +157,35 @@ const std::vector<TaskEntry>& task_registry() {
                    cfg.length = c.at("length");
                    cfg.alpha_star = c.at("alpha_star");
                    return std::make_unique<MixedTokensTask>(cfg);
+    e.push_back({"item-label",
+                 "minimal in-context retrieval (Musat et al. 2025): N item-label vector pairs with positional "
+                 "vectors (labels rotated by M) and a query item; squared-error target = the query's label",
+                 Schema()
+                     .integer("pairs", 8, "N: item-label pairs before the query", 1, 4096)
+                     .integer("dim", 32, "D: dimension of items, labels and positional vectors", 1, 65536)
+                     .string("vectors", "gaussian", "items and labels: gaussian N(0, I/D), or orthonormal (dim >= 2N)",
+                             {"gaussian", "orthonormal"})
+                     .string("positions", "random",
+                             "positional vectors: random (orthonormal, redrawn per sequence), fixed (drawn once from "
+                             "rotation_seed), none (zeros)",
+                             {"random", "fixed", "none"})
+                     .string("query", "uniform", "query index: uniform over the N items, or the last item",
+                             {"uniform", "last"})
+                     .string("query_position", "own",
+                             "the query's positional vector: own (p_{N+1}) or answer (p_q, the queried item's)",
+                             {"own", "answer"})
+                     .integer("rotation_seed", 0, "seed of the label rotation M (and of fixed positions)", 0,
+                              9.007199254740992e15),
+                 [](const nlohmann::json& c) -> std::unique_ptr<Task> {
+                   ItemLabelConfig cfg;
+                   cfg.pairs = c.at("pairs");
+                   cfg.dim = c.at("dim");
+                   cfg.vectors = parse_item_vectors(c.at("vectors"));
+                   cfg.positions = parse_item_positions(c.at("positions"));
+                   cfg.query = parse_query_index(c.at("query"));
+                   cfg.query_position = parse_query_position(c.at("query_position"));
+                   cfg.rotation_seed = c.at("rotation_seed");
+                   return std::make_unique<ItemLabelTask>(cfg);
                  }});
     return e;
   }();

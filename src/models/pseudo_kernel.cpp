@@ -1,0 +1,352 @@
+#include "models/pseudo_kernel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <Eigen/Dense>
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace ihlab {
+
+namespace {
+enum Gram { kX = 0, kP = 1, kR = 2, kRT = 3 };  // RT: R transposed (an M block, key first)
+enum Readout { kEcho = 0, kO1 = 2, kO2 = 4, kO2O1 = 6 };  // W3 column block
+
+bool is_token(int component) { return component == 0 || component == 2; }
+
+Gram gram_of(const BasisBlock& b) {
+  const bool tok_r = is_token(b.row_block), tok_c = is_token(b.col_block);
+  IHLAB_CHECK(tok_r == tok_c, "pseudo kernel: entry '{}' pairs a token block with a position block (unsupported)",
+              b.name);
+  if (tok_r) {
+    IHLAB_CHECK(b.kind == BlockKind::I, "pseudo kernel: token block '{}' must carry I", b.name);
+    return kX;
+  }
+  return b.kind == BlockKind::I ? kP : b.kind == BlockKind::MT ? kR : kRT;
+}
+
+// G(k, j) of one sequence as a strided view (RT reads R transposed), so inner loops need no
+// branch on the Gram's kind.
+struct GramView {
+  const double* p = nullptr;
+  int64_t sk = 0, sj = 0;
+  double operator()(int64_t k, int64_t j) const { return p[k * sk + j * sj]; }
+  const double* row(int64_t k) const { return p + k * sk; }  // when sj == 1
+};
+struct Grams {
+  const double *X, *P, *R, *Rt;  // Rt = R transposed, stored so both orientations read rows
+  int64_t L;
+  GramView view(Gram g) const {
+    switch (g) {
+      case kX: return {X, L, 1};
+      case kP: return {P, L, 1};
+      case kR: return {R, L, 1};
+      case kRT: return {Rt, L, 1};
+    }
+    return {};
+  }
+  // The transposed view, Gt(j, k) = G(k, j), also row-contiguous: loops over keys k of one query
+  // j (layer 1) read memory in order.
+  GramView view_t(Gram g) const {
+    switch (g) {
+      case kX: return {X, L, 1};  // symmetric
+      case kP: return {P, L, 1};
+      case kR: return {Rt, L, 1};
+      case kRT: return {R, L, 1};
+    }
+    return {};
+  }
+};
+
+// Row softmax of s[0..n) into a[0..n) (n >= 1), with Eigen's vectorized exp (the scalar
+// std::exp was a third of the kernel's time at L = 129). The exp and the sum run on `scratch`, an
+// Eigen-aligned buffer, because on an arbitrary address Eigen peels a few leading elements off to
+// the scalar exp: results would then depend on where the row happens to sit in memory, and runs
+// would not be bit-identical.
+void softmax_row(const double* s, double* a, int64_t n, Eigen::ArrayXd& scratch) {
+  if (scratch.size() < n) scratch.resize(n);
+  Eigen::Map<const Eigen::ArrayXd> x(s, n);
+  auto e = scratch.head(n);
+  e = (x - x.maxCoeff()).exp();
+  const double z = e.sum();
+  for (int64_t k = 0; k < n; ++k) a[k] = e[k] / z;
+}
+
+// One sequence: forward (and backward if grad). A1 [L, L], A2 [L] are outputs (attention).
+double sequence_loss(const Grams& G, const double* Y, double yy, const std::vector<BasisBlock>& t,
+                     const std::vector<double>& theta, double* grad, std::vector<double>& A1, std::vector<double>& A2) {
+  const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
+  // ---- layer 1: every row j attends to keys k < j ----
+  A1.assign(L * L, 0.0);
+  std::vector<double> s(L);
+  Eigen::ArrayXd scratch(L);
+  for (int64_t j = 1; j < L; ++j) {
+    for (int64_t k = 0; k < j; ++k) s[k] = 0;
+    for (int64_t e = 0; e < K; ++e) {
+      if (t[e].matrix != 1 || theta[e] == 0) continue;
+      const double* row = G.view_t(gram_of(t[e])).row(j);  // G(k, j) for k = 0, 1, ...
+      for (int64_t k = 0; k < j; ++k) s[k] += theta[e] * row[k];
+    }
+    softmax_row(s.data(), &A1[j * L], j, scratch);
+  }
+  const double* a = &A1[Q * L];  // the query's layer-1 attention
+  // ---- layer 2 at the query: per Gram, G[:, Q], G a, and both multiplied by A1 ----
+  bool used[4] = {false, false, false, false};
+  for (int64_t e = 0; e < K; ++e)
+    if (t[e].matrix == 2) used[gram_of(t[e])] = true;
+  std::vector<double> colQ[4], Ga[4], A1colQ[4], A1Ga[4];
+  for (int g = 0; g < 4; ++g) {
+    if (!used[g]) continue;
+    colQ[g].resize(L), Ga[g].resize(L), A1colQ[g].assign(L, 0.0), A1Ga[g].assign(L, 0.0);
+    const GramView V = G.view(Gram(g));
+    for (int64_t m = 0; m < L; ++m) {
+      colQ[g][m] = V(m, Q);
+      double v = 0;
+      for (int64_t n = 0; n < Q; ++n) v += V(m, n) * a[n];
+      Ga[g][m] = v;
+    }
+    for (int64_t k = 1; k < Q; ++k) {
+      double u = 0, w = 0;
+      for (int64_t m = 0; m < k; ++m) u += A1[k * L + m] * colQ[g][m], w += A1[k * L + m] * Ga[g][m];
+      A1colQ[g][k] = u, A1Ga[g][k] = w;
+    }
+  }
+  auto layer2_vector = [&](const BasisBlock& b) -> const std::vector<double>& {
+    const int g = gram_of(b);
+    const bool key_o1 = b.row_block >= 2, query_o1 = b.col_block >= 2;
+    return key_o1 ? (query_o1 ? A1Ga[g] : A1colQ[g]) : (query_o1 ? Ga[g] : colQ[g]);
+  };
+  std::vector<double> s2(Q, 0.0);
+  for (int64_t e = 0; e < K; ++e) {
+    if (t[e].matrix != 2 || theta[e] == 0) continue;
+    const auto& v = layer2_vector(t[e]);
+    for (int64_t k = 0; k < Q; ++k) s2[k] += theta[e] * v[k];
+  }
+  A2.assign(L, 0.0);
+  softmax_row(s2.data(), A2.data(), Q, scratch);
+  // ---- readout: yhat = sum_m c_m x_m ----
+  std::vector<double> w(L, 0.0);  // A1^T A2: o2 of o1
+  for (int64_t k = 0; k < Q; ++k)
+    for (int64_t m = 0; m < k; ++m) w[m] += A2[k] * A1[k * L + m];
+  auto readout_vector = [&](const BasisBlock& b, int64_t m) -> double {
+    switch (b.col_block) {
+      case kEcho: return m == Q ? 1.0 : 0.0;
+      case kO1: return a[m];
+      case kO2: return A2[m];
+      case kO2O1: return w[m];
+    }
+    fail("pseudo kernel: W3 entry '{}' is on column block {} (only token-type blocks 0, 2, 4, 6)", b.name,
+         b.col_block);
+  };
+  std::vector<double> c(L, 0.0);
+  double g_o1 = 0, g_o2 = 0, g_o2o1 = 0;
+  for (int64_t e = 0; e < K; ++e) {
+    if (t[e].matrix != 3) continue;
+    for (int64_t m = 0; m < L; ++m) c[m] += theta[e] * readout_vector(t[e], m);
+    if (t[e].col_block == kO1) g_o1 += theta[e];
+    if (t[e].col_block == kO2) g_o2 += theta[e];
+    if (t[e].col_block == kO2O1) g_o2o1 += theta[e];
+  }
+  std::vector<double> err(L);  // X c - Y = d loss / d c
+  double cXc = 0, cY = 0;
+  for (int64_t m = 0; m < L; ++m) {
+    double v = 0;
+    for (int64_t n = 0; n < L; ++n) v += G.X[m * L + n] * c[n];
+    cXc += c[m] * v, cY += c[m] * Y[m];
+    err[m] = v - Y[m];
+  }
+  const double loss = 0.5 * (cXc - 2 * cY + yy);
+  if (!grad) return loss;
+
+  // ---- backward ----
+  for (int64_t e = 0; e < K; ++e) {
+    if (t[e].matrix != 3) continue;
+    double v = 0;
+    for (int64_t m = 0; m < L; ++m) v += err[m] * readout_vector(t[e], m);
+    grad[e] += v;
+  }
+  std::vector<double> A1err(L, 0.0);  // (A1 err)[k]
+  for (int64_t k = 1; k < Q; ++k)
+    for (int64_t m = 0; m < k; ++m) A1err[k] += A1[k * L + m] * err[m];
+  std::vector<double> dA2(Q), da(L, 0.0);
+  for (int64_t k = 0; k < Q; ++k) dA2[k] = g_o2 * err[k] + g_o2o1 * A1err[k];
+  for (int64_t m = 0; m < L; ++m) da[m] = g_o1 * err[m];
+  double dot = 0;
+  for (int64_t k = 0; k < Q; ++k) dot += A2[k] * dA2[k];
+  std::vector<double> ds2(L, 0.0);  // zero at k >= Q
+  for (int64_t k = 0; k < Q; ++k) ds2[k] = A2[k] * (dA2[k] - dot);
+  // W2 entries, and what layer 2 sends back to A1: rows k < Q get ds2[k] * u (key o1 parts) and
+  // the query row gets da (query o1 parts).
+  std::vector<double> u(L, 0.0), A1T_ds2(L, 0.0);
+  for (int64_t k = 1; k < Q; ++k)
+    for (int64_t m = 0; m < k; ++m) A1T_ds2[m] += A1[k * L + m] * ds2[k];
+  for (int64_t e = 0; e < K; ++e) {
+    if (t[e].matrix != 2) continue;
+    const auto& v = layer2_vector(t[e]);
+    double gsum = 0;
+    for (int64_t k = 0; k < Q; ++k) gsum += ds2[k] * v[k];
+    grad[e] += gsum;
+    if (theta[e] == 0) continue;
+    const int g = gram_of(t[e]);
+    const bool key_o1 = t[e].row_block >= 2, query_o1 = t[e].col_block >= 2;
+    if (key_o1) {
+      const auto& q = query_o1 ? Ga[g] : colQ[g];
+      for (int64_t m = 0; m < L; ++m) u[m] += theta[e] * q[m];
+    }
+    if (query_o1) {  // d/da of G a (through G^T) with the key side plain (ds2) or o1 (A1^T ds2)
+      const auto& back = key_o1 ? A1T_ds2 : ds2;
+      const GramView Vt = G.view_t(Gram(g));
+      for (int64_t n = 0; n < Q; ++n) {
+        const double* row = Vt.row(n);  // G(k, n) for k = 0, 1, ...
+        double v2 = 0;
+        for (int64_t k = 0; k < Q; ++k) v2 += row[k] * back[k];
+        da[n] += theta[e] * v2;
+      }
+    }
+  }
+  // Layer-1 softmax backward, row by row; W1 entries collect sum_{j, k<j} ds1[j, k] G(k, j).
+  std::vector<double> drow(L), ds1(L);
+  for (int64_t j = 1; j < L; ++j) {
+    const double* arow = &A1[j * L];
+    if (j == Q) {
+      for (int64_t k = 0; k < j; ++k) drow[k] = da[k];
+    } else {
+      const double cu = ds2[j], ce = g_o2o1 * A2[j];
+      if (cu == 0 && ce == 0) continue;
+      for (int64_t k = 0; k < j; ++k) drow[k] = cu * u[k] + ce * err[k];
+    }
+    double d = 0;
+    for (int64_t k = 0; k < j; ++k) d += arow[k] * drow[k];
+    for (int64_t k = 0; k < j; ++k) ds1[k] = arow[k] * (drow[k] - d);
+    for (int64_t e = 0; e < K; ++e) {
+      if (t[e].matrix != 1) continue;
+      const double* row = G.view_t(gram_of(t[e])).row(j);
+      double v = 0;
+      for (int64_t k = 0; k < j; ++k) v += ds1[k] * row[k];
+      grad[e] += v;
+    }
+  }
+  return loss;
+}
+
+Grams sequence_grams(const PseudoGrams& g, int64_t s) {
+  const int64_t LL = g.length * g.length;
+  return {g.X.data() + s * LL, g.P.empty() ? nullptr : g.P.data() + s * LL,
+          g.R.empty() ? nullptr : g.R.data() + s * LL, g.Rt.empty() ? nullptr : g.Rt.data() + s * LL, g.length};
+}
+}  // namespace
+
+PseudoKernelPlan make_pseudo_plan(const std::vector<BasisBlock>& table) {
+  PseudoKernelPlan p;
+  p.table = table;
+  for (auto& b : table) {
+    if (b.matrix == 3) {
+      IHLAB_CHECK(b.kind == BlockKind::I && (b.col_block % 2 == 0),
+                  "pseudo kernel: W3 entry '{}' must be I on a token-type column block", b.name);
+      continue;
+    }
+    Gram g = gram_of(b);
+    if (b.matrix == 1)
+      IHLAB_CHECK(b.row_block < 2 && b.col_block < 2, "pseudo kernel: W1 entry '{}' is outside W1's 2 x 2 blocks",
+                  b.name);
+    p.need_P |= g == kP;
+    p.need_R |= g == kR || g == kRT;
+  }
+  return p;
+}
+
+uint64_t batch_content_hash(const Batch& b) {
+  // FNV-1a over 64-bit words: every target value (fresh for every sequence, so two different
+  // batches never agree on them) and about 4096 evenly spaced feature entries. Hashing every
+  // feature byte would cost as much as the reduced model's loss itself.
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint64_t w) { h = (h ^ w) * 1099511628211ull; };
+  mix(uint64_t(b.size)), mix(uint64_t(b.length)), mix(uint64_t(b.feature_dim));
+  for (double v : b.values) {
+    uint64_t w;
+    std::memcpy(&w, &v, sizeof w);
+    mix(w);
+  }
+  const size_t n = b.features.size(), stride = std::max<size_t>(1, n / 4096);
+  for (size_t i = 0; i < n; i += stride) {
+    uint32_t w;
+    std::memcpy(&w, &b.features[i], sizeof w);
+    mix(w);
+  }
+  return h;
+}
+
+PseudoGrams pseudo_grams(const Batch& b, const std::vector<double>& M, int64_t D, const PseudoKernelPlan& plan) {
+  IHLAB_CHECK(b.feature_dim == 2 * D && b.value_dim == D,
+              "pseudo kernel: batch has feature_dim {} and value_dim {} (expected 2D = {} and D = {})", b.feature_dim,
+              b.value_dim, 2 * D, D);
+  const int64_t B = b.size, L = b.length, F = 2 * D, LL = L * L;
+  PseudoGrams g;
+  g.size = B, g.length = L;
+  g.hash = batch_content_hash(b);
+  g.X.resize(B * LL);
+  if (plan.need_P) g.P.resize(B * LL);
+  if (plan.need_R) g.R.resize(B * LL), g.Rt.resize(B * LL);
+  g.Y.resize(B * L);
+  g.yy.resize(B);
+  using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const Mat> Mm(M.data(), D, D);
+  parallel_for(B, 4, [&](int64_t lo, int64_t hi) {
+    Mat tok(L, D), pos(L, D);
+    for (int64_t s = lo; s < hi; ++s) {
+      const float* f = &b.features[size_t(s * L * F)];
+      for (int64_t i = 0; i < L; ++i)
+        for (int64_t d = 0; d < D; ++d) tok(i, d) = f[i * F + d], pos(i, d) = f[i * F + D + d];
+      Eigen::Map<const Eigen::VectorXd> y(&b.values[size_t(s * D)], D);
+      Eigen::Map<Mat>(&g.X[s * LL], L, L).noalias() = tok * tok.transpose();
+      if (plan.need_P) Eigen::Map<Mat>(&g.P[s * LL], L, L).noalias() = pos * pos.transpose();
+      if (plan.need_R) {  // R[k, j] = (M q_k) . q_j
+        Mat mq = pos * Mm.transpose();
+        Eigen::Map<Mat>(&g.R[s * LL], L, L).noalias() = mq * pos.transpose();
+        Eigen::Map<Mat>(&g.Rt[s * LL], L, L) = Eigen::Map<Mat>(&g.R[s * LL], L, L).transpose();
+      }
+      // Plain loops in a fixed order (a GEMV on an unaligned Map would round by address).
+      double yy = 0;
+      for (int64_t d = 0; d < D; ++d) yy += y[d] * y[d];
+      for (int64_t i = 0; i < L; ++i) {
+        double v = 0;
+        for (int64_t d = 0; d < D; ++d) v += tok(i, d) * y[d];
+        g.Y[s * L + i] = v;
+      }
+      g.yy[s] = yy;
+    }
+  });
+  return g;
+}
+
+double pseudo_loss(const PseudoGrams& g, const PseudoKernelPlan& plan, const std::vector<double>& theta,
+                   std::vector<double>* grad) {
+  const int64_t B = g.size, K = int64_t(plan.table.size());
+  IHLAB_CHECK(int64_t(theta.size()) == K, "pseudo kernel: {} values for {} entries", theta.size(), K);
+  std::vector<double> loss(B), gr(grad ? B * K : 0, 0.0);
+  parallel_for(B, 4, [&](int64_t lo, int64_t hi) {
+    std::vector<double> A1, A2;
+    for (int64_t s = lo; s < hi; ++s)
+      loss[s] = sequence_loss(sequence_grams(g, s), &g.Y[s * g.length], g.yy[s], plan.table, theta,
+                              grad ? &gr[s * K] : nullptr, A1, A2);
+  });
+  double total = 0;
+  for (int64_t s = 0; s < B; ++s) total += loss[s];
+  if (grad) {
+    grad->assign(K, 0.0);
+    for (int64_t s = 0; s < B; ++s)
+      for (int64_t e = 0; e < K; ++e) (*grad)[e] += gr[s * K + e];
+    for (auto& v : *grad) v /= double(B);
+  }
+  return B ? total / double(B) : 0.0;
+}
+
+void pseudo_attention(const PseudoGrams& g, const PseudoKernelPlan& plan, const std::vector<double>& theta, int64_t s,
+                      std::vector<double>& A1, std::vector<double>& A2) {
+  sequence_loss(sequence_grams(g, s), &g.Y[s * g.length], g.yy[s], plan.table, theta, nullptr, A1, A2);
+}
+
+}  // namespace ihlab
