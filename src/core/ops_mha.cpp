@@ -263,24 +263,21 @@ void forward_job(const Geometry& g, const Band& band, T scale, const Job<T>& j, 
       const int64_t a = band.a[i], o = a - tr.k0, nfull = n / W * W, rem = n - nfull, npad = round_up(n, W);
       T* x = row + o;
       const T* bias = j.bias ? j.bias + i * g.L + a : nullptr;
-      Packet mxv = Ln::set(-kInf);
-      for (int64_t t = 0; t < nfull; t += W) {
+      // Score plus bias of register t; in the last one, lanes past the last key are -inf
+      // (whatever the scores or bias there hold). Computed twice rather than stored and reloaded:
+      // a reload right after a store of the masked register stalls.
+      auto z = [&](int64_t t) {
         Packet v = Ln::load(x + t);
-        if (bias) v = padd(v, Ln::load(bias + t));
-        Ln::store(x + t, v);
-        mxv = pmax(mxv, v);
-      }
-      if (rem) {  // lanes past the last key: -inf (whatever the scores or bias there hold)
-        Packet v = Ln::load(x + nfull);
-        if (bias) v = padd(v, Ln::load_tail(bias + nfull, rem, j.bias_end));
-        v = pselect(Ln::first(rem), v, Ln::set(-kInf));
-        Ln::store(x + nfull, v);
-        mxv = pmax(mxv, v);
-      }
+        if (t < nfull) return bias ? padd(v, Ln::load(bias + t)) : v;
+        if (bias) v = padd(v, Ln::load_tail(bias + t, rem, j.bias_end));
+        return pselect(Ln::first(rem), v, Ln::set(-kInf));
+      };
+      Packet mxv = Ln::set(-kInf);
+      for (int64_t t = 0; t < npad; t += W) mxv = pmax(mxv, z(t));
       const Packet mx = Ln::set(predux_max(mxv));
       Packet sum = Ln::set(0);
       for (int64_t t = 0; t < npad; t += W) {
-        Packet e = pexp(psub(Ln::load(x + t), mx));
+        Packet e = pexp(psub(z(t), mx));
         if (t == nfull) e = pselect(Ln::first(rem), e, Ln::set(0));  // Eigen's exp(-inf) is not exactly 0
         Ln::store(x + t, e);
         sum = padd(sum, e);
@@ -330,13 +327,19 @@ void backward_job(const Geometry& g, const Band& band, T scale, const Job<T>& j,
       T* pd = pd_row + o;
       const T* p = j.P + band.off[i];  // zeros past the row's last key
       const T* drop = j.drop ? j.drop + i * g.L + a : nullptr;
-      if (drop) Ln::mul_row(x, drop, nfull, rem, j.drop_end);
-      else if (rem) Ln::store(x + nfull, pselect(Ln::first(rem), Ln::load(x + nfull), Ln::set(0)));
+      // dP of register t (dPd * drop), lanes past the last key 0; computed in both passes rather
+      // than stored and reloaded (see forward_job).
+      auto dp = [&](int64_t t) {
+        Packet v = Ln::load(x + t);
+        if (t < nfull) return drop ? pmul(v, Ln::load(drop + t)) : v;
+        if (drop) v = pmul(v, Ln::load_tail(drop + t, rem, j.drop_end));
+        return pselect(Ln::first(rem), v, Ln::set(0));
+      };
       Packet acc = Ln::set(0);
-      for (int64_t t = 0; t < npad; t += W) acc = pmadd(Ln::load(p + t), Ln::load(x + t), acc);
+      for (int64_t t = 0; t < npad; t += W) acc = pmadd(Ln::load(p + t), dp(t), acc);
       const Packet dot = Ln::set(predux(acc));
       for (int64_t t = 0; t < npad; t += W) {
-        const Packet pv = Ln::load(p + t), ds = pmul(pv, psub(Ln::load(x + t), dot));
+        const Packet pv = Ln::load(p + t), ds = pmul(pv, psub(dp(t), dot));
         Ln::store(x + t, ds);
         if (j.dbias) Ln::store(j.dbias + band.off[i] + t, padd(Ln::load(j.dbias + band.off[i] + t), ds));
         Ln::store(pd + t, pv);
