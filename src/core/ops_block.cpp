@@ -15,11 +15,17 @@
 
 #include "core/ops.h"
 #include "core/ops_common.h"
+#include "core/small_matmul.h"
 
 namespace ihlab::ops {
 namespace {
 
 constexpr int64_t kRowChunk = 256;
+
+template <typename T>
+using SM = detail::SmallMatmul<T>;
+// Whether a product with output dims m and n goes through SmallMatmul instead of Eigen's GEMM.
+inline bool thin(int64_t m, int64_t n) { return m <= detail::kSmallDim && n <= detail::kSmallDim; }
 
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -170,7 +176,8 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
       h = hn.data();
     }
     Mat<T> y(gelu ? pre.get() + lo * nt : out.data() + lo * nt, r, nt);
-    y.noalias() = CMat<T>(h, r, d) * Wc;
+    if (thin(d, nt)) SM<T>::nn(h, d, Wc.data(), nt, y.data(), nt, r, d, nt, false);
+    else y.noalias() = CMat<T>(h, r, d) * Wc;
     if (any_bias) y.rowwise() += bc;
     if (gelu) gelu_forward(pre.get() + lo * nt, out.data() + lo * nt, r * nt);
   });
@@ -200,6 +207,8 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
     const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
     std::vector<T> dW(want_w ? chunks * d * nt : 0), db(want_b ? chunks * nt : 0);
     std::vector<T> dgamma(gg ? chunks * d : 0), dbeta(gbeta ? chunks * d : 0);
+    const bool small = thin(d, nt);
+    const RowMat<T> WcT = small ? RowMat<T>(Wc.transpose()) : RowMat<T>();  // [nt, d] rows for SM::nn
     parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
       const int64_t r = hi - lo, c = lo / kRowChunk;
       RowMat<T> Gz;  // with gelu: the gradient at the pre-activation
@@ -222,10 +231,13 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
         }
         h = hn.data();
       }
-      if (want_w) Mat<T>(dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
+      if (want_w && small) SM<T>::tn(h, d, Gc.data(), nt, dW.data() + c * d * nt, nt, r, d, nt);
+      else if (want_w) Mat<T>(dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
       if (want_b) column_sums(Gc.data(), r, nt, db.data() + c * nt);
       if (!gx && !gg && !gbeta) return;
-      RowMat<T> dh = Gc * Wc.transpose();  // [r, d]
+      RowMat<T> dh(r, d);
+      if (small) SM<T>::nn(Gc.data(), nt, WcT.data(), d, dh.data(), d, r, nt, d, false);
+      else dh.noalias() = Gc * Wc.transpose();
       if (!norm) {
         Mat<T>(gx->data() + lo * d, r, d) += dh;
         return;
@@ -283,7 +295,8 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
   parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
     const int64_t r = hi - lo;
     Mat<T> y(out.data() + lo * n, r, n);
-    y.noalias() = CMat<T>(pa + lo * k, r, k) * CMat<T>(W.value().data(), k, n);
+    if (thin(k, n)) SM<T>::nn(pa + lo * k, k, W.value().data(), n, y.data(), n, r, k, n, false);
+    else y.noalias() = CMat<T>(pa + lo * k, r, k) * CMat<T>(W.value().data(), k, n);
     if (b.defined()) y.rowwise() += Eigen::Map<const RowVec<T>>(b.value().data(), n);
     if (pm) y.array() *= CMat<T>(pm + lo * n, r, n).array();
     y += CMat<T>(x.value().data() + lo * n, r, n);
@@ -300,6 +313,8 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
     const T* pW = node.parents[2]->value.data();
     const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
     std::vector<T> dW(gW ? chunks * k * n : 0), db(gb ? chunks * n : 0);
+    const bool small = thin(k, n);
+    const RowMat<T> WT = small ? RowMat<T>(CMat<T>(pW, k, n).transpose()) : RowMat<T>();  // [n, k]
     parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
       const int64_t r = hi - lo, c = lo / kRowChunk;
       CMat<T> Gc(G + lo * n, r, n);
@@ -308,8 +323,10 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
       if (pm) Gm = Gc.array() * CMat<T>(pm + lo * n, r, n).array();
       const T* gbr = pm ? Gm.data() : G + lo * n;
       CMat<T> Gb(gbr, r, n);
-      if (ga) Mat<T>(ga->data() + lo * k, r, k).noalias() += Gb * CMat<T>(pW, k, n).transpose();
-      if (gW) Mat<T>(dW.data() + c * k * n, k, n).noalias() = CMat<T>(pa + lo * k, r, k).transpose() * Gb;
+      if (ga && small) SM<T>::nn(gbr, n, WT.data(), k, ga->data() + lo * k, k, r, n, k, true);
+      else if (ga) Mat<T>(ga->data() + lo * k, r, k).noalias() += Gb * CMat<T>(pW, k, n).transpose();
+      if (gW && small) SM<T>::tn(pa + lo * k, k, gbr, n, dW.data() + c * k * n, n, r, k, n);
+      else if (gW) Mat<T>(dW.data() + c * k * n, k, n).noalias() = CMat<T>(pa + lo * k, r, k).transpose() * Gb;
       if (gb) column_sums(gbr, r, n, db.data() + c * n);
     });
     if (gW) add_partials(dW, chunks, k * n, gW->data());

@@ -133,8 +133,8 @@ struct Tile {
         const HeadVec x = head(X + t * xs, dh);
         for (int r = 0; r < RG; ++r) acc[r].noalias() += Wt[std::min(r0 + r, kRows - 1) * ldw + t] * x;
       }
-      for (int r = 0; r < RG && r0 + r < rows; ++r)
-        Eigen::Map<HeadVec>(Y + (r0 + r) * ys, dh) += alpha * acc[r];  // 1 * v is exact
+      for (int r = 0; r < RG; ++r)  // constant bounds keep acc in registers
+        if (r0 + r < rows) Eigen::Map<HeadVec>(Y + (r0 + r) * ys, dh) += alpha * acc[r];  // 1 * v is exact
     }
   }
 
