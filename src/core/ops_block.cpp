@@ -15,11 +15,17 @@
 
 #include "core/ops.h"
 #include "core/ops_common.h"
+#include "core/small_matmul.h"
 
 namespace ihlab::ops {
 namespace {
 
 constexpr int64_t kRowChunk = 256;
+
+template <typename T>
+using SM = detail::SmallMatmul<T>;
+// Whether a product with output dims m and n goes through SmallMatmul instead of Eigen's GEMM.
+inline bool thin(int64_t m, int64_t n) { return m <= detail::kSmallDim && n <= detail::kSmallDim; }
 
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -39,15 +45,20 @@ void column_sums(const T* G, int64_t rows, int64_t n, T* dst) {
     for (int64_t j = 0; j < n; ++j) dst[j] += G[r * n + j];
 }
 
-// sum_j a[j] * b[j] (b = nullptr: sum_j a[j]) in a fixed order: 8 interleaved partial sums (the
-// compiler makes them one vector register, and they break the add-latency chain), then a fixed
-// tree, then the tail. LayerNorm's row statistics would otherwise be d dependent adds each.
+// sum_j a[j] * b[j] (b = nullptr: sum_j a[j]) in a fixed order: 8 interleaved partial sums (one
+// vector register; they break the add-latency chain), then a fixed tree, then the tail.
+// LayerNorm's row statistics would otherwise be d dependent adds each. A fixed-size Eigen array
+// and the branch outside the loops, so the compiler emits vector code (it did not for a scalar
+// acc[8] with the branch inside).
 template <typename T>
-T sum8(const T* a, const T* b, int64_t n) {
-  T acc[8] = {};
+inline T sum8(const T* a, const T* b, int64_t n) {
+  using V = Eigen::Array<T, 8, 1>;
+  V acc = V::Zero();
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += b ? a[j + k] * b[j + k] : a[j + k];
+  if (b)
+    for (; j + 8 <= n; j += 8) acc += Eigen::Map<const V>(a + j) * Eigen::Map<const V>(b + j);
+  else
+    for (; j + 8 <= n; j += 8) acc += Eigen::Map<const V>(a + j);
   T s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
   for (; j < n; ++j) s += b ? a[j] * b[j] : a[j];
   return s;
@@ -67,6 +78,25 @@ void gelu_backward(const T* z, T* g, int64_t n) {
   Eigen::Map<const Arr> zz(z, n);
   Eigen::Map<Arr>(g, n) *= T(0.5) * (T(1) + (zz * T(0.70710678118654752440)).erf()) +
                            zz * T(0.39894228040143267794) * (T(-0.5) * zz.square()).exp();
+}
+
+// LayerNorm's gamma and beta as arrays (ones and zeros when absent), so the per-row loops have no
+// branches and vectorize.
+template <typename T>
+std::vector<T> gamma_or_ones(const T* g, int64_t d) {
+  return g ? std::vector<T>(g, g + d) : std::vector<T>(d, T(1));
+}
+template <typename T>
+std::vector<T> beta_or_zeros(const T* b, int64_t d) {
+  return b ? std::vector<T>(b, b + d) : std::vector<T>(d, T(0));
+}
+
+// out[j] = c[j] * s * g[j] + b[j]: a normalized row through LayerNorm's affine map. Restrict
+// pointers so the loop vectorizes (element by element, so the values do not depend on it).
+template <typename T>
+void affine_row(const T* __restrict c, T s, const T* __restrict g, const T* __restrict b, int64_t d,
+                T* __restrict out) {
+  for (int64_t j = 0; j < d; ++j) out[j] = c[j] * s * g[j] + b[j];
 }
 
 // Sums per-chunk partials [chunks, n] in chunk order into dst [n] (+=).
@@ -124,6 +154,7 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
   const T* px = x.value().data();
   const T* pg = norm && gamma.defined() ? gamma.value().data() : nullptr;
   const T* pb = norm && beta.defined() ? beta.value().data() : nullptr;
+  const std::vector<T> ga = gamma_or_ones(pg, d), be = beta_or_zeros(pb, d);
   parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
     const int64_t r = hi - lo;
     const T* h = px + lo * d;
@@ -132,19 +163,21 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
       hn.resize(r, d);
       std::vector<T> xc(d);  // the centered row
       for (int64_t i = 0; i < r; ++i) {
-        const T* xi = px + (lo + i) * d;
+        const T* __restrict xi = px + (lo + i) * d;
+        T* __restrict c = xc.data();
         const T mu = sum8<T>(xi, nullptr, d) / T(d);
-        for (int64_t j = 0; j < d; ++j) xc[j] = xi[j] - mu;
-        const T var = sum8(xc.data(), xc.data(), d) / T(d);
+        for (int64_t j = 0; j < d; ++j) c[j] = xi[j] - mu;
+        const T var = sum8(c, c, d) / T(d);
         const T rs = T(1) / std::sqrt(var + T(eps));
         mean[lo + i] = mu;
         rstd[lo + i] = rs;
-        for (int64_t j = 0; j < d; ++j) hn(i, j) = xc[j] * rs * (pg ? pg[j] : T(1)) + (pb ? pb[j] : T(0));
+        affine_row(c, rs, ga.data(), be.data(), d, hn.data() + i * d);
       }
       h = hn.data();
     }
     Mat<T> y(gelu ? pre.get() + lo * nt : out.data() + lo * nt, r, nt);
-    y.noalias() = CMat<T>(h, r, d) * Wc;
+    if (thin(d, nt)) SM<T>::nn(h, d, Wc.data(), nt, y.data(), nt, r, d, nt, false);
+    else y.noalias() = CMat<T>(h, r, d) * Wc;
     if (any_bias) y.rowwise() += bc;
     if (gelu) gelu_forward(pre.get() + lo * nt, out.data() + lo * nt, r * nt);
   });
@@ -165,6 +198,7 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
     Tensor<T>* gbeta = norm ? detail::grad_of(node, 2) : nullptr;
     const T* pg = norm && node.parents[1] ? node.parents[1]->value.data() : nullptr;
     const T* pb = norm && node.parents[2] ? node.parents[2]->value.data() : nullptr;
+    const std::vector<T> ga = gamma_or_ones(pg, d), be = beta_or_zeros(pb, d);
     bool want_w = false, want_b = false;
     for (int64_t i = 0; i < nw; ++i) {
       want_w |= detail::grad_of(node, 3 + i) != nullptr;
@@ -173,6 +207,8 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
     const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
     std::vector<T> dW(want_w ? chunks * d * nt : 0), db(want_b ? chunks * nt : 0);
     std::vector<T> dgamma(gg ? chunks * d : 0), dbeta(gbeta ? chunks * d : 0);
+    const bool small = thin(d, nt);
+    const RowMat<T> WcT = small ? RowMat<T>(Wc.transpose()) : RowMat<T>();  // [nt, d] rows for SM::nn
     parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
       const int64_t r = hi - lo, c = lo / kRowChunk;
       RowMat<T> Gz;  // with gelu: the gradient at the pre-activation
@@ -186,33 +222,42 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
       if (norm) {
         xhat.resize(r, d);
         hn.resize(r, d);
-        for (int64_t i = 0; i < r; ++i)
-          for (int64_t j = 0; j < d; ++j) {
-            xhat(i, j) = (px[(lo + i) * d + j] - mean[lo + i]) * rstd[lo + i];
-            hn(i, j) = xhat(i, j) * (pg ? pg[j] : T(1)) + (pb ? pb[j] : T(0));
-          }
+        for (int64_t i = 0; i < r; ++i) {
+          const T* __restrict xi = px + (lo + i) * d;
+          T* __restrict xh = xhat.data() + i * d;
+          const T mu = mean[lo + i], rs = rstd[lo + i];
+          for (int64_t j = 0; j < d; ++j) xh[j] = (xi[j] - mu) * rs;
+          affine_row(xh, T(1), ga.data(), be.data(), d, hn.data() + i * d);
+        }
         h = hn.data();
       }
-      if (want_w) Mat<T>(dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
+      if (want_w && small) SM<T>::tn(h, d, Gc.data(), nt, dW.data() + c * d * nt, nt, r, d, nt);
+      else if (want_w) Mat<T>(dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
       if (want_b) column_sums(Gc.data(), r, nt, db.data() + c * nt);
       if (!gx && !gg && !gbeta) return;
-      RowMat<T> dh = Gc * Wc.transpose();  // [r, d]
+      RowMat<T> dh(r, d);
+      if (small) SM<T>::nn(Gc.data(), nt, WcT.data(), d, dh.data(), d, r, nt, d, false);
+      else dh.noalias() = Gc * Wc.transpose();
       if (!norm) {
         Mat<T>(gx->data() + lo * d, r, d) += dh;
         return;
       }
-      std::vector<T> dhg(d);  // dh * gamma of one row
+      std::vector<T> dhg_buf(d);  // dh * gamma of one row
+      T* __restrict dg = gg ? dgamma.data() + c * d : nullptr;
+      T* __restrict db = gbeta ? dbeta.data() + c * d : nullptr;
       for (int64_t i = 0; i < r; ++i) {
-        const T* xh = xhat.data() + i * d;
-        const T* dhi = dh.data() + i * d;
-        for (int64_t j = 0; j < d; ++j) dhg[j] = dhi[j] * (pg ? pg[j] : T(1));
-        if (gg)
-          for (int64_t j = 0; j < d; ++j) dgamma[c * d + j] += dhi[j] * xh[j];
-        if (gbeta)
-          for (int64_t j = 0; j < d; ++j) dbeta[c * d + j] += dhi[j];
+        const T* __restrict xh = xhat.data() + i * d;
+        const T* __restrict dhi = dh.data() + i * d;
+        const T* __restrict gm = ga.data();
+        T* __restrict dhg = dhg_buf.data();
+        for (int64_t j = 0; j < d; ++j) dhg[j] = dhi[j] * gm[j];
+        if (dg)
+          for (int64_t j = 0; j < d; ++j) dg[j] += dhi[j] * xh[j];
+        if (db)
+          for (int64_t j = 0; j < d; ++j) db[j] += dhi[j];
         if (gx) {
-          const T m1 = sum8<T>(dhg.data(), nullptr, d) / T(d), m2 = sum8(dhg.data(), xh, d) / T(d);
-          T* dx = gx->data() + (lo + i) * d;
+          const T m1 = sum8<T>(dhg, nullptr, d) / T(d), m2 = sum8<T>(dhg, xh, d) / T(d);
+          T* __restrict dx = gx->data() + (lo + i) * d;
           const T rs = rstd[lo + i];
           for (int64_t j = 0; j < d; ++j) dx[j] += rs * (dhg[j] - m1 - xh[j] * m2);
         }
@@ -250,7 +295,8 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
   parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
     const int64_t r = hi - lo;
     Mat<T> y(out.data() + lo * n, r, n);
-    y.noalias() = CMat<T>(pa + lo * k, r, k) * CMat<T>(W.value().data(), k, n);
+    if (thin(k, n)) SM<T>::nn(pa + lo * k, k, W.value().data(), n, y.data(), n, r, k, n, false);
+    else y.noalias() = CMat<T>(pa + lo * k, r, k) * CMat<T>(W.value().data(), k, n);
     if (b.defined()) y.rowwise() += Eigen::Map<const RowVec<T>>(b.value().data(), n);
     if (pm) y.array() *= CMat<T>(pm + lo * n, r, n).array();
     y += CMat<T>(x.value().data() + lo * n, r, n);
@@ -267,6 +313,8 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
     const T* pW = node.parents[2]->value.data();
     const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
     std::vector<T> dW(gW ? chunks * k * n : 0), db(gb ? chunks * n : 0);
+    const bool small = thin(k, n);
+    const RowMat<T> WT = small ? RowMat<T>(CMat<T>(pW, k, n).transpose()) : RowMat<T>();  // [n, k]
     parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
       const int64_t r = hi - lo, c = lo / kRowChunk;
       CMat<T> Gc(G + lo * n, r, n);
@@ -275,8 +323,10 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
       if (pm) Gm = Gc.array() * CMat<T>(pm + lo * n, r, n).array();
       const T* gbr = pm ? Gm.data() : G + lo * n;
       CMat<T> Gb(gbr, r, n);
-      if (ga) Mat<T>(ga->data() + lo * k, r, k).noalias() += Gb * CMat<T>(pW, k, n).transpose();
-      if (gW) Mat<T>(dW.data() + c * k * n, k, n).noalias() = CMat<T>(pa + lo * k, r, k).transpose() * Gb;
+      if (ga && small) SM<T>::nn(gbr, n, WT.data(), k, ga->data() + lo * k, k, r, n, k, true);
+      else if (ga) Mat<T>(ga->data() + lo * k, r, k).noalias() += Gb * CMat<T>(pW, k, n).transpose();
+      if (gW && small) SM<T>::tn(pa + lo * k, k, gbr, n, dW.data() + c * k * n, n, r, k, n);
+      else if (gW) Mat<T>(dW.data() + c * k * n, k, n).noalias() = CMat<T>(pa + lo * k, r, k).transpose() * Gb;
       if (gb) column_sums(gbr, r, n, db.data() + c * n);
     });
     if (gW) add_partials(dW, chunks, k * n, gW->data());
