@@ -157,6 +157,7 @@ const std::vector<TaskEntry>& task_registry() {
                    cfg.length = c.at("length");
                    cfg.alpha_star = c.at("alpha_star");
                    return std::make_unique<MixedTokensTask>(cfg);
+                 }});
     e.push_back({"item-label",
                  "minimal in-context retrieval (Musat et al. 2025): N item-label vector pairs with positional "
                  "vectors (labels rotated by M) and a query item; squared-error target = the query's label",
