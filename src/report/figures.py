@@ -291,7 +291,10 @@ def fig_loss(R, M, header, X, linear):
     for _, v in refs:
         ax.axhline(v, color=GREY, ls="--", lw=0.7, zorder=1)
     X.setup(ax)
-    ax.set_ylabel("cross-entropy loss (nats/token)")
+    # Regression runs (item-label retrieval, the mixed target) log squared errors, not nats.
+    regression = any(c in ("val_mse", "val_task_loss") or c.startswith(("pp.", "val_err_")) for c in header)
+    ax.set_ylabel(r"squared-error loss ($\frac{1}{2}\|\hat y - y\|^2$)" if regression
+                  else "cross-entropy loss (nats/token)")
     X.stages(ax, label=True)
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=3, borderaxespad=0, handlelength=1.8)
     label_lines_right(ax, refs, 3.0)
@@ -371,6 +374,48 @@ def fig_scalars(R, M, header, X):
         ax.set_title(c, fontsize=7, pad=2, y=1.0)
     R.save(fig, "scalars", "Scalar training diagnostics vs step (gradient norm, learning rate, validation accuracy, "
            "learned scalars; constant columns left out); log y where a column spans more than two decades.")
+
+
+# -------------------------------------------------------------------------------- flow time
+PHASE_LINES = [("initial_drop_end", "fast drop ends"), ("plateau_end", "plateau ends"),
+               ("transition_steepest", "steepest descent"), ("convergence_start", "convergence")]
+
+
+def fig_flow(R, M, header, summary):
+    """Gradient-flow runs: the last stage's losses against the flow time t on log-log axes (the
+    step axis of an adaptive integrator, or of CVODE's geometric segments, hides the phases), the
+    validation error's parts (val_err_*) beside the loss, and the detected phase boundaries."""
+    name = "flow_time"
+    st, t = M.get("stage"), M.get("t")
+    if t is None or not np.isfinite(t).any():
+        return R.skip(name, "no flow time column t")
+    last = np.nanmax(st) if st is not None and np.isfinite(st).any() else None
+    rows = np.isfinite(t) & (t > 0) & ((st == last) if last is not None else True)
+    cols = [c for c in ["val_loss", "val_task_loss"] + [c for c in header if c.startswith("val_err_")]
+            if has(M, c) and c not in ("val_err_cross",)]
+    if rows.sum() < 3 or not cols:
+        return R.skip(name, "fewer than 3 flow rows in the last stage")
+    fig, ax = plt.subplots(figsize=(5.2, 3.0), layout="constrained")
+    for i, c in enumerate(cols):
+        y = M[c][rows]
+        ok = np.isfinite(y) & (y > 0)
+        ax.plot(t[rows][ok], y[ok], color=PALETTE[(3 + i) % 8], lw=1.3 if i == 0 else 1.0,
+                ls="-" if i == 0 else "--", label=c.replace("val_", "").replace("_", " "))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    phases = (summary or {}).get("phases") or {}
+    tr = blended_transform_factory(ax.transData, ax.transAxes)
+    for key, text in PHASE_LINES:
+        v = phases.get(key) if isinstance(phases, dict) else None
+        if isinstance(v, (int, float)) and v > 0:
+            ax.axvline(v, color="0.75", lw=0.8, zorder=0)
+            ax.text(v, 0.02, " " + text, transform=tr, rotation=90, fontsize=6, color=GREY, va="bottom")
+    ax.set_xlabel("flow time t (log scale, last stage)")
+    ax.set_ylabel("validation loss and its parts (log scale)")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=3, borderaxespad=0, handlelength=1.8)
+    R.save(fig, name, "Gradient flow: validation loss of the last stage and its parts (val_err_*: the error of "
+           "each target component) against the flow time t, log-log; vertical lines: phase boundaries "
+           "detected in summary.json (phases), where present.")
 
 
 # ----------------------------------------------------------------------------------- chen2024
@@ -649,6 +694,7 @@ def main(run):
         R.attempt("loss", fig_loss, M, header, X, False)
         R.attempt("loss_linear", fig_loss, M, header, X, True)
         R.attempt("scalars", fig_scalars, M, header, X)
+        R.attempt("flow_time", fig_flow, M, header, summary)
         for top, panels in families(header).items():
             R.attempt("family_" + top, fig_family, M, X, top, panels)
         if subsets and any(c.startswith("rpe.") for c in header):
