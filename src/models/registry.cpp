@@ -170,6 +170,8 @@ Schema circuit_head_schema() {
       .real("slope_init", 0.0, "positional: initial slope p", -1e6, 1e6)
       .string("component", "", "target component (task part, e.g. 4gram, induction) this head's output is scored "
               "against in val_err_<component>; empty = none");
+}
+
 // Keys of "disentangled" and "disentangled-reduced" (Musat et al. 2025, item-label task only).
 template <typename T>
 std::unique_ptr<Model<T>> make_disentangled(const nlohmann::json& c, const Task& task, uint64_t) {
