@@ -14,36 +14,13 @@
 #include "tasks/mixed_tokens.h"
 #include "tasks/registry.h"
 #include "train/run_schema.h"
+#include "circuit_test_heads.h"
 
 namespace ihlab {
 namespace {
 
 // The six-parameter model of Wang et al. 2024 (as in examples/wang2024-mixed-target.toml).
-const char* kHeads = R"(
-[[model.heads]]
-name = "prev"
-layer = 1
-score = "alibi"
-offset = 1
-min_back = 1
-write = 1
-[[model.heads]]
-name = "ind"
-layer = 2
-score = "dot"
-key = 1
-min_back = 1
-first_key = 1
-component = "induction"
-[[model.heads]]
-name = "pos"
-layer = 2
-score = "distance"
-offset = 2
-min_back = 1
-first_key = 1
-component = "4gram"
-)";
+const std::string kHeads = circuit_test::six_parameter_heads();
 
 nlohmann::json resolved(const std::string& task, const std::string& heads, const std::vector<std::string>& over = {}) {
   std::string toml = "dtype = \"float64\"\n[task]\nname = \"mixed-target\"\n" + task +

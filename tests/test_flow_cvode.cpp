@@ -13,6 +13,7 @@
 #include "train/flow_cvode.h"
 #include "train/run.h"
 #include "train/run_schema.h"
+#include "circuit_test_heads.h"
 
 namespace ihlab {
 namespace {
@@ -66,7 +67,7 @@ TEST(FlowCvode, ErrorsFromTheDerivativeComeThrough) {
   }
 }
 
-const char* kRun = R"(
+const std::string kRun = std::string(R"(
 name = "cvode"
 seed = 3
 dtype = "float64"
@@ -77,28 +78,7 @@ length = 8
 [model]
 name = "attention-circuit"
 sigma_init = 0.1
-[[model.heads]]
-name = "prev"
-layer = 1
-offset = 1
-min_back = 1
-write = 1
-[[model.heads]]
-name = "ind"
-layer = 2
-score = "dot"
-key = 1
-min_back = 1
-first_key = 1
-component = "induction"
-[[model.heads]]
-name = "pos"
-layer = 2
-score = "distance"
-offset = 2
-min_back = 1
-first_key = 1
-component = "4gram"
+)") + circuit_test::six_parameter_heads() + R"(
 [data]
 mode = "fixed"
 train_size = 200

@@ -24,39 +24,18 @@
 #include "models/registry.h"
 #include "tasks/registry.h"
 #include "train/run_schema.h"
+#include "circuit_test_heads.h"
 
 using namespace ihlab;
 
 namespace {
-const char* kSix = R"(
+const std::string kSix = std::string(R"(
 [task]
 name = "mixed-target"
 length = 20
 [model]
 name = "attention-circuit"
-[[model.heads]]
-name = "prev"
-layer = 1
-offset = 1
-min_back = 1
-write = 1
-[[model.heads]]
-name = "ind"
-layer = 2
-score = "dot"
-key = 1
-min_back = 1
-first_key = 1
-component = "induction"
-[[model.heads]]
-name = "pos"
-layer = 2
-score = "distance"
-offset = 2
-min_back = 1
-first_key = 1
-component = "4gram"
-)";
+)") + circuit_test::six_parameter_heads();
 
 const char* kMixed = R"(
 [task]
@@ -108,7 +87,7 @@ int main(int argc, char** argv) {
     const std::string out = argv[1], which = argv[2];
     const uint64_t seed = std::strtoull(argv[3], nullptr, 10);
     IHLAB_CHECK(which == "six" || which == "mixed", "unknown configuration '{}'", which);
-    nlohmann::json raw = parse_toml_string(std::string(which == "six" ? kSix : kMixed) + "\n[[stages]]\nsteps = 1\n");
+    nlohmann::json raw = parse_toml_string((which == "six" ? kSix : std::string(kMixed)) + "\n[[stages]]\nsteps = 1\n");
     nlohmann::json cfg = run_schema().resolve(raw);
     auto task = make_task(cfg["task"]);
     auto model = make_model<double>(cfg["model"], *task, 1);
