@@ -12,9 +12,13 @@
 #include "analysis/emergence.h"
 #include "core/autograd.h"
 #include "core/parallel.h"
+#include "io/config.h"
 #include "models/disentangled.h"
 #include "models/pseudo_kernel.h"
 #include "models/pseudo_params.h"
+#include "models/registry.h"
+#include "tasks/registry.h"
+#include "train/run_schema.h"
 #include "tasks/item_label.h"
 
 namespace ihlab {
@@ -109,6 +113,18 @@ TEST(ItemLabel, BadConfigNamesTheKey) {
   expect_error([] { ItemLabelTask(config(8, 8, ItemVectors::Gaussian)); }, {"task.dim", "pairs + 1"});
   expect_error([] { parse_item_vectors("uniform"); }, {"task.vectors", "uniform", "gaussian, orthonormal"});
   expect_error([] { parse_item_positions("learned"); }, {"task.positions", "random, fixed, none"});
+}
+
+// Token-only models refuse the task when the model is built, naming the key and what fits.
+TEST(ItemLabel, TokenOnlyModelsAreAConfigError) {
+  for (std::string m : {"attn1", "gih", "gih-full"}) {
+    const std::string toml = "[task]\nname = \"item-label\"\npairs = 4\ndim = 16\n[model]\nname = \"" + m +
+                             "\"\n[[stages]]\nsteps = 1\n";
+    nlohmann::json c = run_schema().resolve(parse_toml_string(toml, "test"));
+    std::unique_ptr<Task> task = make_task(c["task"]);
+    expect_error([&] { make_model<double>(c["model"], *task, 1); },
+                 {"model.name", m, "token task", "item-label", "transformer, disentangled, disentangled-reduced"});
+  }
 }
 
 // ------------------------------------------------------------------------ pseudo-parameters

@@ -10,8 +10,24 @@
 namespace ihlab {
 
 namespace {
+// attn1, gih and gih-full read token ids and predict tokens: a task with continuous inputs or a
+// vector target (bursty, mixed-target, item-label) would otherwise fail deep inside the first step
+// with a message about targets or vocab sizes, not about the configuration.
+void require_token_task(const Task& task, const std::string& model) {
+  if (task.feature_dim() == 0 && task.value_dim() == 0) return;
+  fail("config: key 'model.name' = \"{}\" needs a token task (token inputs, next-token targets); task.name = \"{}\" "
+       "has {} (allowed with this task: transformer{})",
+       model, task.name(),
+       task.value_dim() > 0 ? fmt::format("vector inputs and a {}-dimensional regression target", task.value_dim())
+                            : fmt::format("{}-dimensional continuous inputs", task.feature_dim()),
+       task.name() == "item-label"     ? ", disentangled, disentangled-reduced"
+       : task.name() == "mixed-target" ? ", attention-circuit"
+                                       : "");
+}
+
 template <typename T>
 std::unique_ptr<Model<T>> make_attn1(const nlohmann::json& c, const Task& task, uint64_t seed) {
+  require_token_task(task, "attn1");
   OneLayerAttentionConfig cfg;
   cfg.vocab = task.vocab();
   cfg.length = task.length();
@@ -87,7 +103,8 @@ Schema transformer_schema() {
 }
 
 // The keys gih and gih-full share (see gih_family_schema).
-GihConfig gih_config(const nlohmann::json& c, const Task& task) {
+GihConfig gih_config(const nlohmann::json& c, const Task& task, const std::string& model) {
+  require_token_task(task, model);
   GihConfig g;
   g.vocab = task.vocab();
   g.heads = c.at("heads");
@@ -105,7 +122,7 @@ GihConfig gih_config(const nlohmann::json& c, const Task& task) {
 
 template <typename T>
 std::unique_ptr<Model<T>> make_gih(const nlohmann::json& c, const Task& task, uint64_t) {
-  GihConfig cfg = gih_config(c, task);
+  GihConfig cfg = gih_config(c, task, "gih");
   const std::string k = c.at("kernel");
   cfg.kernel = k == "table" ? GihKernel::Table : k == "direct" ? GihKernel::Direct : GihKernel::Auto;
   return std::make_unique<GihModel<T>>(cfg);
@@ -114,7 +131,7 @@ std::unique_ptr<Model<T>> make_gih(const nlohmann::json& c, const Task& task, ui
 template <typename T>
 std::unique_ptr<Model<T>> make_gih_full(const nlohmann::json& c, const Task& task, uint64_t) {
   GihFullConfig cfg;
-  cfg.base = gih_config(c, task);
+  cfg.base = gih_config(c, task, "gih-full");
   cfg.proj_init = c.at("proj_init");
   cfg.ln_eps = c.at("ln_eps");
   cfg.self_attention = c.at("self_attention");
