@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "core/parallel.h"
 #include "io/config.h"
 #include "io/checkpoint.h"
@@ -230,6 +232,49 @@ TEST(Training, GradientFlowStageLowersTheLoss) {
     if (t[i] == t[i]) t_end = t[i], loss_at_end = loss[i];
   EXPECT_DOUBLE_EQ(t_end, 5.0);
   EXPECT_LT(loss_at_end, loss.front());
+}
+
+// stop_loss ends a stage at the first step whose loss is at or below it; the next stage then runs,
+// and a run interrupted before that step and resumed stops at the same step.
+TEST(Training, StopLossEndsAStageEarlyAndResumesBitIdentically) {
+  const std::vector<std::string> o = {"data.mode=\"fixed\"", "data.train_size=64", "data.batch_size=0",
+                                      "stages.0.method=\"flow\"", "stages.0.time=1000.0", "stages.0.lr=1.0",
+                                      "stages.0.rtol=1e-5", "log.every=1", "stages.1.steps=3"};
+  std::string plain = fresh_dir("stop_plain");
+  ASSERT_EQ(run_config(config(o), plain, quiet()).status, "finished");
+  MetricsTable m0 = read_metrics(plain + "/metrics.csv");
+  // A level the flow reaches well before t = 1000: a third of the way down from the start.
+  auto stage0 = m0.column("stage"), loss0 = m0.column("loss");
+  double end = loss0.front();
+  for (size_t i = 0; i < stage0.size(); ++i)
+    if (stage0[i] == 0) end = loss0[i];
+  const double start = loss0.front();
+  const double level = end + (start - end) * 2.0 / 3.0;
+  std::vector<std::string> os = o;
+  os.push_back(fmt::format("stages.0.stop_loss={}", level));
+  std::string full = fresh_dir("stop_full"), part = fresh_dir("stop_part");
+  RunResult a = run_config(config(os), full, quiet());
+  ASSERT_EQ(a.status, "finished") << a.message;
+  MetricsTable m = read_metrics(full + "/metrics.csv");
+  auto stage = m.column("stage"), t = m.column("t"), loss = m.column("loss");
+  size_t last0 = 0;  // the last row of stage 0
+  for (size_t i = 0; i < stage.size(); ++i)
+    if (stage[i] == 0) last0 = i;
+  EXPECT_LE(loss[last0], level);
+  EXPECT_GT(loss[last0 - 1], level);  // it stopped at the first step below the level
+  EXPECT_LT(t[last0], 1000.0);
+  EXPECT_EQ(stage.back(), 1);  // the next stage ran
+  EXPECT_LT(a.steps, int64_t(m0.rows.size()) - 1);
+  TrainOptions stop = quiet();
+  stop.stop_after = int64_t(last0) - 2;
+  ASSERT_EQ(run_config(config(os), part, stop).status, "interrupted");
+  TrainOptions resume = quiet();
+  resume.resume = true;
+  RunResult b = run_config(config(os), part, resume);
+  ASSERT_EQ(b.status, "finished") << b.message;
+  EXPECT_EQ(a.steps, b.steps);
+  EXPECT_EQ(slurp(full + "/metrics.csv"), slurp(part + "/metrics.csv"));
+  EXPECT_EQ(final_params(full), final_params(part));
 }
 
 TEST(Training, BadConfigNamesKeyValueAndAllowed) {

@@ -35,6 +35,10 @@ Schema stage_schema() {
       .real("segment_first", 0.01, "cvode-bdf: the first segment is [0, segment_first]", 1e-12, 1e12)
       .real("segments_per_decade", 10.0, "cvode-bdf: segment k ends at segment_first * 10^(k / this) (capped at time)",
             0.01, 1e6)
+      .real("stop_loss", 0.0,
+            "end the stage early once the training loss after a step (flow: at the accepted step's end; optimizer: "
+            "the step's batch loss) is at or below this; 0 = run the stage to its steps or time",
+            0, 1e300)
       .string("objective", "loss",
               "what the model minimizes in this stage: loss (the task's), or an objective the model offers "
               "(attention-circuit: copy-previous, layer 1 fitting the previous token)");

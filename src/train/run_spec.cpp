@@ -53,6 +53,7 @@ RunSpec run_spec_from_config(const nlohmann::json& c) {
     st.integrator = s.value("integrator", st.integrator);
     st.segment_first = s.value("segment_first", st.segment_first);
     st.segments_per_decade = s.value("segments_per_decade", st.segments_per_decade);
+    st.stop_loss = s.value("stop_loss", st.stop_loss);
     if (st.method == "optimizer")
       IHLAB_CHECK(st.steps > 0, "config: key 'stages[{}].steps' = {} must be > 0 for an optimizer stage",
                   r.stages.size(), st.steps);

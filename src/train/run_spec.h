@@ -27,6 +27,7 @@ struct StageSpec {
   std::string integrator = "dopri5";    // flow: "dopri5" or "cvode-bdf" (train/flow_cvode.h)
   double segment_first = 0.01;          // cvode-bdf: end of the first segment [0, segment_first]
   double segments_per_decade = 10;      // cvode-bdf: segment ends segment_first * 10^(k / this)
+  double stop_loss = 0;                 // end the stage once the training loss is <= this (0 = off)
 };
 
 struct DataSpec {

@@ -353,7 +353,9 @@ bool Trainer<T>::run_optimizer_stage(size_t si) {
     if (!all_finite(model_.params())) return diverged("a parameter", NAN);
     ++step_;
     stage_step_ = k + 1;
-    if (!after_step(si, k + 1 == st.steps)) return false;
+    const bool reached = st.stop_loss > 0 && last_loss_ <= st.stop_loss;
+    if (!after_step(si, k + 1 == st.steps || reached)) return false;
+    if (reached) break;
   }
   return true;
 }
@@ -401,7 +403,11 @@ bool Trainer<T>::run_flow_stage(size_t si) {
     }
     last_grad_norm_ = NAN;
     if (!std::isfinite(last_loss_)) return diverged("loss", last_loss_);
-    if (!after_step(si, flow_.t >= st.time)) return false;
+    // stop_loss ends the stage at a step boundary, from the loss alone: a resumed run stops at
+    // the same step as an uninterrupted one.
+    const bool reached = st.stop_loss > 0 && last_loss_ <= st.stop_loss;
+    if (!after_step(si, flow_.t >= st.time || reached)) return false;
+    if (reached) break;
   }
   return true;
 }
