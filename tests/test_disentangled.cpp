@@ -91,6 +91,16 @@ TEST(ItemLabel, LayoutOrthonormalityAndRotation) {
   EXPECT_NEAR(refs[0].second, 0.5, 1e-6);  // unit labels: 1/2 ||y||^2
 }
 
+TEST(ItemLabel, StratifiedQueryAsksEveryItemEquallyOften) {
+  auto c = config(5, 16);
+  c.query = QueryIndex::Stratified;
+  ItemLabelTask task(c);
+  Batch b = task.sample(15, 4, StreamKind::Data, 0);
+  auto q = task.query_indices(b);  // read back from the features: item q equals the query
+  for (int64_t r = 0; r < b.size; ++r) EXPECT_EQ(q[r], r % 5);
+  EXPECT_EQ(parse_query_index("stratified"), QueryIndex::Stratified);
+}
+
 TEST(ItemLabel, QueryLastAndAnswerPositionAndNoPositions) {
   auto c = config(3, 8);
   c.query = QueryIndex::Last, c.query_position = QueryPosition::Answer;
@@ -113,6 +123,7 @@ TEST(ItemLabel, BadConfigNamesTheKey) {
   expect_error([] { ItemLabelTask(config(8, 8, ItemVectors::Gaussian)); }, {"task.dim", "pairs + 1"});
   expect_error([] { parse_item_vectors("uniform"); }, {"task.vectors", "uniform", "gaussian, orthonormal"});
   expect_error([] { parse_item_positions("learned"); }, {"task.positions", "random, fixed, none"});
+  expect_error([] { parse_query_index("first"); }, {"task.query", "first", "uniform, last, stratified"});
 }
 
 // Token-only models refuse the task when the model is built, naming the key and what fits.

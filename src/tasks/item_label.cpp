@@ -47,7 +47,7 @@ ItemPositions parse_item_positions(const std::string& s) {
       "positions", s, {{"random", ItemPositions::Random}, {"fixed", ItemPositions::Fixed}, {"none", ItemPositions::None}});
 }
 QueryIndex parse_query_index(const std::string& s) {
-  return parse_choice<QueryIndex>("query", s, {{"uniform", QueryIndex::Uniform}, {"last", QueryIndex::Last}});
+  return parse_choice<QueryIndex>("query", s, {{"uniform", QueryIndex::Uniform}, {"last", QueryIndex::Last}, {"stratified", QueryIndex::Stratified}});
 }
 QueryPosition parse_query_position(const std::string& s) {
   return parse_choice<QueryPosition>("query_position", s, {{"own", QueryPosition::Own}, {"answer", QueryPosition::Answer}});
@@ -126,7 +126,9 @@ Batch ItemLabelTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t 
       if (cfg_.positions == ItemPositions::Random) pos = orthonormal_rows(N + 1, D, rs);
       else if (cfg_.positions == ItemPositions::Fixed) pos = fixed_positions_;
       else pos.assign((N + 1) * D, 0.0);
-      const int64_t q = cfg_.query == QueryIndex::Last ? N - 1 : rs.randint(N);
+      const int64_t q = cfg_.query == QueryIndex::Last         ? N - 1
+                        : cfg_.query == QueryIndex::Stratified ? r % N
+                                                               : rs.randint(N);
       float* f = &b.features[size_t(r * L * F)];
       auto put = [&](int64_t at, const double* tok, const double* p) {
         for (int64_t d = 0; d < D; ++d) f[at * F + d] = float(tok[d]), f[at * F + D + d] = float(p[d]);

@@ -170,8 +170,10 @@ const std::vector<TaskEntry>& task_registry() {
                              "positional vectors: random (orthonormal, redrawn per sequence), fixed (drawn once from "
                              "rotation_seed), none (zeros)",
                              {"random", "fixed", "none"})
-                     .string("query", "uniform", "query index: uniform over the N items, or the last item",
-                             {"uniform", "last"})
+                     .string("query", "uniform",
+                             "query index: uniform (drawn per sequence), last (the last item), or stratified "
+                             "(sequence r of a batch asks item r mod N: every item equally often)",
+                             {"uniform", "last", "stratified"})
                      .string("query_position", "own",
                              "the query's positional vector: own (p_{N+1}) or answer (p_q, the queried item's)",
                              {"own", "answer"})
