@@ -44,6 +44,9 @@ RunEmergence read_emergence(const MetricsTable& m, double lr);
 std::vector<Variant> bridge_variants();
 nlohmann::json bridge_config(const nlohmann::json& main, const std::string& variant, bool quick);
 std::vector<Claim> bridge_claims(ReproContext& c, const std::string& variant);
+// After a bridge run: its measures from every checkpoint into DIR/bridge_<variant>.csv, then the
+// periodic checkpoints are deleted (the stage-end one stays).
+void bridge_finish(const std::string& out_dir, const std::string& variant, int64_t D);
 
 // Stage 0's learning rate of a resolved configuration.
 double stage_lr(const nlohmann::json& config);

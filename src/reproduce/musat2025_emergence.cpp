@@ -12,6 +12,7 @@
 // 0.14 and 58% of ||W|| outside the subspace; with fresh batches the two losses agree.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -25,6 +26,8 @@
 namespace ihlab {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 const char* kConfig = R"(
 name = "musat2025-emergence"
@@ -70,9 +73,14 @@ RunResult run_all(const ReproContext& c, const TrainOptions& o) {
     cfg["model"] = {{"name", "disentangled-reduced"}, {"pseudo", v.name == "reduced-19" ? "all" : "three"}};
     if (!run_variants(cfg, c.out_dir, {v}, !o.quiet)) main.status = "interrupted";
   }
-  for (auto& v : musat::bridge_variants())
-    if (!run_variants(musat::bridge_config(c.config, v.name, c.quick), c.out_dir, {v}, !o.quiet))
+  for (auto& v : musat::bridge_variants()) {
+    if (!run_variants(musat::bridge_config(c.config, v.name, c.quick), c.out_dir, {v}, !o.quiet)) {
       main.status = "interrupted";
+      break;
+    }
+    if (!fs::exists(c.out_dir + "/bridge_" + v.name + ".csv"))
+      musat::bridge_finish(c.out_dir, v.name, c.config.at("task").at("dim"));
+  }
   return main;
 }
 
