@@ -63,10 +63,10 @@ TEST(Reproduce, Wang2024MixedTarget) { expect_all_claims_hold("wang2024-mixed-ta
 TEST(Reproduce, Wang2024PlateauScaling) { expect_all_claims_hold("wang2024-plateau-scaling"); }
 TEST(Reproduce, Wang2024AdamMultiplateau) { expect_all_claims_hold("wang2024-adam-multiplateau"); }
 TEST(Reproduce, Musat2025Emergence) {
-  // Quick: the cross-entropy transformer needs more than the quick run's 600 steps to leave its
-  // plateau (the spec: with cross-entropy the loss drop comes later).
+  // Quick: the MSE transformer runs 600 steps at a smaller size; beta~_2 and alpha~_3 start within
+  // a few steps of each other (README: only the onset order holds, and only in the full run).
   expect_all_claims_hold("musat2025-emergence", "paper",
-                         {"bridge (cross-entropy): transformer learns retrieval, order gamma~ < beta~ < alpha~"});
+                         {"bridge (MSE): transformer learns retrieval, order gamma~ < beta~ < alpha~"});
 }
 TEST(Reproduce, Musat2025Scaling) {
   // Quick: N = 4, 8, 16, one seed per query rule, D = 32; every claim already holds (t_ICL / N^2
