@@ -20,16 +20,17 @@ Exit codes: 0 pass, 1 mismatch (names the tensor), 77 torch unavailable (ctest: 
 import argparse
 import json
 import os
-import struct
 import subprocess
 import sys
 
 try:
-    import numpy as np
     import torch
 except ImportError as e:
     print(f"SKIP: {sys.executable} cannot import torch ({e})")
     sys.exit(77)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from torch_smoke_step import read_safetensors  # noqa: E402
 
 TOL = 1e-10
 
@@ -41,22 +42,6 @@ CONFIGS = [
     dict(pairs=5, dim=10, vectors="gaussian", positions="none", batch=3, seed=5, scale=0.3),
     dict(pairs=8, dim=64, vectors="orthonormal", batch=2, seed=6, scale=0.15, rotation_seed=3),
 ]
-
-_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    data = memoryview(blob)[8 + n:]
-    out = {}
-    for name, e in header.items():
-        lo, hi = e["data_offsets"]
-        out[name] = np.frombuffer(data[lo:hi], dtype=_DTYPES[e["dtype"]]).reshape(e["shape"]).copy()
-    return out, meta
 
 
 def forward(h, W1, W2, W3, D, readout_positional):

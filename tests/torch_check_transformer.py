@@ -19,16 +19,17 @@ import argparse
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 
 try:
-    import numpy as np
     import torch
 except ImportError as e:
     print(f"SKIP: {sys.executable} cannot import torch ({e})")
     sys.exit(77)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from torch_smoke_step import read_safetensors  # noqa: E402
 
 TOL = 1e-10
 F = torch.nn.functional
@@ -62,23 +63,6 @@ CONFIGS = [
     dict(vocab=2, max_len=7, feature_dim=4, value_dim=4, layers=2, heads=1, width=8, positional="relative",
          regression_loss="candidates", candidates=3, dropout=0.2, batch=5, seed=14),
 ]
-
-_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
-
-
-def read_safetensors(path):
-    """(tensors: name -> numpy array, metadata: dict). Layout: u64 header size, JSON header, data."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    data = memoryview(blob)[8 + n:]
-    out = {}
-    for name, e in header.items():
-        lo, hi = e["data_offsets"]
-        out[name] = np.frombuffer(data[lo:hi], dtype=_DTYPES[e["dtype"]]).reshape(e["shape"]).copy()
-    return out, meta
 
 
 def alibi_slopes(n):
