@@ -100,7 +100,7 @@ void BM_smoke_train_step(benchmark::State& st) {
   OneLayerAttentionConfig c;  // vocab 8, length 16, width 16, window 4
   OneLayerAttention<T> model(c, 1);
   OptimizerConfig oc;
-  oc.kind = "adam";
+  oc.kind = OptimizerKind::Adam;
   auto opt = Optimizer<T>::make(oc);
   Batch b = PreviousTokenTask(c.vocab, c.length).sample(32, 1, StreamKind::Data, 1);
   for (auto _ : st) {

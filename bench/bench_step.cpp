@@ -49,7 +49,7 @@ Setup make_smoke_step() {
   Setup s;
   s.model = std::make_unique<OneLayerAttention<float>>(c, seed);
   OptimizerConfig oc;
-  oc.kind = "adam";
+  oc.kind = OptimizerKind::Adam;
   s.opt = Optimizer<float>::make(oc);
   s.lr = 0.02;
   s.batch = PreviousTokenTask(c.vocab, c.length).sample(batch, seed, StreamKind::Data, 1);

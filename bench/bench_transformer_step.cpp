@@ -52,7 +52,7 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Core>
+#include "core/eigen.h"
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
@@ -89,7 +89,7 @@ struct Workload {
 
 OptimizerConfig adamw() {
   OptimizerConfig oc;
-  oc.kind = "adamw";
+  oc.kind = OptimizerKind::AdamW;
   oc.beta1 = 0.9, oc.beta2 = 0.95, oc.eps = 1e-8, oc.weight_decay = 0.1;
   return oc;
 }

@@ -14,7 +14,7 @@ packages=(
   python3 python3-numpy python3-torch python3-matplotlib
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium)
+  packages+=(chromium clang-format)
 fi
 
 missing=()

@@ -130,8 +130,8 @@ TEST(RepeatedTokens, ReferencesAreExact) {
 TEST(RepeatedTokens, BadConfigNamesTheKey) {
   expect_error([] { make("repeated-tokens", {{"repeats", 1}}); }, {"repeats"});
   expect_error([] { make("repeated-tokens", {{"targets", "some"}}); }, {"targets", "repeats"});
-  expect_error([] { RepeatedTokensTask(RepeatedTokensConfig{1, 25, 4, false}); }, {"task.vocab", "1"});
-  expect_error([] { RepeatedTokensTask(RepeatedTokensConfig{8, 1 << 20, 1 << 20, false}); }, {"task.block"});
+  expect_error([] { RepeatedTokensTask(RepeatedTokensConfig{1, 25, 4, RepeatedTargets::All}); }, {"task.vocab", "1"});
+  expect_error([] { RepeatedTokensTask(RepeatedTokensConfig{8, 1 << 20, 1 << 20, RepeatedTargets::All}); }, {"task.block"});
 }
 
 // ------------------------------------------------------------------------------ icl-mc: chains
@@ -599,7 +599,7 @@ TEST(Bursty, BadConfigNamesTheKey) {
 
 TEST(RepeatedTokens, VariableBlocksHaveNoFixedCopyOffset) {
   RepeatedTokensConfig cfg;
-  cfg.vocab = 16, cfg.block = 10, cfg.repeats = 3, cfg.repeats_only = true, cfg.block_min = 4;
+  cfg.vocab = 16, cfg.block = 10, cfg.repeats = 3, cfg.targets = RepeatedTargets::Repeats, cfg.block_min = 4;
   RepeatedTokensTask task(cfg);
   Batch b = task.sample(64, 3, StreamKind::Test, 0);
   ASSERT_EQ(b.length, 31);
@@ -621,12 +621,16 @@ TEST(RepeatedTokens, VariableBlocksHaveNoFixedCopyOffset) {
   for (auto& p : task.predictions(b))
     if (p.name == "ref.oracle")
       for (double l : target_losses(p, b))
-        if (!std::isnan(l)) EXPECT_EQ(l, 0.0);
+        if (!std::isnan(l)) {
+          EXPECT_EQ(l, 0.0);
+        }
   for (auto& [k, v] : task.reference_losses(b))
-    if (k == "ref.oracle") EXPECT_EQ(v, 0.0);
-  cfg.repeats_only = false;
+    if (k == "ref.oracle") {
+      EXPECT_EQ(v, 0.0);
+    }
+  cfg.targets = RepeatedTargets::All;
   EXPECT_THROW(RepeatedTokensTask{cfg}, Error);
-  cfg.repeats_only = true, cfg.block_min = 11;
+  cfg.targets = RepeatedTargets::Repeats, cfg.block_min = 11;
   EXPECT_THROW(RepeatedTokensTask{cfg}, Error);
 }
 

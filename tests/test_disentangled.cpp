@@ -134,7 +134,7 @@ TEST(ItemLabel, TokenOnlyModelsAreAConfigError) {
     nlohmann::json c = run_schema().resolve(parse_toml_string(toml, "test"));
     std::unique_ptr<Task> task = make_task(c["task"]);
     expect_error([&] { make_model<double>(c["model"], *task, 1); },
-                 {"model.name", m, "token task", "item-label", "transformer, disentangled, disentangled-reduced"});
+                 {"model.name", m, "token task", "item-label", "models that fit this task: transformer", "disentangled, disentangled-reduced"});
   }
 }
 

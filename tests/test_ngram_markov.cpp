@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "analysis/chi_square_mi.h"
 #include "core/error.h"
 #include "tasks/ngram_markov.h"
@@ -207,7 +209,7 @@ TEST(ChiSquareMi, HandComputedFlipChain) {
 void print_survey(const char* name, const MiSurvey& r) {
   for (const auto& s : r.ranked) {
     std::string label = "{";
-    for (size_t i = 0; i < s.subset.size(); ++i) label += (i ? "," : "") + std::to_string(s.subset[i]);
+    for (size_t i = 0; i < s.subset.size(); ++i) label += fmt::format("{}{}", i ? "," : "", s.subset[i]);
     std::printf("[ %-8s ] %-8s mean %.4f +- %.4f  argmax %.3f\n", name, (label + "}").c_str(), s.mean,
                 s.std_error, s.argmax_fraction);
   }

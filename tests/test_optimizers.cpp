@@ -65,7 +65,7 @@ struct TorchCase {
 
 OptimizerConfig sgd(double mom, double wd, bool nesterov) {
   OptimizerConfig c;
-  c.kind = "sgd";
+  c.kind = OptimizerKind::Sgd;
   c.momentum = mom;
   c.weight_decay = wd;
   c.nesterov = nesterov;
@@ -73,7 +73,7 @@ OptimizerConfig sgd(double mom, double wd, bool nesterov) {
 }
 OptimizerConfig adam(const char* kind, double b1, double b2, double eps, double wd) {
   OptimizerConfig c;
-  c.kind = kind;
+  c.kind = parse_enum<OptimizerKind>(kind, "optimizer");
   c.beta1 = b1;
   c.beta2 = b2;
   c.eps = eps;
@@ -258,7 +258,7 @@ TYPED_TEST(OptimizerTyped, StateRoundTripContinuesIdentically) {
       auto a = values(*s1.find(name)), b = values(*s2.find(name));
       ASSERT_EQ(a.size(), b.size());
       EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(T)))
-          << cfg.kind << " " << name;
+          << enum_name(cfg.kind) << " " << name;
     }
   }
 }
@@ -285,10 +285,8 @@ std::string error_of(Fn&& fn) {
 }
 
 TEST(Optimizer, ConfigErrorsNameTheProblem) {
-  OptimizerConfig c;
-  c.kind = "rmsprop";
-  auto msg = error_of([&] { Optimizer<float>::make(c); });
-  EXPECT_NE(msg.find("'rmsprop'"), std::string::npos) << msg;
+  auto msg = error_of([&] { parse_enum<OptimizerKind>("rmsprop", "stages[0].optimizer"); });
+  EXPECT_NE(msg.find("'stages[0].optimizer' = \"rmsprop\""), std::string::npos) << msg;
   EXPECT_NE(msg.find("sgd, adam, adamw"), std::string::npos) << msg;
   EXPECT_NE(error_of([] { Optimizer<float>::make(sgd(0, 0, true)); }).find("nesterov"),
             std::string::npos);
@@ -368,7 +366,7 @@ TEST(Schedule, ConstantAndWarmup) {
   ScheduleConfig c;
   EXPECT_EQ(learning_rate(c, 0.1, 0, 100), 0.1);
   EXPECT_EQ(learning_rate(c, 0.1, 99, 100), 0.1);
-  c.kind = "warmup";
+  c.kind = ScheduleKind::Warmup;
   c.warmup_steps = 4;
   EXPECT_DOUBLE_EQ(learning_rate(c, 0.2, 0, 100), 0.05);  // 0.2 * 1/4
   EXPECT_DOUBLE_EQ(learning_rate(c, 0.2, 2, 100), 0.15);  // 0.2 * 3/4
@@ -380,7 +378,7 @@ TEST(Schedule, ConstantAndWarmup) {
 
 TEST(Schedule, Cosine) {
   ScheduleConfig c;
-  c.kind = "cosine";
+  c.kind = ScheduleKind::Cosine;
   c.warmup_steps = 2;
   c.min_lr_ratio = 0.1;
   // W = 2, N = 10: warmup 0.5, 1.0; then q = (step - 2) / 8.
@@ -401,10 +399,9 @@ TEST(Schedule, Cosine) {
 
 TEST(Schedule, BadConfig) {
   ScheduleConfig c;
-  c.kind = "linear";
-  auto msg = error_of([&] { learning_rate(c, 0.1, 0, 10); });
+  auto msg = error_of([&] { parse_enum<ScheduleKind>("linear", "stages[0].schedule"); });
   EXPECT_NE(msg.find("constant, warmup, cosine"), std::string::npos) << msg;
-  c.kind = "cosine";
+  c.kind = ScheduleKind::Cosine;
   c.min_lr_ratio = 2;
   EXPECT_THROW(learning_rate(c, 0.1, 0, 10), Error);
   c.min_lr_ratio = 0;

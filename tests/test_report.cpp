@@ -136,9 +136,13 @@ TEST(GihAttention, MapsReproduceThePrediction) {
           double row = 0;
           for (int64_t k = 0; k < P; ++k) {
             row += maps[h].weights[q * P + k];
-            if (k >= q) EXPECT_EQ(maps[h].weights[q * P + k], 0.0);  // strictly causal
+            if (k >= q) {
+              EXPECT_EQ(maps[h].weights[q * P + k], 0.0);  // strictly causal
+            }
           }
-          if (q - cfg.offset(h) > 0) EXPECT_NEAR(row, 1.0, 1e-12);
+          if (q - cfg.offset(h) > 0) {
+            EXPECT_NEAR(row, 1.0, 1e-12);
+          }
         }
       std::vector<double> pred(3, 0.0);
       for (int64_t j = 0; j < L; ++j) pred[b.tokens[e * P + j]] += maps[3].weights[L * P + j];

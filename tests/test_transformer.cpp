@@ -445,7 +445,7 @@ TEST(Transformer, AdamLearnsThePreviousToken) {
   Transformer<float> m(c, 1);
   m.params().set_trainable({"all"});
   OptimizerConfig oc;
-  oc.kind = "adam";
+  oc.kind = OptimizerKind::Adam;
   auto opt = Optimizer<float>::make(oc);
   auto batch = [&](uint64_t s) {
     Batch b = random_batch(16, 12, 6, s);

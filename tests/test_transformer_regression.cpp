@@ -139,7 +139,7 @@ TEST(TransformerRegression, AdamLearnsToCopyTheFirstVector) {
   Transformer<float> m(c, 2);
   m.params().set_trainable({"all"});
   OptimizerConfig oc;
-  oc.kind = "adam";
+  oc.kind = OptimizerKind::Adam;
   auto opt = Optimizer<float>::make(oc);
   // Target: the features of position 0, so the last position must attend back to the first.
   auto batch = [&](uint64_t s) {

@@ -15,6 +15,7 @@
 #include "core/autograd.h"
 #include "io/safetensors.h"
 #include "models/disentangled.h"
+#include "tasks/item_label.h"
 #include "models/pseudo_kernel.h"
 
 using namespace ihlab;

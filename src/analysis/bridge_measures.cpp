@@ -1,6 +1,6 @@
 #include "analysis/bridge_measures.h"
 
-#include <Eigen/Dense>
+#include "core/eigen.h"
 
 #include "core/error.h"
 

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include <Eigen/Dense>
+#include "core/eigen.h"
 
 #include "tasks/ngram_markov.h"
 

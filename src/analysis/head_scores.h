@@ -9,8 +9,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/model.h"
-#include "tasks/task.h"
+#include "core/attention_map.h"
+#include "core/scalars.h"
+#include "tasks/batch.h"
 
 namespace ihlab {
 

@@ -9,7 +9,7 @@
 // they are inlined into Eigen's EigenSolver; the warnings are not about this code.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <Eigen/Eigenvalues>
+#include "core/eigen.h"
 #pragma GCC diagnostic pop
 
 #include "core/error.h"

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "tasks/task.h"  // Scalars
+#include "core/scalars.h"
 
 namespace ihlab {
 

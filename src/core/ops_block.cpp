@@ -8,7 +8,7 @@
 // Determinism: rows go in fixed chunks of kRowChunk; weight, bias and LayerNorm-parameter
 // gradients are summed per chunk and the partials added in chunk order, so nothing depends on
 // the thread count.
-#include <Eigen/Core>
+#include "core/eigen.h"
 #include <unsupported/Eigen/SpecialFunctions>
 
 #include <cmath>

@@ -3,7 +3,7 @@
 #include "core/ops.h"
 #include "core/ops_common.h"
 
-#include <Eigen/Core>
+#include "core/eigen.h"
 
 namespace ihlab::ops {
 namespace {

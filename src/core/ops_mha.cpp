@@ -22,7 +22,7 @@
 // and the partials are summed in chunk order. Reductions have a fixed order (tiles in row order,
 // rows in a tile in order, register lanes by a fixed tree) that depends neither on the thread
 // count nor on where the data lies in memory.
-#include <Eigen/Core>
+#include "core/eigen.h"
 
 #include <array>
 #include <cmath>
@@ -175,7 +175,12 @@ void transpose_head(const T* src, int64_t L, int64_t dh, int64_t HD, int64_t ld,
   const int64_t Lb = L / W * W, cb = dh / W * W;
   for (int64_t j0 = 0; j0 < Lb; j0 += W)
     for (int64_t c0 = 0; c0 < cb; c0 += W) {
+// The packet type carries vector attributes that a template argument drops; Eigen's own
+// PacketBlock is meant to be used this way, so the warning says nothing about this code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
       Eigen::internal::PacketBlock<typename Ln::Packet, int(W)> blk;
+#pragma GCC diagnostic pop
       for (int64_t k = 0; k < W; ++k) blk.packet[k] = Ln::load(src + (j0 + k) * HD + c0);
       Eigen::internal::ptranspose(blk);
       for (int64_t k = 0; k < W; ++k) Ln::store(dst + (c0 + k) * ld + j0, blk.packet[k]);

@@ -11,7 +11,7 @@
 // starting from zero, then added to C when accumulating. Columns past the last whole register
 // take the same chain in scalar FMAs, so the value depends neither on where the data lies in
 // memory nor on which path a column takes.
-#include <Eigen/Core>
+#include "core/eigen.h"
 
 #include <algorithm>
 #include <cmath>

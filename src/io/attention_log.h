@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "models/model.h"
+#include "core/attention_map.h"
 
 namespace ihlab {
 

@@ -45,7 +45,7 @@ struct CircuitPass {
 
   double value_w(size_t h) const { return theta[hp[h].back()]; }
   double kq(size_t h) const {
-    return cfg.heads[h].kq_product ? theta[hp[h][0]] * theta[hp[h][1]] : theta[hp[h][0]];
+    return cfg.heads[h].kq_product() ? theta[hp[h][0]] * theta[hp[h][1]] : theta[hp[h][0]];
   }
   bool queried(size_t h, int64_t t) const { return cfg.heads[h].write >= 0 || t == L - 1; }
 };
@@ -188,7 +188,7 @@ double run_sequence(const CircuitPass& P, const double* start, int top, const do
       }
       const auto& idx = P.hp[h];
       grad[idx.back()] += dwv;
-      if (positional(H) || !H.kq_product) {
+      if (positional(H) || !H.kq_product()) {
         grad[idx[0]] += dscore_param;
       } else {  // c = w_K w_Q
         grad[idx[0]] += dscore_param * P.theta[idx[1]];
@@ -198,12 +198,6 @@ double run_sequence(const CircuitPass& P, const double* start, int top, const do
     dstate.swap(dprev);
   }
   return value;
-}
-
-CircuitHead::Score parse_score(const std::string& s) {
-  if (s == "alibi") return CircuitHead::Score::Alibi;
-  if (s == "distance") return CircuitHead::Score::Distance;
-  return CircuitHead::Score::Dot;
 }
 
 }  // namespace
@@ -216,8 +210,8 @@ AttentionCircuit<T>::AttentionCircuit(AttentionCircuitConfig cfg) : cfg_(std::mo
   int max_layer = 0;
   for (size_t h = 0; h < cfg_.heads.size(); ++h) {
     CircuitHead& H = cfg_.heads[h];
-    if (H.name.empty()) H.name = "h" + std::to_string(h);
-    const std::string at = "model.heads[" + std::to_string(h) + "]";
+    if (H.name.empty()) H.name = fmt::format("h{}", h);
+    const std::string at = fmt::format("model.heads[{}]", h);
     for (auto [key, slot] : {std::pair{"query", H.query}, {"key", H.key}, {"value", H.value}})
       IHLAB_CHECK(slot >= 0 && slot < cfg_.slots,
                   "config: key '{}.{}' = {} is out of range (allowed: 0 <= slot < {}, the task's feature_dim / "
@@ -254,7 +248,7 @@ AttentionCircuit<T>::AttentionCircuit(AttentionCircuitConfig cfg) : cfg_(std::mo
     };
     if (positional(H)) {
       add("slope", H.slope_init);
-    } else if (H.kq_product) {
+    } else if (H.kq_product()) {
       add("wk", cfg_.sigma_init);
       add("wq", cfg_.sigma_init);
     } else {
@@ -513,31 +507,12 @@ Scalars AttentionCircuit<T>::probes() const {
   for (auto& p : this->params_.all()) s.push_back({p.name, double(p.var.value()[0])});
   const std::vector<double> theta = param_values();
   for (size_t h = 0; h < cfg_.heads.size(); ++h)
-    if (!positional(cfg_.heads[h]) && cfg_.heads[h].kq_product)
+    if (!positional(cfg_.heads[h]) && cfg_.heads[h].kq_product())
       s.push_back({cfg_.heads[h].name + ".wkq", theta[head_params_[h][0]] * theta[head_params_[h][1]]});
   return s;
 }
 
 template class AttentionCircuit<float>;
 template class AttentionCircuit<double>;
-
-// Used by the registry to turn a [[model.heads]] table into a head.
-CircuitHead circuit_head_from_json(const nlohmann::json& j) {
-  CircuitHead h;
-  h.name = j.at("name");
-  h.layer = j.at("layer");
-  h.score = parse_score(j.at("score"));
-  h.offset = j.at("offset");
-  h.min_back = j.at("min_back");
-  h.first_key = j.at("first_key");
-  h.query = j.at("query");
-  h.key = j.at("key");
-  h.value = j.at("value");
-  h.write = j.at("write");
-  h.kq_product = j.at("kq").get<std::string>() == "product";
-  h.slope_init = j.at("slope_init");
-  h.component = j.at("component");
-  return h;
-}
 
 }  // namespace ihlab

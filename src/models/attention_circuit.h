@@ -42,8 +42,19 @@
 
 namespace ihlab {
 
+enum class CircuitScore { Alibi, Distance, Dot };
+constexpr auto enum_choices(CircuitScore) {
+  using S = CircuitScore;
+  return std::array<EnumChoice<S>, 3>{{{S::Alibi, "alibi"}, {S::Distance, "distance"}, {S::Dot, "dot"}}};
+}
+enum class CircuitKq { Product, Single };
+constexpr auto enum_choices(CircuitKq) {
+  return std::array<EnumChoice<CircuitKq>, 2>{{{CircuitKq::Product, "product"}, {CircuitKq::Single, "single"}}};
+}
+
+// One [[model.heads]] table.
 struct CircuitHead {
-  enum class Score { Alibi, Distance, Dot };
+  using Score = CircuitScore;
   std::string name;        // probe and parameter prefix
   int layer = 1;           // >= 1
   Score score = Score::Alibi;
@@ -52,18 +63,42 @@ struct CircuitHead {
   int64_t first_key = 0;   // keys s >= first_key (0-based)
   int query = 0, key = 0, value = 0;  // slots read (query/key: dot only)
   int write = -1;          // slot written; -1 = the prediction
-  bool kq_product = true;  // dot: w_K * w_Q, or one w_KQ
+  CircuitKq kq = CircuitKq::Product;  // dot: w_K * w_Q, or one w_KQ
   double slope_init = 0.0; // positional: initial p
   std::string component;   // target component this head is scored against ("" = none)
-};
 
-// A resolved [[model.heads]] table (keys as in the registry's schema) as a head.
-CircuitHead circuit_head_from_json(const nlohmann::json& j);
+  bool kq_product() const { return kq == CircuitKq::Product; }
+  template <class V>
+  void fields(V& v) {
+    v("name", name, "parameter and probe prefix (default h<index>)");
+    v("layer", layer, "layer, 1-based; heads of a layer read the stream before it", in(1, 64));
+    v("score", score,
+      "alibi: -p max(0, t - offset - s); distance: -p |t - offset - s|; dot: w_K w_Q <query(t), key(s)>");
+    v("offset", offset, "positional scores: the distance back they prefer", in(-65536, 65536));
+    v("min_back", min_back, "keys s <= t - min_back (1 masks the query's own position)", in(0, 65536));
+    v("first_key", first_key, "keys s >= first_key (0-based)", in(0, 65536));
+    v("query", query, "dot: slot the query reads", in(0, 64));
+    v("key", key, "dot: slot the key reads", in(0, 64));
+    v("value", value, "slot the value reads", in(0, 64));
+    v("write", write, "slot the output is added into; -1 = the prediction (last layer, last position)", in(-1, 64));
+    v("kq", kq, "dot: w_K * w_Q (two trained scalars) or one trained w_KQ");
+    v("slope_init", slope_init, "positional: initial slope p", in(-1e6, 1e6));
+    v("component", component,
+      "target component (task part, e.g. 4gram, induction) this head's output is scored against in "
+      "val_err_<component>; empty = none");
+  }
+};
 
 struct AttentionCircuitConfig {
   int64_t length = 0, dim = 1, slots = 1;  // from the task
   double sigma_init = 0.01;  // initial value weights and key/query weights
   std::vector<CircuitHead> heads;
+
+  template <class V>
+  void fields(V& v) {  // length, dim and slots come from the task
+    v("sigma_init", sigma_init, "initial value weights and key/query weights", in(-1e6, 1e6));
+    v.table_array("heads", heads, 1, "the heads, in order");
+  }
 };
 
 template <typename T>

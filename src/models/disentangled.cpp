@@ -7,13 +7,14 @@
 namespace ihlab {
 
 DisentangledConfig disentangled_config_from_task(const Task& task, const std::string& model_name) {
-  const auto* t = dynamic_cast<const ItemLabelTask*>(&task);
-  IHLAB_CHECK(t != nullptr, "config: key 'model.name' = \"{}\" needs task.name = \"item-label\" (got \"{}\")",
-              model_name, task.name());
   DisentangledConfig c;
-  c.dim = t->config().dim;
-  c.length = t->length();
-  c.rotation = t->rotation();
+  c.rotation = task.label_rotation();
+  IHLAB_CHECK(!c.rotation.empty(),
+              "config: key 'model.name' = \"{}\" needs a retrieval task with a label rotation (task.name = "
+              "\"item-label\"; got \"{}\")",
+              model_name, task.name());
+  c.dim = task.value_dim();
+  c.length = task.length();
   return c;
 }
 

@@ -31,7 +31,6 @@
 #include "models/model.h"
 #include "models/pseudo_kernel.h"
 #include "models/pseudo_params.h"
-#include "tasks/item_label.h"
 
 namespace ihlab {
 
@@ -40,9 +39,15 @@ struct DisentangledConfig {
   int64_t length = 17;
   bool readout_positional = false;
   std::vector<double> rotation;  // M [D, D], from the task (for the probes)
+
+  template <class V>
+  void fields(V& v) {  // dim, length and rotation come from the task
+    v("readout_positional", readout_positional, "train W3's positional column blocks too (default: kept at zero)");
+  }
 };
 
-// Reads D, L and M from an item-label task; fails with a clear message for any other task.
+// Reads D, L and M from a retrieval task (Task::label_rotation); fails with a clear message for any
+// other task.
 DisentangledConfig disentangled_config_from_task(const Task& task, const std::string& model_name);
 
 template <typename T>
@@ -67,10 +72,21 @@ class DisentangledModel : public Model<T> {
   Var<T> readout_mask_;  // [D, 8D] constant: 1 on token-type column blocks
 };
 
+enum class PseudoSet { All, Three };
+constexpr auto enum_choices(PseudoSet) {
+  return std::array<EnumChoice<PseudoSet>, 2>{{{PseudoSet::All, "all"}, {PseudoSet::Three, "three"}}};
+}
+
 struct PseudoReducedConfig {
   int64_t dim = 32;
   std::vector<double> rotation;  // M [D, D]
   std::vector<std::string> train;  // names of the trained entries (table order is kept)
+  PseudoSet pseudo = PseudoSet::All;  // the key; the registry turns it into `train`
+
+  template <class V>
+  void fields(V& v) {
+    v("pseudo", pseudo, "trained pseudo-parameters: all (19) or three (alpha_3, beta_2, gamma_3)");
+  }
 };
 
 template <typename T>

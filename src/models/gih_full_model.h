@@ -57,6 +57,17 @@ struct GihFullConfig {
     base.w_plus = 1.0;   // the authors' init for this variant
     base.w_minus = 0.01;
   }
+
+  template <class V>
+  void fields(V& v) {
+    base.shared_fields(v, {"M: RPE offsets per head (paper: 1..M; code: h+1..h+M), plus offset 0",
+                           "init RPE logit of head h on offset h+1 (authors, full variant: 1)",
+                           "init of every other RPE logit (authors, full variant: 0.01)"});
+    v("proj_init", proj_init, "Q_h, K_h, OV_h start at proj_init * identity", in(-1e6, 1e6));
+    v("ln_eps", ln_eps, "LayerNorm epsilon", in(1e-30, 1));
+    v("self_attention", self_attention,
+      "layer-1 rows also attend to their own position (logit from Q K^T only, no RPE)");
+  }
   void validate() const;  // throws ihlab::Error naming the bad field
 };
 

@@ -29,17 +29,21 @@ void GihConfig::validate() const {
   IHLAB_CHECK(c_init != 0, "gih: c_init = 0 would make every p_S = 0/0 (allowed: any nonzero number)");
 }
 
-GihMode parse_gih_mode(const std::string& s) {
-  if (s == "paper") return GihMode::Paper;
-  if (s == "code") return GihMode::Code;
-  fail("gih: mode = \"{}\" is not allowed (choose one of: paper, code)", s);
-}
+GihMode parse_gih_mode(const std::string& s) { return parse_enum<GihMode>(s, "model.mode"); }
 
 GihLoss parse_gih_loss(const std::string& s, GihMode mode) {
-  if (s == "auto") return mode == GihMode::Paper ? GihLoss::Nll : GihLoss::CeOnProbs;
-  if (s == "nll") return GihLoss::Nll;
-  if (s == "ce_on_probs") return GihLoss::CeOnProbs;
-  fail("gih: loss = \"{}\" is not allowed (choose one of: auto, nll, ce_on_probs)", s);
+  switch (parse_enum<GihLossChoice>(s, "model.loss")) {
+    case GihLossChoice::Nll: return GihLoss::Nll;
+    case GihLossChoice::CeOnProbs: return GihLoss::CeOnProbs;
+    case GihLossChoice::Auto: break;
+  }
+  return mode == GihMode::Paper ? GihLoss::Nll : GihLoss::CeOnProbs;
+}
+
+GihConfig GihConfig::with_resolved_loss() const {
+  GihConfig c = *this;
+  c.loss = parse_gih_loss(enum_name(loss_choice), mode);
+  return c;
 }
 
 const char* gih_loss_name(GihLoss l) { return l == GihLoss::Nll ? "nll" : "ce_on_probs"; }

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "io/fields.h"
 #include "tasks/batch.h"
 
 namespace ihlab {
@@ -40,6 +41,26 @@ namespace ihlab {
 enum class GihMode { Paper, Code };       // layer-1 windows: paper = offsets 1..M; code = h+1..h+M
 enum class GihLoss { Nll, CeOnProbs };    // -log(y[t] + guard) | softmax cross-entropy on y itself
 enum class GihKernel { Auto, Table, Direct };
+// The configuration key `loss`: auto = nll in paper mode, ce_on_probs in code mode.
+enum class GihLossChoice { Auto, Nll, CeOnProbs };
+constexpr auto enum_choices(GihMode) {
+  return std::array<EnumChoice<GihMode>, 2>{{{GihMode::Paper, "paper"}, {GihMode::Code, "code"}}};
+}
+constexpr auto enum_choices(GihLossChoice) {
+  using L = GihLossChoice;
+  return std::array<EnumChoice<L>, 3>{{{L::Auto, "auto"}, {L::Nll, "nll"}, {L::CeOnProbs, "ce_on_probs"}}};
+}
+constexpr auto enum_choices(GihKernel) {
+  using K = GihKernel;
+  return std::array<EnumChoice<K>, 3>{{{K::Auto, "auto"}, {K::Table, "table"}, {K::Direct, "direct"}}};
+}
+
+// Help texts of the keys gih and gih-full share but describe differently.
+struct GihKeyHelp {
+  const char* window;
+  const char* w_plus;
+  const char* w_minus;
+};
 
 struct GihConfig {
   int64_t vocab = 3;    // d
@@ -53,8 +74,31 @@ struct GihConfig {
   double guard = 1e-12;
   double w_plus = 3, w_minus = 0.1, c_init = 0.01, a_init = 0.01;  // initialization
   GihKernel kernel = GihKernel::Auto;
+  GihLossChoice loss_choice = GihLossChoice::Auto;  // the key `loss`; with_resolved_loss() sets `loss`
 
   void validate() const;  // throws ihlab::Error naming the bad field
+  GihConfig with_resolved_loss() const;  // loss from loss_choice and mode
+
+  // The keys gih and gih-full share (vocab comes from the task).
+  template <class V>
+  void shared_fields(V& v, const GihKeyHelp& help) {
+    v("heads", heads, "H: layer-1 heads", in(1, 16));
+    v("window", window, help.window, in(1, 1024));
+    v("max_subset", max_subset, "D: largest subset of heads the selector combines", in(0, 16));
+    v("mode", mode, "paper: windows 1..M, loss nll; code: the authors' code");
+    v("loss", loss_choice, "auto = nll in paper mode, ce_on_probs in code mode");
+    v("guard", guard, "nll: loss = -log(y[target] + guard)", in(0, 1));
+    v("w_plus", w_plus, help.w_plus, in(-1e6, 1e6));
+    v("w_minus", w_minus, help.w_minus, in(-1e6, 1e6));
+    v("c_init", c_init, "init of every c_S (nonzero)", in(-1e6, 1e6));
+    v("a_init", a_init, "init of a", in(-1e6, 1e6));
+  }
+  template <class V>
+  void fields(V& v) {
+    shared_fields(v, {"M: RPE offsets per head (paper: 1..M; code: h+1..h+M; authors: M = H)",
+                      "init RPE logit of head h on offset h+1", "init of every other RPE logit"});
+    v("kernel", kernel, "implementation: auto, table (pattern tables) or direct");
+  }
   int offset(int h) const { return mode == GihMode::Code ? h : 0; }  // o_h
 };
 

@@ -3,19 +3,12 @@
 #include <string>
 #include <vector>
 
+#include "core/attention_map.h"
 #include "core/params.h"
+#include "io/fields.h"
 #include "tasks/task.h"
 
 namespace ihlab {
-
-// One attention pattern of one example: weights[q * keys + k] is what query position q puts on key
-// position k (rows sum to 1 over the keys a query may see). Reports draw these as heat-maps.
-struct AttentionMap {
-  int layer = 0;  // 0-based
-  int head = 0;   // 0-based
-  int64_t queries = 0, keys = 0;
-  std::vector<double> weights;  // [queries, keys]
-};
 
 template <typename T>
 class Model {

@@ -12,6 +12,13 @@ namespace ihlab {
 struct OneLayerAttentionConfig {
   int64_t vocab = 8, length = 16, width = 16, window = 4;
   double init_std = 0.3;
+
+  template <class V>
+  void fields(V& v) {  // vocab and length come from the task
+    v("width", width, "residual width D", in(1, 4096));
+    v("window", window, "attention window: offsets 0..window-1", in(1, 65536));
+    v("init_std", init_std, "standard deviation of the Gaussian initialization", in(0, 10));
+  }
 };
 
 template <typename T>

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include <Eigen/Dense>
+#include "core/eigen.h"
 
 #include "core/error.h"
 #include "core/parallel.h"

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include <Eigen/Dense>
+#include "core/eigen.h"
 
 #include "core/error.h"
 

@@ -77,6 +77,18 @@ namespace ihlab {
 enum class TransformerNorm { Pre, None };
 enum class TransformerPositional { Learned, Relative, Alibi, Rotary, None };
 enum class TransformerRegressionLoss { Mse, Candidates };
+constexpr auto enum_choices(TransformerNorm) {
+  return std::array<EnumChoice<TransformerNorm>, 2>{{{TransformerNorm::Pre, "pre"}, {TransformerNorm::None, "none"}}};
+}
+constexpr auto enum_choices(TransformerPositional) {
+  using P = TransformerPositional;
+  return std::array<EnumChoice<P>, 5>{
+      {{P::Learned, "learned"}, {P::Relative, "relative"}, {P::Alibi, "alibi"}, {P::Rotary, "rotary"}, {P::None, "none"}}};
+}
+constexpr auto enum_choices(TransformerRegressionLoss) {
+  using L = TransformerRegressionLoss;
+  return std::array<EnumChoice<L>, 2>{{{L::Mse, "mse"}, {L::Candidates, "candidates"}}};
+}
 
 // Throw "model.norm = "x" is not allowed (choose one of: ...)" for unknown names.
 TransformerNorm parse_transformer_norm(const std::string& s);
@@ -101,6 +113,34 @@ struct TransformerConfig {
   bool attn_bias = false;
   double rope_base = 10000.0;
   double ln_eps = 1e-5;
+
+  // The keys of [model] for name = "transformer"; defaults are the ICL-MC model of Edelman et al. 2024.
+  template <class V>
+  void fields(V& v) {
+    v("layers", layers, "transformer blocks", in(1, 256));
+    v("heads", heads, "attention heads per layer (must divide width)", in(1, 4096));
+    v("width", width, "residual width d_model; head dim = width / heads", in(1, 65536));
+    v("attention_only", attention_only, "blocks without MLPs");
+    v("mlp_width", mlp_width, "hidden width of each GELU MLP; 0 = 4 * width (needs attention_only = false)",
+      in(0, 1 << 20));
+    v("norm", norm, "pre: LayerNorm before each block and before the unembedding; none");
+    v("positional", positional,
+      "learned (absolute table), relative (learned bias per head and offset), alibi (fixed slopes), rotary "
+      "(RoPE, half-split), none");
+    v("rel_window", rel_window, "relative: offsets per head, keys further back are masked; 0 = every offset",
+      in(0, 1 << 20));
+    v("self_attention", self_attention, "a position attends to itself (false: strictly earlier positions only)");
+    v("tied_unembedding", tied_unembedding, "unembedding = embedding transposed");
+    v("regression_loss", regression_loss,
+      "regression tasks (value_dim > 0): mse = 1/2 ||yhat - y||^2; candidates = cross-entropy over yhat . c_j for "
+      "the task's candidate answers");
+    v("dropout", dropout, "dropout rate on attention probabilities and residual outputs (training steps only)",
+      in(0, 1).below(1));
+    v("init_std", init_std, "standard deviation of the Gaussian init of weights and tables", in(0, 10));
+    v("attn_bias", attn_bias, "biases on the q, k, v and output projections");
+    v("rope_base", rope_base, "rotary: angle of pair c at position i is i * rope_base^(-2c / head_dim)", above(0));
+    v("ln_eps", ln_eps, "LayerNorm epsilon", above(0).at_most(1));
+  }
 
   // Throws ihlab::Error naming the key ("model.heads = 3 does not divide model.width = 16 ...").
   void validate() const;

@@ -6,39 +6,18 @@
 
 namespace ihlab {
 
-TransformerNorm parse_transformer_norm(const std::string& s) {
-  if (s == "pre") return TransformerNorm::Pre;
-  if (s == "none") return TransformerNorm::None;
-  fail("config: key 'model.norm' = \"{}\" is not allowed (choose one of: pre, none)", s);
-}
+TransformerNorm parse_transformer_norm(const std::string& s) { return parse_enum<TransformerNorm>(s, "model.norm"); }
 
 TransformerPositional parse_transformer_positional(const std::string& s) {
-  if (s == "learned") return TransformerPositional::Learned;
-  if (s == "relative") return TransformerPositional::Relative;
-  if (s == "alibi") return TransformerPositional::Alibi;
-  if (s == "rotary") return TransformerPositional::Rotary;
-  if (s == "none") return TransformerPositional::None;
-  fail("config: key 'model.positional' = \"{}\" is not allowed (choose one of: learned, relative, alibi, rotary, none)",
-       s);
+  return parse_enum<TransformerPositional>(s, "model.positional");
 }
 
-const char* transformer_norm_name(TransformerNorm n) { return n == TransformerNorm::Pre ? "pre" : "none"; }
+const char* transformer_norm_name(TransformerNorm n) { return enum_name(n); }
 
-const char* transformer_positional_name(TransformerPositional p) {
-  switch (p) {
-    case TransformerPositional::Learned: return "learned";
-    case TransformerPositional::Relative: return "relative";
-    case TransformerPositional::Alibi: return "alibi";
-    case TransformerPositional::Rotary: return "rotary";
-    case TransformerPositional::None: return "none";
-  }
-  return "?";
-}
+const char* transformer_positional_name(TransformerPositional p) { return enum_name(p); }
 
 TransformerRegressionLoss parse_transformer_regression_loss(const std::string& s) {
-  if (s == "mse") return TransformerRegressionLoss::Mse;
-  if (s == "candidates") return TransformerRegressionLoss::Candidates;
-  fail("config: key 'model.regression_loss' = \"{}\" is not allowed (choose one of: mse, candidates)", s);
+  return parse_enum<TransformerRegressionLoss>(s, "model.regression_loss");
 }
 
 int64_t TransformerConfig::rpe_size() const { return rel_window > 0 ? rel_window : max_len - min_offset(); }

@@ -23,9 +23,15 @@
 #include <string>
 #include <vector>
 
+#include "io/fields.h"
 #include "core/rng.h"
 
 namespace ihlab {
+
+enum class BurstyTargets { Query, All };
+constexpr auto enum_choices(BurstyTargets) {
+  return std::array<EnumChoice<BurstyTargets>, 2>{{{BurstyTargets::Query, "query"}, {BurstyTargets::All, "all"}}};
+}
 
 struct BurstyConfig {
   int classes = 128;         // K
@@ -36,9 +42,22 @@ struct BurstyConfig {
   int burstiness = 4;        // B: copies of each class in a bursty context; divides N
   double p_bursty = 0.9;     // fraction of bursty training sequences
   double zipf_exponent = 1;  // 0 = uniform class frequencies
-  bool all_targets = false;  // targets = "all": every item's label is a target, not only the query's
+  BurstyTargets targets = BurstyTargets::Query;  // all: every item's label is a target, not only the query's
 
   void validate() const;     // throws ihlab::Error naming the key (task.pairs, ...)
+  bool all_targets() const { return targets == BurstyTargets::All; }
+  template <class V>
+  void fields(V& v) {
+    v("classes", classes, "K: item classes (Zipf frequencies)", in(2, 1 << 20));
+    v("labels", labels, "L: labels (each class has a fixed one)", in(2, 1 << 20));
+    v("pairs", pairs, "N: item-label pairs before the query", in(1, 4096));
+    v("dim", dim, "D: item dimension", in(1, 65536));
+    v("noise", noise, "within-class noise scale epsilon", in(0, 100));
+    v("burstiness", burstiness, "B: copies of each class in a bursty context (divides pairs)", in(1, 4096));
+    v("p_bursty", p_bursty, "fraction of bursty training sequences", in(0, 1));
+    v("zipf_exponent", zipf_exponent, "class frequency ~ rank^-exponent (0 = uniform)", in(0, 16));
+    v("targets", targets, "query: only the query's label; all: every item's label");
+  }
   int length() const { return 2 * pairs + 1; }
   int item_token() const { return labels; }  // token id of a position holding an item
   // Squared distance below which the copy reference calls two items the same class: same-class

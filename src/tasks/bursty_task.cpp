@@ -43,7 +43,7 @@ Batch BurstyTask::layout(const std::vector<BurstySequence>& seqs) const {
       b.tokens[pos] = cfg_.item_token();
       std::copy_n(s.items.begin() + j * D, D, b.features.begin() + pos * D);
       if (j < N) b.tokens[pos + 1] = s.labels[j];
-      if (j == N || cfg_.all_targets) b.targets[pos] = s.labels[j];
+      if (j == N || cfg_.all_targets()) b.targets[pos] = s.labels[j];
     }
   }
   return b;

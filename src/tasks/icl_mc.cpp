@@ -1,6 +1,6 @@
 #include "tasks/icl_mc.h"
 
-#include <Eigen/Dense>
+#include "core/eigen.h"
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -9,21 +9,9 @@
 
 namespace ihlab {
 
-IclMcVariant parse_icl_mc_variant(const std::string& s) {
-  if (s == "standard") return IclMcVariant::Standard;
-  if (s == "doubly-stochastic") return IclMcVariant::DoublyStochastic;
-  if (s == "unigram") return IclMcVariant::Unigram;
-  fail("task.variant = \"{}\" is not allowed (choose one of: standard, doubly-stochastic, unigram)", s);
-}
+IclMcVariant parse_icl_mc_variant(const std::string& s) { return parse_enum<IclMcVariant>(s, "task.variant"); }
 
-const char* icl_mc_variant_name(IclMcVariant v) {
-  switch (v) {
-    case IclMcVariant::Standard: return "standard";
-    case IclMcVariant::DoublyStochastic: return "doubly-stochastic";
-    case IclMcVariant::Unigram: return "unigram";
-  }
-  return "?";
-}
+const char* icl_mc_variant_name(IclMcVariant v) { return enum_name(v); }
 
 void IclMcConfig::validate() const {
   IHLAB_CHECK(states >= 2 && states <= 4096, "task.states = {} is out of range (allowed: 2 <= states <= 4096)",

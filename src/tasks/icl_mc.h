@@ -27,12 +27,18 @@
 #include <string>
 #include <vector>
 
+#include "io/fields.h"
 #include "core/rng.h"
 #include "tasks/ngram_markov.h"
 
 namespace ihlab {
 
 enum class IclMcVariant { Standard, DoublyStochastic, Unigram };
+constexpr auto enum_choices(IclMcVariant) {
+  using V = IclMcVariant;
+  return std::array<EnumChoice<V>, 3>{
+      {{V::Standard, "standard"}, {V::DoublyStochastic, "doubly-stochastic"}, {V::Unigram, "unigram"}}};
+}
 
 // "standard" | "doubly-stochastic" | "unigram"; anything else fails naming task.variant.
 IclMcVariant parse_icl_mc_variant(const std::string& s);
@@ -44,6 +50,18 @@ struct IclMcConfig {
   int order = 2;      // n: the next token depends on the previous n - 1
   double alpha = 1.0; // Dirichlet concentration (of the rows, or of the permutation weights)
   IclMcVariant variant = IclMcVariant::Standard;
+
+  template <class V>
+  void fields(V& v) {
+    v("states", states, "k: number of states (tokens)", in(2, 4096));
+    v("length", length, "tokens per sequence: x_0 and T more", in(2, 1 << 20));
+    v("order", order, "n: the next token depends on the previous n-1 (2 = bigram chain)", in(2, 16));
+    v("alpha", alpha, "Dirichlet concentration (kernel rows; permutation weights when doubly-stochastic)",
+      above(0).at_most(1e6));
+    v("variant", variant,
+      "kernel prior: standard (Dirichlet rows), doubly-stochastic (uniform stationary law), unigram (identical "
+      "rows)");
+  }
 
   void validate() const;  // throws ihlab::Error naming the key (task.states, ...)
   int64_t contexts() const;  // k^{n-1}

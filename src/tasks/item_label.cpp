@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include <Eigen/Dense>
+#include "core/eigen.h"
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -13,16 +13,6 @@ namespace {
 // Substreams of the rotation seed (Init kind: never the data streams).
 constexpr uint64_t kRotationStream = uint64_t(1) << 50;
 constexpr uint64_t kFixedPositionStream = kRotationStream + 1;
-
-template <typename E>
-E parse_choice(const std::string& key, const std::string& s, std::initializer_list<std::pair<const char*, E>> all) {
-  std::string allowed;
-  for (auto& [name, e] : all) {
-    if (s == name) return e;
-    allowed += (allowed.empty() ? "" : ", ") + std::string(name);
-  }
-  fail("config: key 'task.{}' = \"{}\" is not allowed (choose one of: {})", key, s, allowed);
-}
 
 // Thin Q of the QR of a Gaussian n x k matrix, columns signed so R's diagonal is positive: k
 // orthonormal columns distributed uniformly (Haar) on the Stiefel manifold.
@@ -39,18 +29,11 @@ Eigen::MatrixXd haar_columns(int64_t n, int64_t k, RandomStream& rs) {
 }
 }  // namespace
 
-ItemVectors parse_item_vectors(const std::string& s) {
-  return parse_choice<ItemVectors>("vectors", s, {{"gaussian", ItemVectors::Gaussian}, {"orthonormal", ItemVectors::Orthonormal}});
-}
-ItemPositions parse_item_positions(const std::string& s) {
-  return parse_choice<ItemPositions>(
-      "positions", s, {{"random", ItemPositions::Random}, {"fixed", ItemPositions::Fixed}, {"none", ItemPositions::None}});
-}
-QueryIndex parse_query_index(const std::string& s) {
-  return parse_choice<QueryIndex>("query", s, {{"uniform", QueryIndex::Uniform}, {"last", QueryIndex::Last}, {"stratified", QueryIndex::Stratified}});
-}
+ItemVectors parse_item_vectors(const std::string& s) { return parse_enum<ItemVectors>(s, "task.vectors"); }
+ItemPositions parse_item_positions(const std::string& s) { return parse_enum<ItemPositions>(s, "task.positions"); }
+QueryIndex parse_query_index(const std::string& s) { return parse_enum<QueryIndex>(s, "task.query"); }
 QueryPosition parse_query_position(const std::string& s) {
-  return parse_choice<QueryPosition>("query_position", s, {{"own", QueryPosition::Own}, {"answer", QueryPosition::Answer}});
+  return parse_enum<QueryPosition>(s, "task.query_position");
 }
 
 void ItemLabelConfig::validate() const {

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "tasks/task.h"
+#include "io/fields.h"
 
 namespace ihlab {
 
@@ -44,6 +45,20 @@ enum class ItemVectors { Gaussian, Orthonormal };
 enum class ItemPositions { Random, Fixed, None };
 enum class QueryIndex { Uniform, Last, Stratified };
 enum class QueryPosition { Own, Answer };
+constexpr auto enum_choices(ItemVectors) {
+  return std::array<EnumChoice<ItemVectors>, 2>{{{ItemVectors::Gaussian, "gaussian"}, {ItemVectors::Orthonormal, "orthonormal"}}};
+}
+constexpr auto enum_choices(ItemPositions) {
+  using P = ItemPositions;
+  return std::array<EnumChoice<P>, 3>{{{P::Random, "random"}, {P::Fixed, "fixed"}, {P::None, "none"}}};
+}
+constexpr auto enum_choices(QueryIndex) {
+  using Q = QueryIndex;
+  return std::array<EnumChoice<Q>, 3>{{{Q::Uniform, "uniform"}, {Q::Last, "last"}, {Q::Stratified, "stratified"}}};
+}
+constexpr auto enum_choices(QueryPosition) {
+  return std::array<EnumChoice<QueryPosition>, 2>{{{QueryPosition::Own, "own"}, {QueryPosition::Answer, "answer"}}};
+}
 
 struct ItemLabelConfig {
   int64_t pairs = 8;  // N
@@ -55,6 +70,23 @@ struct ItemLabelConfig {
   uint64_t rotation_seed = 0;  // M (and fixed positions) come from this seed, not the run's
   // Throws ihlab::Error naming the key, the value and what is allowed.
   void validate() const;
+
+  template <class V>
+  void fields(V& v) {
+    v("pairs", pairs, "N: item-label pairs before the query", in(1, 4096));
+    v("dim", dim, "D: dimension of items, labels and positional vectors", in(1, 65536));
+    v("vectors", vectors, "items and labels: gaussian N(0, I/D), or orthonormal (dim >= 2N)");
+    v("positions", positions,
+      "positional vectors: random (orthonormal, redrawn per sequence), fixed (drawn once from rotation_seed), none "
+      "(zeros)");
+    v("query", query,
+      "query index: uniform (drawn per sequence), last (the last item), or stratified (sequence r of a batch asks "
+      "item r mod N: every item equally often)");
+    v("query_position", query_position,
+      "the query's positional vector: own (p_{N+1}) or answer (p_q, the queried item's)");
+    v("rotation_seed", rotation_seed, "seed of the label rotation M (and of fixed positions)",
+      in(0, 9.007199254740992e15));
+  }
 };
 
 ItemVectors parse_item_vectors(const std::string& s);
@@ -81,6 +113,7 @@ class ItemLabelTask : public Task {
   const ItemLabelConfig& config() const { return cfg_; }
   // M, row-major [D, D]: label i carries M p_i.
   const std::vector<double>& rotation() const { return rotation_; }
+  std::vector<double> label_rotation() const override { return rotation_; }
   // The query index q (0-based) of each sequence, recovered from the batch (the item equal to the
   // query's token vector); for tests and analyses.
   std::vector<int64_t> query_indices(const Batch& b) const;

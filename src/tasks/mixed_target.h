@@ -26,6 +26,7 @@
 //                   the four-phase dynamics (the induction head's mean-token part is captured by a
 //                   uniform attention; only the variance beyond it needs the rich head).
 #include "tasks/task.h"
+#include "io/fields.h"
 
 namespace ihlab {
 
@@ -35,6 +36,18 @@ struct MixedTargetConfig {
   int64_t slots = 2;       // blocks of d feature coordinates per position (>= 1)
   double w_star = 2.0;     // inverse temperature of the target induction head
   double alpha_star = 0.5; // weight of the 4-gram component, in [0, 1]
+
+  template <class V>
+  void fields(V& v) {
+    v("length", length, "L: tokens per sequence", in(4, 1 << 20));
+    v("dim", dim, "d: token dimension (1 = the paper's scalar tokens)", in(1, 4096));
+    v("slots", slots,
+      "blocks of d feature coordinates per position; the token fills the first, the rest are zero room for "
+      "attention heads to write into",
+      in(1, 64));
+    v("w_star", w_star, "w*: inverse temperature of the target induction head IH_2", in(-1e6, 1e6));
+    v("alpha_star", alpha_star, "alpha*: weight of the 4-gram component x_{L-2}", in(0, 1));
+  }
 };
 
 class MixedTargetTask : public Task {

@@ -18,6 +18,7 @@
 // best possible; ref.4gram_only = -ln(alpha* [y = x_{L-2}] + (1 - alpha*) / V), the best predictor
 // without an induction head.
 #include "tasks/task.h"
+#include "io/fields.h"
 
 namespace ihlab {
 
@@ -25,6 +26,13 @@ struct MixedTokensConfig {
   int64_t vocab = 16;
   int64_t length = 20;     // L >= 4
   double alpha_star = 0.5;
+
+  template <class V>
+  void fields(V& v) {
+    v("vocab", vocab, "V: symbols", in(2, 65536));
+    v("length", length, "L: tokens per sequence", in(4, 1 << 20));
+    v("alpha_star", alpha_star, "alpha*: probability that the target follows the 4-gram rule", in(0, 1));
+  }
 };
 
 class MixedTokensTask : public Task {

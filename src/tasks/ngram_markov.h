@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "io/fields.h"
 
 namespace ihlab {
 
@@ -20,6 +21,17 @@ struct NgramMarkovConfig {
   std::vector<int> parents = {-1, -2};  // negative offsets, distinct, in the order that indexes contexts
   double alpha = 0.1;               // Dirichlet concentration of every kernel row
   bool all_positions = false;       // every position is a target, not only x_{L+1} (same tokens)
+
+  template <class V>
+  void fields(V& v) {
+    v("vocab", vocab, "vocabulary size d", in(2, 65536));
+    v("length", length, "L: tokens the model sees (sequences hold L+1; the last is the target)", in(1, 1 << 20));
+    v("parents", parents, "parent offsets (negative, distinct); the first is the least significant context digit",
+      in(-4096, -1));
+    v("alpha", alpha, "Dirichlet concentration of every kernel row", above(0).at_most(1e6));
+    v("all_positions", all_positions,
+      "every column c >= 1 is a target (x_{c+1} from x_1..x_c), not only the last");
+  }
 
   // Throws ihlab::Error naming the key, the value and what is allowed.
   void validate() const;

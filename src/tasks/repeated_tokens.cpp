@@ -19,7 +19,7 @@ void RepeatedTokensConfig::validate() const {
   IHLAB_CHECK(block_min == 0 || (block_min >= 1 && block_min <= block),
               "task.block_min = {} is out of range (allowed: 0 = fixed blocks, or 1 <= block_min <= block = {})",
               block_min, block);
-  IHLAB_CHECK(block_min == 0 || repeats_only,
+  IHLAB_CHECK(block_min == 0 || repeats_only(),
               "task.block_min = {} needs task.targets = \"repeats\" (variable blocks are located by their targets)",
               block_min);
   IHLAB_CHECK(block * repeats <= 1 << 22,
@@ -56,7 +56,7 @@ Batch RepeatedTokensTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint
       for (int64_t j = R; j < end - 1; ++j) tok[1 + j] = tok[1 + j - R];
       for (int64_t j = end; j < L; ++j) tok[j] = int32_t(rng.randint(cfg_.vocab));
       for (int64_t i = 0; i + 1 < L; ++i)
-        if (i + 1 < end && (!cfg_.repeats_only || i >= R)) b.targets[r * L + i] = tok[i + 1];
+        if (i + 1 < end && (!cfg_.repeats_only() || i >= R)) b.targets[r * L + i] = tok[i + 1];
     }
   });
   return b;
@@ -108,7 +108,7 @@ std::vector<PositionLosses> RepeatedTokensTask::expected_position_losses() const
   PositionLosses ora{"ref.oracle", std::vector<double>(L, nan), std::vector<double>(L, 0.0), true};
   // With variable blocks every target is inside copies 2.. (targets = "repeats"): the oracle's
   // loss is 0 wherever some block length puts a target, i in [block_min, block * repeats - 1).
-  const int64_t lo = cfg_.block_min > 0 ? cfg_.block_min : (cfg_.repeats_only ? cfg_.block : 0);
+  const int64_t lo = cfg_.block_min > 0 ? cfg_.block_min : (cfg_.repeats_only() ? cfg_.block : 0);
   for (int64_t i = lo; i + 1 < L; ++i) {
     uni.mean[i] = lnv;
     ora.mean[i] = i < cfg_.block && cfg_.block_min == 0 ? lnv : 0.0;

@@ -23,21 +23,40 @@
 #include <vector>
 
 #include "tasks/reference.h"
+#include "io/fields.h"
 #include "tasks/task.h"
 
 namespace ihlab {
+
+enum class RepeatedTargets { All, Repeats };
+constexpr auto enum_choices(RepeatedTargets) {
+  return std::array<EnumChoice<RepeatedTargets>, 2>{{{RepeatedTargets::All, "all"}, {RepeatedTargets::Repeats, "repeats"}}};
+}
 
 struct RepeatedTokensConfig {
   int64_t vocab = 64;     // content tokens; BOS = vocab
   int64_t block = 25;     // tokens in r (the largest block when block_min > 0)
   int64_t repeats = 4;    // copies of r (>= 2)
-  bool repeats_only = false;  // targets = "repeats"
+  RepeatedTargets targets = RepeatedTargets::All;
   // 0: every block has `block` tokens. Else each sequence draws its block length uniformly from
   // [block_min, block] and pads the end with random filler tokens (no targets), so no fixed
   // offset copies the next token: only an induction head (match the current token, copy what
   // followed it) does. Needs targets = "repeats": a sequence's block length is then its first
   // target position, which is how the references recover the layout from a batch.
   int64_t block_min = 0;
+
+  bool repeats_only() const { return targets == RepeatedTargets::Repeats; }
+  template <class V>
+  void fields(V& v) {
+    v("vocab", vocab, "content tokens (BOS is the extra id vocab)", in(2, 1 << 20));
+    v("block", block, "tokens in the repeated block", in(1, 1 << 20));
+    v("repeats", repeats, "copies of the block (2 = the block repeated once)", in(2, 1 << 20));
+    v("block_min", block_min,
+      "0 = fixed blocks; else block lengths uniform in [block_min, block] with random filler after the copies, so "
+      "no fixed offset solves the task (needs targets = repeats)",
+      in(0, 1 << 20));
+    v("targets", targets, "which next-token targets count: all, or only those inside the repeats");
+  }
 
   void validate() const;  // throws ihlab::Error naming the key (task.vocab, ...)
 };

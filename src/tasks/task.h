@@ -10,12 +10,11 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/scalars.h"
 #include "tasks/batch.h"
 #include "tasks/reference.h"
 
 namespace ihlab {
-
-using Scalars = std::vector<std::pair<std::string, double>>;
 
 class Task {
  public:
@@ -38,6 +37,10 @@ class Task {
   // Regression tasks are scored by the squared error 1/2 mean_b ||yhat_b - y_b||^2 of a prediction
   // made at the last position, the convention every regression model in ihlab uses.
   virtual int64_t value_dim() const { return 0; }
+  // Retrieval tasks (item-label): the fixed rotation M [value_dim, value_dim], row-major, that maps
+  // an item to the label it retrieves; models of retrieval (disentangled) read D and M from here.
+  // Empty for every other task.
+  virtual std::vector<double> label_rotation() const { return {}; }
   // Named evaluation sets whose distribution differs from training (e.g. "in-context" and
   // "in-weights" for bursty), sampled from their own Eval substreams so they never coincide with
   // the validation set: sample_eval is a pure function of (set, n, seed) like sample.

@@ -189,11 +189,9 @@ class Adam final : public Optimizer<T> {
 
 template <typename T>
 std::unique_ptr<Optimizer<T>> Optimizer<T>::make(const OptimizerConfig& c) {
-  IHLAB_CHECK(c.kind == "sgd" || c.kind == "adam" || c.kind == "adamw",
-              "optimizer: unknown kind '{}' (allowed: sgd, adam, adamw)", c.kind);
   IHLAB_CHECK(std::isfinite(c.weight_decay) && c.weight_decay >= 0,
               "optimizer: weight_decay must be finite and >= 0, got {}", c.weight_decay);
-  if (c.kind == "sgd") {
+  if (c.kind == OptimizerKind::Sgd) {
     IHLAB_CHECK(std::isfinite(c.momentum) && c.momentum >= 0,
                 "optimizer: momentum must be finite and >= 0, got {}", c.momentum);
     IHLAB_CHECK(!c.nesterov || c.momentum > 0, "optimizer: nesterov needs momentum > 0");
@@ -201,12 +199,12 @@ std::unique_ptr<Optimizer<T>> Optimizer<T>::make(const OptimizerConfig& c) {
   }
   // Catch a config that means sgd-style momentum but names adam: it would be silently ignored.
   IHLAB_CHECK(c.momentum == 0 && !c.nesterov,
-              "optimizer: momentum/nesterov apply only to kind 'sgd' (kind is '{}')", c.kind);
+              "optimizer: momentum/nesterov apply only to kind 'sgd' (kind is '{}')", enum_name(c.kind));
   IHLAB_CHECK(c.beta1 >= 0 && c.beta1 < 1, "optimizer: beta1 must be in [0, 1), got {}", c.beta1);
   IHLAB_CHECK(c.beta2 >= 0 && c.beta2 < 1, "optimizer: beta2 must be in [0, 1), got {}", c.beta2);
   IHLAB_CHECK(std::isfinite(c.eps) && c.eps >= 0, "optimizer: eps must be finite and >= 0, got {}",
               c.eps);
-  return std::make_unique<Adam<T>>(c, c.kind == "adamw");
+  return std::make_unique<Adam<T>>(c, c.kind == OptimizerKind::AdamW);
 }
 
 // ---- gradient norm and clipping ----

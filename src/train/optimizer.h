@@ -15,15 +15,34 @@
 #include <vector>
 
 #include "core/params.h"
+#include "io/fields.h"
 
 namespace ihlab {
 
+enum class OptimizerKind { Sgd, Adam, AdamW };
+constexpr auto enum_choices(OptimizerKind) {
+  using K = OptimizerKind;
+  return std::array<EnumChoice<K>, 3>{{{K::Sgd, "sgd"}, {K::Adam, "adam"}, {K::AdamW, "adamw"}}};
+}
+
+// The optimizer keys of a [[stages]] table (they sit flat in the stage, beside lr and steps).
 struct OptimizerConfig {
-  std::string kind = "sgd";  // "sgd", "adam", "adamw"
-  double momentum = 0;       // sgd only
-  double weight_decay = 0;   // sgd/adam: L2 added to the gradient; adamw: decoupled
+  OptimizerKind kind = OptimizerKind::Adam;
+  double momentum = 0;      // sgd only
+  bool nesterov = false;    // sgd only; needs momentum > 0
+  double weight_decay = 0;  // sgd/adam: L2 added to the gradient; adamw: decoupled
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam/adamw only
-  bool nesterov = false;                          // sgd only; needs momentum > 0
+
+  template <class V>
+  void fields(V& v) {
+    v("optimizer", kind, "update rule (optimizer stages)");
+    v("momentum", momentum, "SGD momentum", in(0, 1));
+    v("nesterov", nesterov, "Nesterov momentum (SGD)");
+    v("weight_decay", weight_decay, "weight decay (L2 for sgd/adam, decoupled for adamw)", in(0, 1e3));
+    v("beta1", beta1, "Adam beta1", in(0, 1));
+    v("beta2", beta2, "Adam beta2", in(0, 1));
+    v("eps", eps, "Adam epsilon", in(0, 1));
+  }
 };
 
 template <typename T>

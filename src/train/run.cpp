@@ -20,7 +20,7 @@ RunResult run_config(const nlohmann::json& resolved, const std::string& out_dir,
   RunSpec spec = run_spec_from_config(resolved);
   set_threads(spec.threads);
   auto task = make_task(resolved.at("task"));
-  return spec.dtype == "float64" ? run_typed<double>(spec, *task, out_dir, options)
+  return spec.dtype == Dtype::Float64 ? run_typed<double>(spec, *task, out_dir, options)
                                  : run_typed<float>(spec, *task, out_dir, options);
 }
 

@@ -4,12 +4,27 @@
 #include <cstdint>
 #include <string>
 
+#include "io/fields.h"
+
 namespace ihlab {
 
+enum class ScheduleKind { Constant, Warmup, Cosine };
+constexpr auto enum_choices(ScheduleKind) {
+  using K = ScheduleKind;
+  return std::array<EnumChoice<K>, 3>{{{K::Constant, "constant"}, {K::Warmup, "warmup"}, {K::Cosine, "cosine"}}};
+}
+
 struct ScheduleConfig {
-  std::string kind = "constant";  // "constant", "warmup", "cosine"
-  int64_t warmup_steps = 0;       // W >= 0
-  double min_lr_ratio = 0.0;      // r in [0, 1]: cosine ends at base * r
+  ScheduleKind kind = ScheduleKind::Constant;
+  int64_t warmup_steps = 0;   // W >= 0
+  double min_lr_ratio = 0.0;  // r in [0, 1]: cosine ends at base * r
+
+  template <class V>
+  void fields(V& v) {
+    v("schedule", kind, "learning-rate schedule within the stage");
+    v("warmup_steps", warmup_steps, "linear warm-up steps", in(0, 1e12));
+    v("min_lr_ratio", min_lr_ratio, "cosine: final lr as a fraction of lr", in(0, 1));
+  }
 };
 
 // lr at 0-based `step` of a stage of `total_steps` steps (N). With base = base_lr:

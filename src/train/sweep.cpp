@@ -136,7 +136,7 @@ SweepResult run_sweep(const std::string& config_path, const std::string& out_dir
       const std::string& v = o.axes[k].values[grid[r][k]];
       overrides.push_back(o.axes[k].key + "=" + v);
       p.values[o.axes[k].key] = v;
-      name += "_" + name_part(o.axes[k].key, v);
+      name += fmt::format("_{}", name_part(o.axes[k].key, v));
     }
     p.dir = (fs::path(out_dir) / "runs" / name).string();
     p.resolved = load_config(config_path, overrides, run_schema());

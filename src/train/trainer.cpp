@@ -118,7 +118,7 @@ void Trainer<T>::prepare_data() {
 template <typename T>
 Batch Trainer<T>::train_batch(int64_t step) const {
   const DataSpec& d = spec_.data;
-  if (d.mode == "fresh") return task_.sample(d.batch_size, spec_.seed, StreamKind::Data, uint64_t(step) + 1);
+  if (d.mode == DataMode::Fresh) return task_.sample(d.batch_size, spec_.seed, StreamKind::Data, uint64_t(step) + 1);
   if (d.batch_size == 0 || d.batch_size >= d.train_size) return train_set_;
   // A mini-batch without replacement: partial Fisher-Yates driven by a stream keyed on the step.
   RandomStream rng(spec_.seed, StreamKind::Data, uint64_t(1) << 40, uint64_t(step));
@@ -133,7 +133,7 @@ template <typename T>
 Scalars Trainer<T>::measure() {
   NoGradScope<T> no_grad(model_.params());
   Scalars row;
-  double t = has_flow_state_ && spec_.stages[stage_].method == "flow" ? flow_.t : NAN;
+  double t = has_flow_state_ && spec_.stages[stage_].method == StageMethod::Flow ? flow_.t : NAN;
   double loss = last_loss_;
   if (step_ == 0 || std::isnan(loss)) loss = double(model_.loss(train_batch(step_)).item());
   row.push_back({"stage", double(stage_)});
@@ -215,7 +215,7 @@ std::string Trainer<T>::save_checkpoint(bool stage_end) {
             {"stage_step", stage_step_},
             {"stage_done", stage_end},
             {"rng", {{"seed", spec_.seed}, {"data_index", step_}}},
-            {"optimizer", {{"kind", spec_.stages[stage_].optimizer.kind},
+            {"optimizer", {{"kind", enum_name(spec_.stages[stage_].optimizer.kind)},
                            {"steps_taken", optimizer_ ? optimizer_->steps_taken() : 0}}},
             {"flow_evals", flow_evals_},
             {"wall_seconds", wall_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count()},
@@ -374,7 +374,7 @@ bool Trainer<T>::run_flow_stage(size_t si) {
     dydt = pack_grads(trainable);
     for (auto& g : dydt) g *= -st.lr;
   };
-  const bool cvode = st.integrator == "cvode-bdf";
+  const bool cvode = st.integrator == Integrator::CvodeBdf;
   DormandPrince dopri(gradient, st.flow);
   CvodeBdf bdf(gradient, st.flow);
   if (!has_flow_state_) {
@@ -425,7 +425,7 @@ RunResult Trainer<T>::finish(std::string status, std::string message) {
   nlohmann::json summary = {{"name", spec_.name},           {"status", result_.status},
                             {"message", result_.message},   {"steps", step_},
                             {"wall_seconds", result_.wall_seconds}, {"threads", num_threads()},
-                            {"dtype", spec_.dtype},         {"seed", spec_.seed},
+                            {"dtype", enum_name(spec_.dtype)},         {"seed", spec_.seed},
                             {"final", final_metrics},       {"checkpoint", last_checkpoint_},
                             {"claims", nlohmann::json::array()}};
   if (!opt_.command.empty()) summary["command"] = opt_.command;
@@ -448,8 +448,8 @@ RunResult Trainer<T>::run() {
   fs::create_directories(dir_ + "/checkpoints");
   prepare_data();
   int64_t total = 0;
-  for (auto& s : spec_.stages) total += s.method == "flow" ? 0 : s.steps;
-  for (auto& s : spec_.stages) any_flow_stage_ |= s.method == "flow";
+  for (auto& s : spec_.stages) total += s.method == StageMethod::Flow ? 0 : s.steps;
+  for (auto& s : spec_.stages) any_flow_stage_ |= s.method == StageMethod::Flow;
   total_steps_ = total;
   progress_ = std::make_unique<Progress>(total, opt_.quiet);
   const bool attention = spec_.log.attention_snapshots > 0 && val_set_.size > 0;
@@ -475,7 +475,7 @@ RunResult Trainer<T>::run() {
     model_.params().set_trainable(st.train);
     model_.set_objective(st.objective);
     if (!optimizer_) optimizer_ = Optimizer<T>::make(st.optimizer);
-    bool ok = st.method == "flow" ? run_flow_stage(stage_) : run_optimizer_stage(stage_);
+    bool ok = st.method == StageMethod::Flow ? run_flow_stage(stage_) : run_optimizer_stage(stage_);
     if (!ok) return finish(status_, message_);
     optimizer_.reset();
     has_flow_state_ = false;
@@ -489,7 +489,7 @@ RunResult Trainer<T>::run() {
 
 std::pair<Batch, Batch> run_datasets(const RunSpec& spec, const Task& task) {
   const DataSpec& d = spec.data;
-  if (d.mode == "fixed") {
+  if (d.mode == DataMode::Fixed) {
     // One pool from the data stream, split into training and validation sequences.
     Batch pool = task.sample(d.train_size + d.val_size, spec.seed, StreamKind::Data, 0);
     return {pool.slice(0, d.train_size), pool.slice(d.train_size, d.train_size + d.val_size)};
