@@ -29,9 +29,9 @@ ihlab_torch_check(torch_check_transformer tool_dump_transformer)  # transformer:
 ihlab_torch_check(torch_check_circuit tool_dump_circuit)  # attention-circuit: task loss, copy objective, error split, gradients
 ihlab_torch_check(torch_check_disentangled tool_dump_disentangled)  # disentangled model + pseudo kernel (Musat et al. 2025)
 
-# Every docs/ pointer in the code (docs/PAGE.md#SECTION) and every relative link in the Markdown
-# resolves to an existing page and heading (scripts/check_doc_links.py). Exit 77 = skipped without
-# /usr/bin/python3.
+# Every pointer into docs/ in the code (a page, or a page and section) and every relative link in
+# the Markdown resolves to an existing page and heading (scripts/check_doc_links.py). Exit 77 =
+# skipped without /usr/bin/python3.
 add_test(NAME doc_links
   COMMAND sh -c "[ -x /usr/bin/python3 ] || { echo 'SKIP: no /usr/bin/python3'; exit 77; }; exec /usr/bin/python3 \"$@\"" sh
           ${CMAKE_SOURCE_DIR}/scripts/check_doc_links.py ${CMAKE_SOURCE_DIR})
