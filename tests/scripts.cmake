@@ -2,8 +2,9 @@
 #
 # Each PyTorch cross-check builds a C++ dumper that writes a model's parameters, loss, predictions
 # and every gradient in float64, and a script that recomputes them with an independent PyTorch
-# implementation written from the spec. Labelled "slow" so the sanitizer run (fast tests only)
-# leaves them out; exit 77 = skipped when Debian's /usr/bin/python3 or its torch is missing.
+# implementation written from the model's definition (docs/models/). Labelled "slow" so the
+# sanitizer run (fast tests only) leaves them out; exit 77 = skipped when Debian's /usr/bin/python3
+# or its torch is missing.
 function(ihlab_torch_check name dumper)
   add_executable(${dumper} ${CMAKE_SOURCE_DIR}/tests/${dumper}.cpp)
   target_link_libraries(${dumper} PRIVATE ihlab_lib)
@@ -27,3 +28,11 @@ set_tests_properties(report_browser_check PROPERTIES LABELS "slow" SKIP_RETURN_C
 ihlab_torch_check(torch_check_transformer tool_dump_transformer)  # transformer: 12 configurations, every option
 ihlab_torch_check(torch_check_circuit tool_dump_circuit)  # attention-circuit: task loss, copy objective, error split, gradients
 ihlab_torch_check(torch_check_disentangled tool_dump_disentangled)  # disentangled model + pseudo kernel (Musat et al. 2025)
+
+# Every pointer into docs/ in the code (a page, or a page and section) and every relative link in
+# the Markdown resolves to an existing page and heading (scripts/check_doc_links.py). Exit 77 =
+# skipped without /usr/bin/python3.
+add_test(NAME doc_links
+  COMMAND sh -c "[ -x /usr/bin/python3 ] || { echo 'SKIP: no /usr/bin/python3'; exit 77; }; exec /usr/bin/python3 \"$@\"" sh
+          ${CMAKE_SOURCE_DIR}/scripts/check_doc_links.py ${CMAKE_SOURCE_DIR})
+set_tests_properties(doc_links PROPERTIES LABELS "fast" SKIP_RETURN_CODE 77 TIMEOUT 60)

@@ -114,7 +114,7 @@ TEST(MixedTarget, LazyReferenceIsBelowTheFourGramOnlyOne) {
   Scalars refs = task.reference_losses(b);
   ASSERT_EQ(refs.size(), 3u);
   // The lazy predictor (x_{L-2} and the mean token) explains the mean part of IH_2; what is left
-  // is the spec's plateau, about 0.02 at L = 20, w* = 2, alpha* = 0.5.
+  // is the plateau level, about 0.02 at L = 20, w* = 2, alpha* = 0.5 (docs/tasks.md#mixed-target).
   EXPECT_LT(refs[2].second, refs[1].second);
   EXPECT_NEAR(refs[2].second, 0.020, 0.003);
   EXPECT_GT(refs[0].second, refs[1].second);

@@ -1,5 +1,6 @@
 // The "full" GIH variant (models/gih_full_model.h):
-//  - loss and predictions against a slow dense reference written here from the spec's formulas
+//  - loss and predictions against a slow dense reference written here from the formulas of
+//    docs/models/gih.md#the-full-variant-gih-full
 //    (X Q K^T X^T + RPE band as full (L+1) x (L+1) matrices, masked row softmax, A X OV,
 //    LayerNorm, the selector and classifier as loops), both modes, both losses, with and without
 //    self attention, short sequences (L < window), to 1e-10;
@@ -48,7 +49,7 @@ struct RefOut {
   double mean = 0;
 };
 
-// Dense reference: every matrix of the spec formed explicitly for one sequence.
+// Dense reference: every matrix of the model's definition formed explicitly for one sequence.
 RefOut reference(const GihFullConfig& cfg, const FullParams& P, const Batch& b) {
   const GihConfig& g = cfg.base;
   const int H = g.heads, M = g.window, d = int(g.vocab);

@@ -1,6 +1,7 @@
 // The GIH model TF(M, H, d, D) (models/gih_*.h) and the ngram-markov task (tasks/ngram_task.h):
 //  - the fused kernel's loss and predictions against a slow reference written here from the
-//    spec's formulas (loops, float64), both kernels, both modes, both losses, truncated windows;
+//    formulas of docs/models/gih.md (loops, float64), both kernels, both modes, both losses,
+//    truncated windows;
 //  - central finite differences of the fused op w.r.t. w, c and a (float64);
 //  - the limiting GIH predictor against the model with exact copiers and p_{S*} = 1;
 //  - float32 against float64, 1 against 2 threads;
@@ -28,7 +29,7 @@ using gc::TensorD;
 using gc::VarD;
 
 // ---------------------------------------------------------------------------------------------
-// Reference: the spec's formulas as loops, nothing shared with the kernel.
+// Reference: the formulas of docs/models/gih.md#the-model-tfmhdd as loops, nothing shared with the kernel.
 
 struct RefOut {
   std::vector<double> y;     // [n, d]

@@ -162,7 +162,8 @@ TEST(TlInduction, PerfectHeadScoresAboutHalf) {
   const auto tok = repeated_tokens(B, T, 2);
   const Pattern bos_park = induction_head(B, L, T, 0);
   const Pattern self_park = induction_head(B, L, T, -1);
-  const double half = double(T) / double(2 * T + 1);  // spec: "about 0.5, not 1"
+  // docs/metrics.md#transformerlens-detect_head-scores
+  const double half = double(T) / double(2 * T + 1);  // about 0.5, not 1
   EXPECT_NEAR(tl_induction_score(bos_park, tok, L), half, 1e-6);
   EXPECT_NEAR(tl_induction_score(self_park, tok, L), half, 1e-6);
   TlDetectOptions ex_bos;

@@ -222,7 +222,8 @@ const SubsetMi& find_subset(const MiSurvey& r, std::vector<int> s) {
 }
 
 TEST(ChiSquareMi, SpecReferenceD3Alpha01) {
-  // The spec: 200 kernels, d=3, alpha=0.1, pa={-1,-2}, candidates {-1,-2,-3}, |S| <= 2:
+  // Reference values (docs/metrics.md#chi-square-mutual-information): 200 kernels, d=3, alpha=0.1,
+  // pa={-1,-2}, candidates {-1,-2,-3}, |S| <= 2:
   // {-1,-2} first at 0.194 +- 0.010, {-2} at 0.165, argmax of 43% of single kernels.
   MiSurveyConfig cfg;
   MiSurvey r = survey_chi_square_mi(cfg);
@@ -249,7 +250,7 @@ TEST(ChiSquareMi, SpecReferenceD3Alpha01) {
 }
 
 TEST(ChiSquareMi, D2Alpha05SubsetWinsOnlyForSingleKernels) {
-  // The spec's example ({-2} about 0.20 above {-1,-2} about 0.15) is a single draw. Measured: on
+  // The single-kernel example ({-2} about 0.20 above {-1,-2} about 0.15) is one draw. Measured: on
   // average {-1,-2} still ranks first (about 0.100 vs 0.076); {-2} beats it for about 27% of kernels.
   MiSurveyConfig cfg;
   cfg.task.vocab = 2;

@@ -11,8 +11,9 @@ description in src/models/disentangled.h with plain torch ops
     A1[j, k] = softmax_{k<j}(h_k^T W1 h_j),  h' = [h ; A1 h],
     A2[k] = softmax_{k<Q}(h'_k^T W2 h'_Q),   yhat = W3 [h'_Q ; A2 h'],  loss = 1/2 mean ||yhat - y||^2
 and compares the loss, predictions, both attention patterns and every gradient; then builds
-W(theta) from the 19-entry pseudo-parameter table (written here again from the spec: alpha on W1,
-beta on W2, gamma on W3's token-type columns, key-first so alpha_3 carries M^T) and compares the
+W(theta) from the 19-entry pseudo-parameter table (written here again from
+docs/models/disentangled.md#the-table: alpha on W1, beta on W2, gamma on W3's token-type columns,
+key-first so alpha_3 carries M^T) and compares the
 Gram-matrix kernel's loss and d loss / d theta with autograd through W(theta).
 Requires max |ihlab - torch| / max(1, max |torch|) < 1e-10 for each.
 Exit codes: 0 pass, 1 mismatch (names the tensor), 77 torch unavailable (ctest: skipped).

@@ -6,7 +6,7 @@
 For a set of configs (both modes, both losses, both kernels, truncated windows, other H/M/D/d and
 the authors' size), runs the C++ dumper (tests/tool_dump_gih.cpp), recomputes the mean loss, the
 per-sequence losses, the predictions y and the gradients of w, c and a from the dumped params and
-tokens with the PyTorch model of bench/torch_chen_step.py (written from the spec, no code shared
+tokens with the PyTorch model of bench/torch_chen_step.py (written from docs/models/gih.md, no code shared
 with ihlab), and requires max |ihlab - torch| / max |torch| < 1e-9 for each tensor.
 Exit codes: 0 pass, 1 mismatch (names the tensor), 77 torch unavailable (ctest: skipped).
 """

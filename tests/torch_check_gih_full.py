@@ -8,7 +8,7 @@ For a set of configs (both modes, both losses, self attention on and off, sequen
 the window, other H/M/D/d, the authors' size), runs the C++ dumper (tests/tool_dump_gih_full.cpp)
 and recomputes, from the dumped params and tokens, the mean loss, the per-sequence losses, the
 predictions y and the gradients of every parameter with a dense PyTorch model written here from
-the spec (shared/spec/chen2024-gih.md, '"Full" variant'), sharing no code with ihlab:
+docs/models/gih.md#the-full-variant-gih-full, sharing no code with ihlab:
 
   X [n, L+1, d]      one-hot rows of x_0..x_{L-1}; the query row L is the zero vector
   logits_h           X Q_h K_h^T X^T + RPE band, the band being gih's window: key i - (o_h+1+k)

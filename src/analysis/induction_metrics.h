@@ -1,8 +1,7 @@
 #pragma once
 // Induction-head metrics as pure functions on attention patterns, OV-circuit matrices, loss
-// curves and logged time series. Definitions follow the spec "classic-tasks-and-metrics.md",
-// section "Induction-head metrics"; where that text is silent the common convention is chosen and
-// marked "[choice]" below.
+// curves and logged time series. Definitions: docs/metrics.md; where the literature is silent the
+// common convention is chosen and marked "[choice]" below.
 //
 // Layouts (all row-major, plain arrays; float and double overloads where inputs come from models):
 //   attention pattern  A [B, L, L] (B >= 1; [L, L] is B = 1): A[b, q, k] is the weight that query
@@ -11,7 +10,7 @@
 //   tokens             [B, L] int32, the sequences the patterns were computed on.
 //   OV circuit         M [V, V] in the row-vector convention: M[s, t] is the logit the head adds to
 //                      output token t when it attends (with weight 1) to input token s, i.e.
-//                      M = W_E W_V W_O W_U. The spec writes W_U W_O W_V W_E (column-vector
+//                      M = W_E W_V W_O W_U. Papers write W_U W_O W_V W_E (column-vector
 //                      convention), which is M transposed: same eigenvalues, and the "maps a
 //                      token to itself" test reads row s of M.
 //   per-position loss  [B, L] or [L]: entry i is the loss of the prediction made at position i.
@@ -31,7 +30,7 @@ namespace ihlab {
 // Attention-pattern scores
 // ---------------------------------------------------------------------------------------------
 
-// Previous-token score (spec: "mean attention from i to i-1"):
+// Previous-token score (docs/metrics.md#previous-token-score):
 //   mean over b and over q = 1 .. L-1 of A[b, q, q-1].
 // Position 0 has no previous token and is left out [choice]: a perfect previous-token head scores
 // exactly 1. (TransformerLens' "previous_token_head" detect_head score divides the same sum by L,
@@ -39,8 +38,8 @@ namespace ihlab {
 double previous_token_score(std::span<const float> attn, int64_t L);
 double previous_token_score(std::span<const double> attn, int64_t L);
 
-// Prefix-matching score (spec: Olsson; "mean attention from each token to the positions right after
-// earlier copies of the same token (offset +1 convention, the one TransformerLens uses)"):
+// Prefix-matching score (Olsson; offset +1 convention, the one TransformerLens uses;
+// docs/metrics.md#prefix-matching-score):
 //   for every query q >= first_query whose token occurred earlier,
 //     E(q) = {j < q : tok[j] == tok[q]},
 //     s(q) = sum_{j in E(q)} A[q, j + 1]        (j + 1 <= q, so the target may be q itself)
@@ -53,7 +52,7 @@ double prefix_matching_score(std::span<const float> attn, std::span<const int32_
 double prefix_matching_score(std::span<const double> attn, std::span<const int32_t> tokens,
                              int64_t L, int64_t first_query = 0);
 
-// The spec's setting: sequences laid out as prefix_len tokens (1 for [BOS]) followed by a block of
+// Olsson's setting: sequences laid out as prefix_len tokens (1 for [BOS]) followed by a block of
 // block_len random tokens repeated (2 or more times). Averages prefix_matching_score over the
 // positions of the second and later repeats only (first_query = prefix_len + block_len), so
 // accidental repeats inside the first block do not count. Olsson's protocol: [BOS] + 25 tokens x 4
@@ -80,8 +79,8 @@ double induction_stripe_score(std::span<const double> attn, int64_t L, int64_t p
 //   previous token : P[q, k] = 1 iff k == q - 1.
 //   duplicate token: P[q, k] = 1 iff k < q and tok[k] == tok[q].
 //   induction      : P[q, k] = 1 iff 1 <= k <= q, tok[k-1] == tok[q] and k-1 != q
-//                    (the duplicate pattern shifted one key to the right; spec line
-//                    "P[q,k] = 1 iff tok[k-1] == tok[q] and k-1 != q").
+//                    (the duplicate pattern shifted one key to the right;
+//                    docs/metrics.md#transformerlens-detect_head-scores).
 std::vector<double> tl_previous_token_pattern(int64_t L);
 std::vector<double> tl_duplicate_token_pattern(std::span<const int32_t> tokens, int64_t L);
 std::vector<double> tl_induction_pattern(std::span<const int32_t> tokens, int64_t L);
@@ -103,8 +102,8 @@ double tl_detect_head_score(std::span<const double> attn, std::span<const double
 
 // TL "induction_head" score of a batch: the per-sequence detect_head score with the induction
 // pattern of that sequence's tokens, averaged over the B sequences (TL stacks per-prompt scores and
-// takes the mean). Spec: "a perfect head on [BOS] r r scores about 0.5, not 1, because only the
-// second half can match": exactly T / (2T + 1) with the defaults when first-block rows put their
+// takes the mean). A perfect head on [BOS] r r scores about 0.5, not 1, because only the
+// second half can match: exactly T / (2T + 1) with the defaults when first-block rows put their
 // weight on non-matching keys, and 1 with exclude_bos when they park it on BOS.
 double tl_induction_score(std::span<const float> attn, std::span<const int32_t> tokens, int64_t L,
                           const TlDetectOptions& opt = {});
@@ -115,15 +114,14 @@ double tl_induction_score(std::span<const double> attn, std::span<const int32_t>
 // Copying and OV-circuit (weight-only) scores
 // ---------------------------------------------------------------------------------------------
 
-// Olsson copying score on a sequence (spec: "l = z W_O W_U, l' = ReLU(l - mean l); r =
-// attention-weighted l' of the attended tokens / total l'; score = 2r - 1 in [-1, 1]"):
+// Olsson copying score on a sequence (docs/metrics.md#copying-score):
 //   head_logits [B, L, V]: l(b, q) = z(b, q) W_O W_U, the head's direct logit contribution at
 //                          query q.
 //   l' = max(l - mean_t l, 0);  r = sum_k A[b, q, k] * l'[tok[b, k]] / sum_t l'[t];  s = 2r - 1.
 //   score = mean of s over queries q >= first_query.
 // Queries with no positive l' (constant logits: no preference; or non-finite logits) are left
 // out; NaN if none remain.
-// Note (literal reading of the spec): a head that attends to m distinct tokens equally and copies
+// Note (literal reading of Olsson's definition): a head that attends to m distinct tokens equally and copies
 // them perfectly gets r = 1/m, not 1.
 double copying_score(std::span<const float> head_logits, std::span<const float> attn,
                      std::span<const int32_t> tokens, int64_t L, int64_t V,
@@ -138,14 +136,14 @@ double copying_score(std::span<const double> head_logits, std::span<const double
 // identity -> -1.
 double ov_copying_score(std::span<const double> M, int64_t V);
 
-// Spec: "OV-circuit eigenvalue positivity sum(lambda)/sum(|lambda|)". M is a general real matrix,
+// OV-circuit eigenvalue positivity (docs/metrics.md#ov-eigenvalue-positivity). M is a general real matrix,
 // so its eigenvalues are complex (conjugate pairs): returns sum_i Re(lambda_i) / sum_i |lambda_i|
 // (sum_i lambda_i = trace is real anyway). In [-1, 1]: identity 1, negative identity -1, a rotation
 // by theta in a plane cos(theta), a cyclic permutation of V >= 2 tokens 0. NaN for the zero matrix.
 // Dense eigen-decomposition (Eigen::EigenSolver), O(V^3).
 double ov_eigenvalue_positivity(std::span<const double> M, int64_t V);
 
-// Spec: "fraction of tokens the OV circuit maps to themselves": fraction of input tokens s with
+// OV self-map fraction (docs/metrics.md#ov-self-map-fraction): fraction of input tokens s with
 // argmax_t M[s, t] == s. [choice] Ties go to the lowest index (torch.argmax semantics); rows with a
 // NaN never count.
 double ov_self_map_fraction(std::span<const double> M, int64_t V);
@@ -159,8 +157,8 @@ double ov_self_map_fraction(std::span<const double> M, int64_t V);
 std::vector<double> mean_per_position(std::span<const float> losses, int64_t B, int64_t L);
 std::vector<double> mean_per_position(std::span<const double> losses, int64_t B, int64_t L);
 
-// Spec: "In-context learning score: loss at a late position minus loss at an early one (Olsson:
-// token 500 minus token 50 at 512 context; parameterize the two positions)". 0-based indices into
+// In-context learning score (docs/metrics.md#in-context-learning-score): loss at a late position
+// minus loss at an early one (Olsson: token 500 minus token 50 at 512 context). 0-based indices into
 // the per-position loss; negative when later tokens are predicted better (in-context learning).
 // Olsson's "500th" and "50th" tokens are indices 499 and 49 (kOlssonIclLate / kOlssonIclEarly).
 inline constexpr int64_t kOlssonIclLate = 499;
@@ -174,7 +172,7 @@ double in_context_learning_score(std::span<const double> per_position_loss, int6
 
 // Per-row KL divergences between the model's predictive distributions p [N, V] and a reference
 // predictor's q [N, V] (e.g. in-context unigram / bigram), in nats:
-//   model_ref = KL(p || q) = sum_t p_t log(p_t / q_t)   (the spec's "closest reference by KL")
+//   model_ref = KL(p || q) = sum_t p_t log(p_t / q_t)   (docs/metrics.md#kl-to-reference-predictors)
 //   ref_model = KL(q || p) = sum_t q_t log(q_t / p_t)
 // Conventions: 0 log(0 / x) = 0; p_t > 0 with q_t = 0 gives +inf (and vice versa). Rows are used as
 // given (not renormalized); negative or NaN entries throw.
@@ -192,9 +190,9 @@ KlResult kl_divergences(std::span<const double> model_probs, std::span<const dou
                         int64_t V);
 
 // ---------------------------------------------------------------------------------------------
-// Phase-transition time from logged series (spec: "the step where the model's closest reference
-// predictor (by KL) switches from unigram to bigram (Edelman); or the steepest rise of the ICL
-// score / prefix-matching score; or a threshold crossing. Report which.")
+// Phase-transition time from logged series (docs/metrics.md#phase-transition-times): the step where
+// the model's closest reference predictor (by KL) switches from unigram to bigram (Edelman); or the
+// steepest rise of the ICL score / prefix-matching score; or a threshold crossing. Callers say which.
 // Series are indexed by logged point: steps[i] is the training step of point i (strictly
 // increasing, any spacing) and values[i] the logged value.
 // ---------------------------------------------------------------------------------------------

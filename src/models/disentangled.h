@@ -15,7 +15,7 @@
 //   bilinear form and a matrix acting on column vectors, not ihlab's [in, out] linear layers).
 // W3's positional column blocks (pos, o1.pos, o2.pos, o2.o1.pos) have zero population gradient
 // (E[label] = 0) and only collect sampling noise, so by default they are masked to zero
-// (readout_positional = false), as in the spec's verified formulation.
+// (readout_positional = false); docs/models/disentangled.md#the-model.
 // probes(): the 19 pseudo-parameters "pp.<name>" (exact least-squares projection, see
 // models/pseudo_params.h), "pp_residual" = ||W - sum theta_k B_k||_F and "pp_residual_rel" =
 // that over ||W||_F (0 when W = 0).

@@ -1,6 +1,6 @@
 #pragma once
 // GihFullModel: the "full" variant of the TF(M, H, d, D) model of Chen, Sheen, Wang, Yang (2024)
-// (spec: shared/spec/chen2024-gih.md, '"Full" variant (appendix experiment)'), "gih-full" in the
+// (docs/models/gih.md#the-full-variant-gih-full), "gih-full" in the
 // model registry. Everything of "gih" (windows, subsets, selector, classifier, losses) plus, per
 // head, content-based attention and a value projection, and an affine LayerNorm in place of the
 // L2 normalization. All groups train jointly.
@@ -12,8 +12,8 @@
 // Layer 1, head h. B_h = Q_h K_h^T (d x d), so (X Q_h K_h^T X^T)[i, j] = B_h[tok(i), tok(j)]
 // (0 when either is none). Row i attends to the slots
 //   self:  key i (offset 0), logit B_h[tok(i), tok(i)]; no RPE on the diagonal (decision: the
-//          spec's "RPE band" is the band of gih, offsets o_h+1..o_h+M, and the spec says
-//          "diagonal logit ~0", which is what Q K^T gives at init, proj_init^2 = 1e-6). The
+//          paper's "RPE band" is read as the band of gih, offsets o_h+1..o_h+M, and its diagonal
+//          logit is about 0, which is what Q K^T gives at init, proj_init^2 = 1e-6). The
 //          self slot can be switched off (self_attention = false).
 //   k = 0..M-1: key i - (o_h + 1 + k) if it exists, logit w[h][k] + B_h[tok(i), tok(key)];
 //          o_h = 0 (paper mode) or h (code mode), as in gih.

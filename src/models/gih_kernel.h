@@ -1,6 +1,6 @@
 #pragma once
 // The TF(M, H, d, D) model of Chen, Sheen, Wang, Yang (2024) as one fused forward+backward kernel
-// (spec: shared/spec/chen2024-gih.md, "Model TF(M, H, d, D)").
+// (docs/models/gih.md#the-model-tfmhdd).
 //
 // Notation (0-based): a sequence row holds L+1 tokens x[0..L]; x[L] is the target and is never
 // read as input (the query slot's input is the zero vector). Positions i = 0..L.

@@ -1,5 +1,5 @@
 #pragma once
-// The limiting generalized induction head (spec: "Limiting model (GIH)"): p_{S*} = 1 and exact
+// The limiting generalized induction head (docs/models/gih.md#the-limiting-model): p_{S*} = 1 and exact
 // copiers, so for the query x_{L+1} and keys j = 1..L
 //   y  proportional to  sum_j exp(a * 1{x_{j+s} = x_{L+1+s} for all s in S*}) onehot(x_j),
 // S* given as parent offsets (negative). A key whose parent x_{j+s} does not exist (j + s < 1)

@@ -11,7 +11,8 @@
 // the query's. In this convention alpha_3 multiplies M^T: a label at M p_i scores its own item at
 // p_i by p_i^T M^T M p_i = 1 (in the query-first convention h_j^T W h_k the same entry is M).
 //
-// The default table (19 entries; the paper's exact layout is a reconstruction, see the spec):
+// The default table (19 entries; the paper's exact layout is a reconstruction, see
+// docs/models/disentangled.md#the-table):
 //   alpha_1..3  W1: (tok, tok) I, (pos, pos) I, (pos, pos) M^T
 //   beta_1..4   W2 token-type blocks, I:  (tok,tok), (o1.tok,tok), (tok,o1.tok), (o1.tok,o1.tok)
 //   beta_5..12  W2 position-type blocks, I then M^T: (pos,pos), (o1.pos,pos), (pos,o1.pos),

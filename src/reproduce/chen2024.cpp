@@ -18,7 +18,7 @@
 
 namespace ihlab::chen {
 
-// The authors' setting (spec "Data" and "Training"): d = 3, L = 100, pa = {-1, -2}, alpha = 0.1,
+// The authors' setting (docs/models/gih.md#training-protocols): d = 3, L = 100, pa = {-1, -2}, alpha = 0.1,
 // 10000 sequences split 9000 / 1000, full-batch plain gradient descent. float64 because p_S
 // falls far below the smallest float.
 std::string base_config(const std::string& name, int log_every, const std::string& model_table) {

@@ -1,5 +1,5 @@
 // chen2024-generalization: a model trained at L = 100 evaluated at L in {10..1000} and
-// alpha in {0.05, 0.1, 0.2} (spec: "Generalization test").
+// alpha in {0.05, 0.1, 0.2} (docs/reproductions.md#chen2024-generalization).
 #include <cmath>
 #include <fstream>
 

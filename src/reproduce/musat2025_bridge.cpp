@@ -142,7 +142,8 @@ std::vector<Claim> bridge_claims(ReproContext& c, const std::string& variant) {
   }
   // Cross-entropy over the N labels in context: at uniform attention every label gets the same
   // logit whatever the readout, so the readout has no gradient until attention breaks the symmetry
-  // and the plateau at ln N is long. The spec's claim: the loss drop comes later than with MSE.
+  // and the plateau at ln N is long. The paper's claim: the loss drop comes later than with MSE
+  // (docs/models/disentangled.md#where-ihlab-differs-from-the-paper).
   MetricsTable mm = variant_metrics(c.out_dir, "transformer-mse");
   const double t_mse = loss_drop_step(mm), t_ce = loss_drop_step(m);
   const bool drop_ce_found = std::isfinite(t_ce);

@@ -18,7 +18,8 @@ inline const std::vector<std::string>& growing() {
   return g;
 }
 inline const std::vector<double>& thresholds() {
-  static const std::vector<double> t = {0.1, 0.5};  // 0.1 separates the three (spec); 0.5 = main text
+  static const std::vector<double> t = {0.1, 0.5};  // 0.1 separates the three; 0.5 = the paper's main text
+                                                    // (docs/metrics.md#emergence-times)
   return t;
 }
 

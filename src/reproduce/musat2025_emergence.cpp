@@ -4,7 +4,7 @@
 // emerge in the order gamma_3 < beta_2 < alpha_3; the reduced dynamics (the same model trained
 // only in its pseudo-parameters, on the same batches) track the full model.
 //
-// Training is the spec's verified formulation: orthonormal items and labels, positions redrawn per
+// Training (docs/models/disentangled.md#training-setting): orthonormal items and labels, positions redrawn per
 // sequence, query uniform with its own positional vector, a fresh batch every step, and gradient
 // descent with step eta = D/4 on the time axis t = eta * steps (it matched smaller steps, i.e. the
 // flow). A fixed sample would let the full model (16 D^2 + 12 D^2 weights) fit its noise: measured

@@ -1,6 +1,7 @@
 #pragma once
 // Olsson et al. (2022), "In-context Learning and Induction Heads": the classic repeated random
-// tokens experiment. Spec: shared/spec/classic-tasks-and-metrics.md.
+// tokens experiment. Task: docs/tasks.md#repeated-tokens; claims:
+// docs/reproductions.md#olsson2022-repeated-tokens.
 #include "reproduce/reproduction.h"
 
 namespace ihlab {

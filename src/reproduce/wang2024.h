@@ -1,6 +1,7 @@
 #pragma once
 // Wang, Yu, E & Wu (2024), "How Transformers Implement Induction Heads: Approximation and
-// Optimization Analysis" (arXiv 2410.11474). Spec: shared/spec/wang2024-mixed-target.md.
+// Optimization Analysis" (arXiv 2410.11474). Model: docs/models/attention-circuit.md; claims:
+// docs/reproductions.md#wang2024-mixed-target and the two sections after it.
 //
 //   wang2024-mixed-target      the six-parameter two-layer model (an attention-circuit config) trained
 //                              layer-wise by gradient flow: four phases, the 4-gram fitted first by the

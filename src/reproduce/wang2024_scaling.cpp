@@ -9,8 +9,9 @@
 // configuration (20000 -> 5000 training sequences to keep nine runs affordable; the plateau is a
 // population effect, see the README for the measured difference).
 // Laws fitted (least squares, Student-t 95% intervals, analysis/fits.h):
-//   T_IH = a ln(1/sigma_init) + b   (the spec's law; a power law in sigma is fitted for comparison)
-//   ln T_IH = k ln(1/(1 - alpha*)) + c   (spec: k about 1.91)
+//   T_IH = a ln(1/sigma_init) + b   (the paper's law; a power law in sigma is fitted for comparison)
+//   ln T_IH = k ln(1/(1 - alpha*)) + c   (reference: k about 1.91)
+// (docs/models/attention-circuit.md#plateau-length)
 #include <algorithm>
 #include <cmath>
 #include <filesystem>

@@ -17,8 +17,8 @@
 //   tokens: all 0 (one-token vocabulary); targets: all -1 (regression: no token targets).
 // Vectors: "gaussian" draws every e_i, l_i from N(0, I/D) (norm ~ 1); "orthonormal" draws the 2N
 // vectors as orthonormal columns (Haar, QR of a Gaussian matrix), which needs D >= 2N.
-// Positions: "random" draws p_0 .. p_N orthonormal for every sequence (the spec's verified
-// default: with fixed positions the layer-1 position block leaves span{I, M, M^T}); "fixed" draws
+// Positions: "random" draws p_0 .. p_N orthonormal for every sequence (the default, see docs/tasks.md#item-label:
+// with fixed positions the layer-1 position block leaves span{I, M, M^T}); "fixed" draws
 // them once from rotation_seed; "none" leaves the positional half zero (models with their own
 // positions, e.g. the standard transformer). M is one Haar-random orthogonal D x D matrix drawn
 // from rotation_seed: the same for every sequence and every model that reads it (models get the

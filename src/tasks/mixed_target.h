@@ -1,6 +1,6 @@
 #pragma once
 // The mixed 4-gram / in-context 2-gram regression target of Wang, Yu, E & Wu (2024), "How
-// Transformers Implement Induction Heads" (spec: shared/spec/wang2024-mixed-target.md): "mixed-target".
+// Transformers Implement Induction Heads" (docs/tasks.md#mixed-target): "mixed-target".
 //
 // A sequence is L real tokens x_1..x_L ~ N(0, I_d) (d = task.dim; d = 1 is the paper's scalar case).
 // With 1-based positions, the target at the last position is

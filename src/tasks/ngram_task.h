@@ -6,7 +6,7 @@
 //   targets [n, L+1]: -1 except the last column, which holds x_{L+1}.
 // The target of a column is the token OF THAT column, to be predicted from the columns before it,
 // so a model must not read a column's own token when it predicts it: the GIH model's input at the
-// query slot is a zero vector (spec: "input at position L+1 is a zero vector").
+// query slot is a zero vector (docs/models/gih.md#indexing-conventions).
 // With all_positions, every column c >= 1 is a target (x_{c+1} predicted from x_1..x_c); column 0
 // has nothing before it and stays -1. The last column is the same target in both modes.
 //
