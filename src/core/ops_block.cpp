@@ -34,6 +34,21 @@ using SM = detail::SmallMatmul<T>;
 // Whether a product with output dims m and n goes through SmallMatmul instead of Eigen's GEMM.
 inline bool thin(int64_t m, int64_t n) { return m <= detail::kSmallDim && n <= detail::kSmallDim; }
 
+// SmallMatmul's kernels for norm_linear's chunk functions, each a call of its own: inlined into
+// a chunk function, the kernel's register allocation depended on what else that function kept
+// live, and in the forward GCC moved the kernel's 8 row pointers through vector registers on
+// every FMA (forward about 15% slower than when the chunk code sat in a lambda).
+template <typename T>
+[[gnu::noinline]] void small_nn(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t r,
+                                int64_t k, int64_t n) {
+  SM<T>::nn(A, lda, B, ldb, C, ldc, r, k, n, false);
+}
+template <typename T>
+[[gnu::noinline]] void small_tn(const T* A, int64_t lda, const T* G, int64_t ldg, T* C, int64_t ldc, int64_t r,
+                                int64_t k, int64_t n) {
+  SM<T>::tn(A, lda, G, ldg, C, ldc, r, k, n);
+}
+
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <typename T>
@@ -225,23 +240,35 @@ struct NormLinearSaved {
   std::shared_ptr<T[]> pre;              // [N, nt]: h W + b before GELU (with gelu)
 };
 
-// Forward of rows lo..hi: out = [GELU](LN(x) Wc + bc).  px: [N, d];  ga, be: [d];  out: [N, nt].
+// What every row chunk of one forward call reads.
 template <typename T>
-void norm_linear_rows(const NormLinearSaved<T>& sv, const ConcatLinear<T>& cl, const T* px, double eps,
-                      const T* ga, const T* be, int64_t lo, int64_t hi, T* out) {
+struct NormLinearForward {
+  const NormLinearSaved<T>& sv;
+  const ConcatLinear<T>& cl;
+  const T* px;  // [N, d]
+  const T* ga;  // [d] gamma (ones without)
+  const T* be;  // [d] beta (zeros without)
+  double eps;
+  T* out;       // [N, nt]
+};
+
+// Forward of rows lo..hi: out = [GELU](LN(x) Wc + bc).
+template <typename T>
+void norm_linear_rows(const NormLinearForward<T>& f, int64_t lo, int64_t hi) {
+  const NormLinearSaved<T>& sv = f.sv;
   const int64_t r = hi - lo, d = sv.d, nt = sv.nt;
-  const T* h = px + lo * d;
+  const T* h = f.px + lo * d;
   RowMat<T> hn;
   if (sv.norm) {
     hn.resize(r, d);
-    layer_norm_rows(px, lo, r, d, eps, ga, be, sv.mean.get(), sv.rstd.get(), hn.data());
+    layer_norm_rows(f.px, lo, r, d, f.eps, f.ga, f.be, sv.mean.get(), sv.rstd.get(), hn.data());
     h = hn.data();
   }
-  Mat<T> y(sv.pre ? sv.pre.get() + lo * nt : out + lo * nt, r, nt);
-  if (thin(d, nt)) SM<T>::nn(h, d, cl.Wc.data(), nt, y.data(), nt, r, d, nt, false);
-  else y.noalias() = CMat<T>(h, r, d) * cl.Wc;
-  if (cl.any_bias) y.rowwise() += cl.bc;
-  if (sv.pre) gelu_forward(sv.pre.get() + lo * nt, out + lo * nt, r * nt);
+  Mat<T> y(sv.pre ? sv.pre.get() + lo * nt : f.out + lo * nt, r, nt);
+  if (thin(d, nt)) small_nn(h, d, f.cl.Wc.data(), nt, y.data(), nt, r, d, nt);
+  else y.noalias() = CMat<T>(h, r, d) * f.cl.Wc;
+  if (f.cl.any_bias) y.rowwise() += f.cl.bc;
+  if (sv.pre) gelu_forward(sv.pre.get() + lo * nt, f.out + lo * nt, r * nt);
 }
 
 // Gradient buffers of norm_linear's inputs (nullptr where none is wanted) and per-chunk partials
@@ -255,40 +282,52 @@ struct NormLinearGrads {
   std::vector<T> dW, db, dgamma, dbeta;  // [chunks, d, nt], [chunks, nt], [chunks, d] x 2
 };
 
+// What every row chunk of one backward call reads.
+template <typename T>
+struct NormLinearBackward {
+  const NormLinearSaved<T>& sv;
+  const T* G;            // [N, nt] upstream gradient
+  const T* px;           // [N, d]
+  const T* ga;           // [d]
+  const T* be;           // [d]
+  const RowMat<T>& WcT;  // [nt, d] (small products only)
+  NormLinearGrads<T>& gr;
+};
+
 // Backward of rows lo..hi. With h = LN(x) (or x) and G = dY (through GELU first):
 // dW = h^T G; db = colsum(G); dh = G W^T; then LayerNorm's backward.
-//   G: [N, nt] upstream;  px: [N, d];  ga, be: [d];  WcT: [nt, d] (small products only).
 template <typename T>
-void norm_linear_rows_backward(const NormLinearSaved<T>& sv, NormLinearGrads<T>& gr, const T* G, const T* px,
-                               const T* ga, const T* be, const RowMat<T>& WcT, int64_t lo, int64_t hi) {
+void norm_linear_rows_backward(const NormLinearBackward<T>& b, int64_t lo, int64_t hi) {
+  const NormLinearSaved<T>& sv = b.sv;
+  NormLinearGrads<T>& gr = b.gr;
   const int64_t r = hi - lo, c = lo / kRowChunk, d = sv.d, nt = sv.nt;
   const bool small = thin(d, nt);
   RowMat<T> Gz;  // with gelu: the gradient at the pre-activation
   if (sv.pre) {
-    Gz = CMat<T>(G + lo * nt, r, nt);
+    Gz = CMat<T>(b.G + lo * nt, r, nt);
     gelu_backward(sv.pre.get() + lo * nt, Gz.data(), r * nt);
   }
-  CMat<T> Gc(sv.pre ? Gz.data() : G + lo * nt, r, nt);
+  CMat<T> Gc(sv.pre ? Gz.data() : b.G + lo * nt, r, nt);
   RowMat<T> xhat, hn;  // normalized rows and the LayerNorm output, recomputed as in forward
-  const T* h = px + lo * d;
+  const T* h = b.px + lo * d;
   if (sv.norm) {
     xhat.resize(r, d);
     hn.resize(r, d);
-    layer_norm_rows_recompute(px, lo, r, d, sv.mean.get(), sv.rstd.get(), ga, be, xhat.data(), hn.data());
+    layer_norm_rows_recompute(b.px, lo, r, d, sv.mean.get(), sv.rstd.get(), b.ga, b.be, xhat.data(), hn.data());
     h = hn.data();
   }
-  if (gr.want_w && small) SM<T>::tn(h, d, Gc.data(), nt, gr.dW.data() + c * d * nt, nt, r, d, nt);
+  if (gr.want_w && small) small_tn(h, d, Gc.data(), nt, gr.dW.data() + c * d * nt, nt, r, d, nt);
   else if (gr.want_w) Mat<T>(gr.dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
   if (gr.want_b) column_sums(Gc.data(), r, nt, gr.db.data() + c * nt);
   if (!gr.gx && !gr.gg && !gr.gbeta) return;
   RowMat<T> dh(r, d);
-  if (small) SM<T>::nn(Gc.data(), nt, WcT.data(), d, dh.data(), d, r, nt, d, false);
+  if (small) small_nn(Gc.data(), nt, b.WcT.data(), d, dh.data(), d, r, nt, d);
   else dh.noalias() = Gc * sv.Wc.transpose();
   if (!sv.norm) {
     Mat<T>(gr.gx->data() + lo * d, r, d) += dh;
     return;
   }
-  layer_norm_rows_backward(xhat.data(), dh.data(), ga, sv.rstd.get(), lo, r, d,
+  layer_norm_rows_backward(xhat.data(), dh.data(), b.ga, sv.rstd.get(), lo, r, d,
                            gr.gg ? gr.dgamma.data() + c * d : nullptr, gr.gbeta ? gr.dbeta.data() + c * d : nullptr,
                            gr.gx ? gr.gx->data() : nullptr);
 }
@@ -316,9 +355,8 @@ void norm_linear_backward(Node<T>& node, const NormLinearSaved<T>& sv) {
   gr.dgamma.resize(gr.gg ? chunks * d : 0), gr.dbeta.resize(gr.gbeta ? chunks * d : 0);
   const bool small = thin(d, nt);
   const RowMat<T> WcT = small ? RowMat<T>(sv.Wc.transpose()) : RowMat<T>();  // [nt, d] rows for SM::nn
-  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
-    norm_linear_rows_backward(sv, gr, G, px, ga.data(), be.data(), WcT, lo, hi);
-  });
+  const NormLinearBackward<T> ctx{sv, G, px, ga.data(), be.data(), WcT, gr};
+  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) { norm_linear_rows_backward(ctx, lo, hi); });
   if (gr.gg) add_partials(gr.dgamma, chunks, d, gr.gg->data());
   if (gr.gbeta) add_partials(gr.dbeta, chunks, d, gr.gbeta->data());
   std::vector<T> sum_w(gr.want_w ? d * nt : 0), sum_b(gr.want_b ? nt : 0);
@@ -360,9 +398,8 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
   const T* pg = norm && gamma.defined() ? gamma.value().data() : nullptr;
   const T* pb = norm && beta.defined() ? beta.value().data() : nullptr;
   const std::vector<T> ga = gamma_or_ones(pg, d), be = beta_or_zeros(pb, d);
-  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
-    norm_linear_rows(sv, cl, px, eps, ga.data(), be.data(), lo, hi, out.data());
-  });
+  const NormLinearForward<T> ctx{sv, cl, px, ga.data(), be.data(), eps, out.data()};
+  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) { norm_linear_rows(ctx, lo, hi); });
   sv.Wc = std::move(cl.Wc);
 
   std::vector<Var<T>> inputs{x, gamma, beta};
