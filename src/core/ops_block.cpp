@@ -8,10 +8,17 @@
 // Determinism: rows go in fixed chunks of kRowChunk; weight, bias and LayerNorm-parameter
 // gradients are summed per chunk and the partials added in chunk order, so nothing depends on
 // the thread count.
+//
+// Heap layout: these functions allocate in the same order and sizes as the single-function
+// version they were split from. Eigen's products of tiny matrices at arbitrary addresses
+// (ops_matmul.cpp's bmm, e.g. [1, 3] x [3, 4] in the candidates loss) round differently with the
+// operands' alignment, so moving an allocation here can flip the last bits of a later op's result.
 #include "core/eigen.h"
 #include <unsupported/Eigen/SpecialFunctions>
 
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "core/ops.h"
 #include "core/ops_common.h"
@@ -26,6 +33,21 @@ template <typename T>
 using SM = detail::SmallMatmul<T>;
 // Whether a product with output dims m and n goes through SmallMatmul instead of Eigen's GEMM.
 inline bool thin(int64_t m, int64_t n) { return m <= detail::kSmallDim && n <= detail::kSmallDim; }
+
+// SmallMatmul's kernels for norm_linear's chunk functions, each a call of its own: inlined into
+// a chunk function, the kernel's register allocation depended on what else that function kept
+// live, and in the forward GCC moved the kernel's 8 row pointers through vector registers on
+// every FMA (forward about 15% slower than when the chunk code sat in a lambda).
+template <typename T>
+[[gnu::noinline]] void small_nn(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t r,
+                                int64_t k, int64_t n) {
+  SM<T>::nn(A, lda, B, ldb, C, ldc, r, k, n, false);
+}
+template <typename T>
+[[gnu::noinline]] void small_tn(const T* A, int64_t lda, const T* G, int64_t ldg, T* C, int64_t ldc, int64_t r,
+                                int64_t k, int64_t n) {
+  SM<T>::tn(A, lda, G, ldg, C, ldc, r, k, n);
+}
 
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -109,6 +131,246 @@ void add_partials(const std::vector<T>& part, int64_t chunks, int64_t n, T* dst)
   }
 }
 
+// ---- norm_linear in phases: weights, LayerNorm rows, the linear map, and their backward.
+
+// The linear maps of norm_linear side by side.
+template <typename T>
+struct ConcatLinear {
+  std::vector<int64_t> widths;  // n_i of every W_i [d, n_i]
+  int64_t nt = 0;               // sum of the widths
+  RowMat<T> Wc;                 // [d, nt] = [W_1 | W_2 | ...]
+  RowVec<T> bc;                 // [nt] = [b_1 | b_2 | ...], zeros where a bias is missing
+  bool any_bias = false;
+};
+
+// Checks every W_i [d, n_i] and b_i [n_i] against x [..., d] and concatenates them.
+template <typename T>
+ConcatLinear<T> concat_linear(const Var<T>& x, int64_t d, const std::vector<Var<T>>& W,
+                              const std::vector<Var<T>>& b) {
+  ConcatLinear<T> cl;
+  for (size_t i = 0; i < W.size(); ++i) {
+    IHLAB_CHECK(W[i].value().ndim() == 2 && W[i].dim(0) == d, "norm_linear: weight {} is {}, x is {} (need [{}, n])",
+                i, shape_str(W[i].shape()), shape_str(x.shape()), d);
+    if (!b.empty() && b[i].defined()) check_same_shape("norm_linear(bias)", b[i].shape(), Shape{W[i].dim(1)});
+    cl.widths.push_back(W[i].dim(1));
+    cl.nt += cl.widths.back();
+  }
+  cl.Wc.resize(d, cl.nt);
+  cl.bc = RowVec<T>::Zero(cl.nt);
+  for (size_t i = 0, c0 = 0; i < W.size(); c0 += cl.widths[i], ++i) {
+    cl.Wc.middleCols(c0, cl.widths[i]) = CMat<T>(W[i].value().data(), d, cl.widths[i]);
+    if (!b.empty() && b[i].defined()) {
+      cl.bc.segment(c0, cl.widths[i]) = Eigen::Map<const RowVec<T>>(b[i].value().data(), cl.widths[i]);
+      cl.any_bias = true;
+    }
+  }
+  return cl;
+}
+
+// LayerNorm of rows lo..lo+r of x: (x - mean) / sqrt(var + eps) * gamma + beta, biased variance
+// as torch.  px: [N, d];  ga, be: [d];  mean, rstd: [N] (rows lo.. written, kept for backward);
+// hn: [r, d] out.
+template <typename T>
+void layer_norm_rows(const T* px, int64_t lo, int64_t r, int64_t d, double eps, const T* ga, const T* be, T* mean,
+                     T* rstd, T* hn) {
+  std::vector<T> xc(d);  // the centered row
+  for (int64_t i = 0; i < r; ++i) {
+    const T* __restrict xi = px + (lo + i) * d;
+    T* __restrict c = xc.data();
+    const T mu = sum8<T>(xi, nullptr, d) / T(d);
+    for (int64_t j = 0; j < d; ++j) c[j] = xi[j] - mu;
+    const T var = sum8(c, c, d) / T(d);
+    const T rs = T(1) / std::sqrt(var + T(eps));
+    mean[lo + i] = mu;
+    rstd[lo + i] = rs;
+    affine_row(c, rs, ga, be, d, hn + i * d);
+  }
+}
+
+// The normalized rows xhat and the LayerNorm output hn of rows lo..lo+r, recomputed from x and
+// the saved statistics exactly as layer_norm_rows made them (two numbers a row are kept instead
+// of a copy of x).  px: [N, d];  mean, rstd: [N];  ga, be: [d];  xhat, hn: [r, d] out.
+template <typename T>
+void layer_norm_rows_recompute(const T* px, int64_t lo, int64_t r, int64_t d, const T* mean, const T* rstd,
+                               const T* ga, const T* be, T* xhat, T* hn) {
+  for (int64_t i = 0; i < r; ++i) {
+    const T* __restrict xi = px + (lo + i) * d;
+    T* __restrict xh = xhat + i * d;
+    const T mu = mean[lo + i], rs = rstd[lo + i];
+    for (int64_t j = 0; j < d; ++j) xh[j] = (xi[j] - mu) * rs;
+    affine_row(xh, T(1), ga, be, d, hn + i * d);
+  }
+}
+
+// Backward of layer_norm_rows for rows lo..lo+r: dgamma += sum dh xhat, dbeta += sum dh,
+// dx += rstd * (dh gamma - mean(dh gamma) - xhat * mean(dh gamma xhat)).
+//   xhat, dh: [r, d];  ga: [d];  rstd: [N];  dg, db: [d] (this chunk's partials, or nullptr);
+//   dx: [N, d] (rows lo.. added to, or nullptr).
+template <typename T>
+void layer_norm_rows_backward(const T* xhat, const T* dh, const T* ga, const T* rstd, int64_t lo, int64_t r,
+                              int64_t d, T* __restrict dg, T* __restrict db, T* dx_all) {
+  std::vector<T> dhg_buf(d);  // dh * gamma of one row
+  for (int64_t i = 0; i < r; ++i) {
+    const T* __restrict xh = xhat + i * d;
+    const T* __restrict dhi = dh + i * d;
+    const T* __restrict gm = ga;
+    T* __restrict dhg = dhg_buf.data();
+    for (int64_t j = 0; j < d; ++j) dhg[j] = dhi[j] * gm[j];
+    if (dg)
+      for (int64_t j = 0; j < d; ++j) dg[j] += dhi[j] * xh[j];
+    if (db)
+      for (int64_t j = 0; j < d; ++j) db[j] += dhi[j];
+    if (dx_all) {
+      const T m1 = sum8<T>(dhg, nullptr, d) / T(d), m2 = sum8<T>(dhg, xh, d) / T(d);
+      T* __restrict dx = dx_all + (lo + i) * d;
+      const T rs = rstd[lo + i];
+      for (int64_t j = 0; j < d; ++j) dx[j] += rs * (dhg[j] - m1 - xh[j] * m2);
+    }
+  }
+}
+
+// What norm_linear's backward needs from its forward.
+template <typename T>
+struct NormLinearSaved {
+  int64_t N = 0, d = 0, nt = 0, nw = 0;  // rows, input width, output width, number of weights
+  bool norm = false;
+  std::vector<int64_t> widths;           // [nw]
+  RowMat<T> Wc;                          // [d, nt]
+  std::shared_ptr<T[]> mean, rstd;       // [N] (with norm)
+  std::shared_ptr<T[]> pre;              // [N, nt]: h W + b before GELU (with gelu)
+};
+
+// What every row chunk of one forward call reads.
+template <typename T>
+struct NormLinearForward {
+  const NormLinearSaved<T>& sv;
+  const ConcatLinear<T>& cl;
+  const T* px;  // [N, d]
+  const T* ga;  // [d] gamma (ones without)
+  const T* be;  // [d] beta (zeros without)
+  double eps;
+  T* out;       // [N, nt]
+};
+
+// Forward of rows lo..hi: out = [GELU](LN(x) Wc + bc).
+template <typename T>
+void norm_linear_rows(const NormLinearForward<T>& f, int64_t lo, int64_t hi) {
+  const NormLinearSaved<T>& sv = f.sv;
+  const int64_t r = hi - lo, d = sv.d, nt = sv.nt;
+  const T* h = f.px + lo * d;
+  RowMat<T> hn;
+  if (sv.norm) {
+    hn.resize(r, d);
+    layer_norm_rows(f.px, lo, r, d, f.eps, f.ga, f.be, sv.mean.get(), sv.rstd.get(), hn.data());
+    h = hn.data();
+  }
+  Mat<T> y(sv.pre ? sv.pre.get() + lo * nt : f.out + lo * nt, r, nt);
+  if (thin(d, nt)) small_nn(h, d, f.cl.Wc.data(), nt, y.data(), nt, r, d, nt);
+  else y.noalias() = CMat<T>(h, r, d) * f.cl.Wc;
+  if (f.cl.any_bias) y.rowwise() += f.cl.bc;
+  if (sv.pre) gelu_forward(sv.pre.get() + lo * nt, f.out + lo * nt, r * nt);
+}
+
+// Gradient buffers of norm_linear's inputs (nullptr where none is wanted) and per-chunk partials
+// of the parameter gradients, summed in chunk order at the end.
+template <typename T>
+struct NormLinearGrads {
+  Tensor<T>* gx = nullptr;     // [N, d]
+  Tensor<T>* gg = nullptr;     // [d]
+  Tensor<T>* gbeta = nullptr;  // [d]
+  bool want_w = false, want_b = false;
+  std::vector<T> dW, db, dgamma, dbeta;  // [chunks, d, nt], [chunks, nt], [chunks, d] x 2
+};
+
+// What every row chunk of one backward call reads.
+template <typename T>
+struct NormLinearBackward {
+  const NormLinearSaved<T>& sv;
+  const T* G;            // [N, nt] upstream gradient
+  const T* px;           // [N, d]
+  const T* ga;           // [d]
+  const T* be;           // [d]
+  const RowMat<T>& WcT;  // [nt, d] (small products only)
+  NormLinearGrads<T>& gr;
+};
+
+// Backward of rows lo..hi. With h = LN(x) (or x) and G = dY (through GELU first):
+// dW = h^T G; db = colsum(G); dh = G W^T; then LayerNorm's backward.
+template <typename T>
+void norm_linear_rows_backward(const NormLinearBackward<T>& b, int64_t lo, int64_t hi) {
+  const NormLinearSaved<T>& sv = b.sv;
+  NormLinearGrads<T>& gr = b.gr;
+  const int64_t r = hi - lo, c = lo / kRowChunk, d = sv.d, nt = sv.nt;
+  const bool small = thin(d, nt);
+  RowMat<T> Gz;  // with gelu: the gradient at the pre-activation
+  if (sv.pre) {
+    Gz = CMat<T>(b.G + lo * nt, r, nt);
+    gelu_backward(sv.pre.get() + lo * nt, Gz.data(), r * nt);
+  }
+  CMat<T> Gc(sv.pre ? Gz.data() : b.G + lo * nt, r, nt);
+  RowMat<T> xhat, hn;  // normalized rows and the LayerNorm output, recomputed as in forward
+  const T* h = b.px + lo * d;
+  if (sv.norm) {
+    xhat.resize(r, d);
+    hn.resize(r, d);
+    layer_norm_rows_recompute(b.px, lo, r, d, sv.mean.get(), sv.rstd.get(), b.ga, b.be, xhat.data(), hn.data());
+    h = hn.data();
+  }
+  if (gr.want_w && small) small_tn(h, d, Gc.data(), nt, gr.dW.data() + c * d * nt, nt, r, d, nt);
+  else if (gr.want_w) Mat<T>(gr.dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
+  if (gr.want_b) column_sums(Gc.data(), r, nt, gr.db.data() + c * nt);
+  if (!gr.gx && !gr.gg && !gr.gbeta) return;
+  RowMat<T> dh(r, d);
+  if (small) small_nn(Gc.data(), nt, b.WcT.data(), d, dh.data(), d, r, nt, d);
+  else dh.noalias() = Gc * sv.Wc.transpose();
+  if (!sv.norm) {
+    Mat<T>(gr.gx->data() + lo * d, r, d) += dh;
+    return;
+  }
+  layer_norm_rows_backward(xhat.data(), dh.data(), b.ga, sv.rstd.get(), lo, r, d,
+                           gr.gg ? gr.dgamma.data() + c * d : nullptr, gr.gbeta ? gr.dbeta.data() + c * d : nullptr,
+                           gr.gx ? gr.gx->data() : nullptr);
+}
+
+// norm_linear's backward: chunks in parallel, then the partials summed in chunk order and split
+// back into the W_i and b_i. Inputs: x, gamma, beta, W_0..W_{nw-1}, b_0..b_{nw-1}.
+template <typename T>
+void norm_linear_backward(Node<T>& node, const NormLinearSaved<T>& sv) {
+  const int64_t N = sv.N, d = sv.d, nt = sv.nt, nw = sv.nw;
+  const T* G = node.grad.data();
+  const T* px = node.parents[0]->value.data();
+  NormLinearGrads<T> gr;
+  gr.gx = detail::grad_of(node, 0);
+  gr.gg = sv.norm ? detail::grad_of(node, 1) : nullptr;
+  gr.gbeta = sv.norm ? detail::grad_of(node, 2) : nullptr;
+  const T* pg = sv.norm && node.parents[1] ? node.parents[1]->value.data() : nullptr;
+  const T* pb = sv.norm && node.parents[2] ? node.parents[2]->value.data() : nullptr;
+  const std::vector<T> ga = gamma_or_ones(pg, d), be = beta_or_zeros(pb, d);
+  for (int64_t i = 0; i < nw; ++i) {
+    gr.want_w |= detail::grad_of(node, 3 + i) != nullptr;
+    gr.want_b |= detail::grad_of(node, 3 + nw + i) != nullptr;
+  }
+  const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
+  gr.dW.resize(gr.want_w ? chunks * d * nt : 0), gr.db.resize(gr.want_b ? chunks * nt : 0);
+  gr.dgamma.resize(gr.gg ? chunks * d : 0), gr.dbeta.resize(gr.gbeta ? chunks * d : 0);
+  const bool small = thin(d, nt);
+  const RowMat<T> WcT = small ? RowMat<T>(sv.Wc.transpose()) : RowMat<T>();  // [nt, d] rows for SM::nn
+  const NormLinearBackward<T> ctx{sv, G, px, ga.data(), be.data(), WcT, gr};
+  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) { norm_linear_rows_backward(ctx, lo, hi); });
+  if (gr.gg) add_partials(gr.dgamma, chunks, d, gr.gg->data());
+  if (gr.gbeta) add_partials(gr.dbeta, chunks, d, gr.gbeta->data());
+  std::vector<T> sum_w(gr.want_w ? d * nt : 0), sum_b(gr.want_b ? nt : 0);
+  if (gr.want_w) add_partials(gr.dW, chunks, d * nt, sum_w.data());
+  if (gr.want_b) add_partials(gr.db, chunks, nt, sum_b.data());
+  for (int64_t i = 0, c0 = 0; i < nw; c0 += sv.widths[i], ++i) {
+    if (Tensor<T>* g = detail::grad_of(node, 3 + i))
+      for (int64_t r = 0; r < d; ++r)
+        for (int64_t j = 0; j < sv.widths[i]; ++j) (*g)[r * sv.widths[i] + j] += sum_w[r * nt + c0 + j];
+    if (Tensor<T>* g = detail::grad_of(node, 3 + nw + i))
+      for (int64_t j = 0; j < sv.widths[i]; ++j) (*g)[j] += sum_b[c0 + j];
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -121,161 +383,31 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
   const int64_t d = x.shape().back(), N = x.value().numel() / std::max<int64_t>(d, 1);
   if (norm && gamma.defined()) check_same_shape("norm_linear(gamma)", gamma.shape(), Shape{d});
   if (norm && beta.defined()) check_same_shape("norm_linear(beta)", beta.shape(), Shape{d});
-  std::vector<int64_t> widths;
-  int64_t nt = 0;
-  for (size_t i = 0; i < W.size(); ++i) {
-    IHLAB_CHECK(W[i].value().ndim() == 2 && W[i].dim(0) == d, "norm_linear: weight {} is {}, x is {} (need [{}, n])",
-                i, shape_str(W[i].shape()), shape_str(x.shape()), d);
-    if (!b.empty() && b[i].defined()) check_same_shape("norm_linear(bias)", b[i].shape(), Shape{W[i].dim(1)});
-    widths.push_back(W[i].dim(1));
-    nt += widths.back();
-  }
-  // [W_1 | W_2 | ...] and [b_1 | b_2 | ...] (zeros where a bias is missing).
-  RowMat<T> Wc(d, nt);
-  RowVec<T> bc = RowVec<T>::Zero(nt);
-  bool any_bias = false;
-  for (size_t i = 0, c0 = 0; i < W.size(); c0 += widths[i], ++i) {
-    Wc.middleCols(c0, widths[i]) = CMat<T>(W[i].value().data(), d, widths[i]);
-    if (!b.empty() && b[i].defined()) {
-      bc.segment(c0, widths[i]) = Eigen::Map<const RowVec<T>>(b[i].value().data(), widths[i]);
-      any_bias = true;
-    }
-  }
+  ConcatLinear<T> cl = concat_linear(x, d, W, b);
+  const int64_t nt = cl.nt;
 
   Shape out_shape = x.shape();
   out_shape.back() = nt;
   Tensor<T> out(out_shape);
-  // Mean and 1 / std of every row, kept for backward (which recomputes the normalized rows from
-  // x: two numbers a row instead of a copy of x).
-  std::shared_ptr<T[]> mean(norm ? new T[std::max<int64_t>(N, 1)] : nullptr);
-  std::shared_ptr<T[]> rstd(norm ? new T[std::max<int64_t>(N, 1)] : nullptr);
-  // With gelu, the pre-activation h W + b, which GELU's derivative needs.
-  std::shared_ptr<T[]> pre(gelu ? new T[std::max<int64_t>(N * nt, 1)] : nullptr);
+  NormLinearSaved<T> sv;
+  sv.N = N, sv.d = d, sv.nt = nt, sv.nw = int64_t(W.size()), sv.norm = norm;
+  sv.mean.reset(norm ? new T[std::max<int64_t>(N, 1)] : nullptr);
+  sv.rstd.reset(norm ? new T[std::max<int64_t>(N, 1)] : nullptr);
+  sv.pre.reset(gelu ? new T[std::max<int64_t>(N * nt, 1)] : nullptr);
   const T* px = x.value().data();
   const T* pg = norm && gamma.defined() ? gamma.value().data() : nullptr;
   const T* pb = norm && beta.defined() ? beta.value().data() : nullptr;
   const std::vector<T> ga = gamma_or_ones(pg, d), be = beta_or_zeros(pb, d);
-  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
-    const int64_t r = hi - lo;
-    const T* h = px + lo * d;
-    RowMat<T> hn;
-    if (norm) {  // (x - mean) / sqrt(var + eps) * gamma + beta, biased variance as torch
-      hn.resize(r, d);
-      std::vector<T> xc(d);  // the centered row
-      for (int64_t i = 0; i < r; ++i) {
-        const T* __restrict xi = px + (lo + i) * d;
-        T* __restrict c = xc.data();
-        const T mu = sum8<T>(xi, nullptr, d) / T(d);
-        for (int64_t j = 0; j < d; ++j) c[j] = xi[j] - mu;
-        const T var = sum8(c, c, d) / T(d);
-        const T rs = T(1) / std::sqrt(var + T(eps));
-        mean[lo + i] = mu;
-        rstd[lo + i] = rs;
-        affine_row(c, rs, ga.data(), be.data(), d, hn.data() + i * d);
-      }
-      h = hn.data();
-    }
-    Mat<T> y(gelu ? pre.get() + lo * nt : out.data() + lo * nt, r, nt);
-    if (thin(d, nt)) SM<T>::nn(h, d, Wc.data(), nt, y.data(), nt, r, d, nt, false);
-    else y.noalias() = CMat<T>(h, r, d) * Wc;
-    if (any_bias) y.rowwise() += bc;
-    if (gelu) gelu_forward(pre.get() + lo * nt, out.data() + lo * nt, r * nt);
-  });
+  const NormLinearForward<T> ctx{sv, cl, px, ga.data(), be.data(), eps, out.data()};
+  parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) { norm_linear_rows(ctx, lo, hi); });
+  sv.Wc = std::move(cl.Wc);
 
   std::vector<Var<T>> inputs{x, gamma, beta};
   for (auto& w : W) inputs.push_back(w);
   for (size_t i = 0; i < W.size(); ++i) inputs.push_back(b.empty() ? Var<T>() : b[i]);
-  const int64_t nw = int64_t(W.size());
+  sv.widths = cl.widths;  // copied here, not earlier (heap layout: see the top of this file)
   return make_result<T>("norm_linear", std::move(out), std::move(inputs),
-                        [N, d, nt, nw, norm, widths, Wc = std::move(Wc), mean, rstd, pre](Node<T>& node) {
-    // With h = LN(x) (or x) and G = dY:  dW = h^T G;  db = colsum(G);  dh = G W^T;
-    // LN: dx = rstd * (dh gamma - mean(dh gamma) - xhat * mean(dh gamma xhat)), dgamma = sum dh xhat,
-    // dbeta = sum dh.
-    const T* G = node.grad.data();
-    const T* px = node.parents[0]->value.data();
-    Tensor<T>* gx = detail::grad_of(node, 0);
-    Tensor<T>* gg = norm ? detail::grad_of(node, 1) : nullptr;
-    Tensor<T>* gbeta = norm ? detail::grad_of(node, 2) : nullptr;
-    const T* pg = norm && node.parents[1] ? node.parents[1]->value.data() : nullptr;
-    const T* pb = norm && node.parents[2] ? node.parents[2]->value.data() : nullptr;
-    const std::vector<T> ga = gamma_or_ones(pg, d), be = beta_or_zeros(pb, d);
-    bool want_w = false, want_b = false;
-    for (int64_t i = 0; i < nw; ++i) {
-      want_w |= detail::grad_of(node, 3 + i) != nullptr;
-      want_b |= detail::grad_of(node, 3 + nw + i) != nullptr;
-    }
-    const int64_t chunks = (N + kRowChunk - 1) / kRowChunk;
-    std::vector<T> dW(want_w ? chunks * d * nt : 0), db(want_b ? chunks * nt : 0);
-    std::vector<T> dgamma(gg ? chunks * d : 0), dbeta(gbeta ? chunks * d : 0);
-    const bool small = thin(d, nt);
-    const RowMat<T> WcT = small ? RowMat<T>(Wc.transpose()) : RowMat<T>();  // [nt, d] rows for SM::nn
-    parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
-      const int64_t r = hi - lo, c = lo / kRowChunk;
-      RowMat<T> Gz;  // with gelu: the gradient at the pre-activation
-      if (pre) {
-        Gz = CMat<T>(G + lo * nt, r, nt);
-        gelu_backward(pre.get() + lo * nt, Gz.data(), r * nt);
-      }
-      CMat<T> Gc(pre ? Gz.data() : G + lo * nt, r, nt);
-      RowMat<T> xhat, hn;  // normalized rows and the LayerNorm output, recomputed as in forward
-      const T* h = px + lo * d;
-      if (norm) {
-        xhat.resize(r, d);
-        hn.resize(r, d);
-        for (int64_t i = 0; i < r; ++i) {
-          const T* __restrict xi = px + (lo + i) * d;
-          T* __restrict xh = xhat.data() + i * d;
-          const T mu = mean[lo + i], rs = rstd[lo + i];
-          for (int64_t j = 0; j < d; ++j) xh[j] = (xi[j] - mu) * rs;
-          affine_row(xh, T(1), ga.data(), be.data(), d, hn.data() + i * d);
-        }
-        h = hn.data();
-      }
-      if (want_w && small) SM<T>::tn(h, d, Gc.data(), nt, dW.data() + c * d * nt, nt, r, d, nt);
-      else if (want_w) Mat<T>(dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
-      if (want_b) column_sums(Gc.data(), r, nt, db.data() + c * nt);
-      if (!gx && !gg && !gbeta) return;
-      RowMat<T> dh(r, d);
-      if (small) SM<T>::nn(Gc.data(), nt, WcT.data(), d, dh.data(), d, r, nt, d, false);
-      else dh.noalias() = Gc * Wc.transpose();
-      if (!norm) {
-        Mat<T>(gx->data() + lo * d, r, d) += dh;
-        return;
-      }
-      std::vector<T> dhg_buf(d);  // dh * gamma of one row
-      T* __restrict dg = gg ? dgamma.data() + c * d : nullptr;
-      T* __restrict db = gbeta ? dbeta.data() + c * d : nullptr;
-      for (int64_t i = 0; i < r; ++i) {
-        const T* __restrict xh = xhat.data() + i * d;
-        const T* __restrict dhi = dh.data() + i * d;
-        const T* __restrict gm = ga.data();
-        T* __restrict dhg = dhg_buf.data();
-        for (int64_t j = 0; j < d; ++j) dhg[j] = dhi[j] * gm[j];
-        if (dg)
-          for (int64_t j = 0; j < d; ++j) dg[j] += dhi[j] * xh[j];
-        if (db)
-          for (int64_t j = 0; j < d; ++j) db[j] += dhi[j];
-        if (gx) {
-          const T m1 = sum8<T>(dhg, nullptr, d) / T(d), m2 = sum8<T>(dhg, xh, d) / T(d);
-          T* __restrict dx = gx->data() + (lo + i) * d;
-          const T rs = rstd[lo + i];
-          for (int64_t j = 0; j < d; ++j) dx[j] += rs * (dhg[j] - m1 - xh[j] * m2);
-        }
-      }
-    });
-    if (gg) add_partials(dgamma, chunks, d, gg->data());
-    if (gbeta) add_partials(dbeta, chunks, d, gbeta->data());
-    std::vector<T> sum_w(want_w ? d * nt : 0), sum_b(want_b ? nt : 0);
-    if (want_w) add_partials(dW, chunks, d * nt, sum_w.data());
-    if (want_b) add_partials(db, chunks, nt, sum_b.data());
-    for (int64_t i = 0, c0 = 0; i < nw; c0 += widths[i], ++i) {
-      if (Tensor<T>* g = detail::grad_of(node, 3 + i))
-        for (int64_t r = 0; r < d; ++r)
-          for (int64_t j = 0; j < widths[i]; ++j) (*g)[r * widths[i] + j] += sum_w[r * nt + c0 + j];
-      if (Tensor<T>* g = detail::grad_of(node, 3 + nw + i))
-        for (int64_t j = 0; j < widths[i]; ++j) (*g)[j] += sum_b[c0 + j];
-    }
-  });
+                        [sv = std::move(sv)](Node<T>& node) { norm_linear_backward(node, sv); });
 }
 
 template <typename T>

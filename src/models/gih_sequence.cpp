@@ -36,6 +36,8 @@ inline int row_tokens(const int32_t* x, int64_t i, int o, int M, int32_t* tok) {
   return m;
 }
 
+// Layer 1 of head h on the direct path: r_h(j) = ReLU(g_h(j)), keeping g and ||v_j|| for backward.
+//   x: [L+1];  wk.qd: [H, d] and wk.nq: [H] (row h written);  wk.r, wk.gpre, wk.nj: [H, Lp] (row h).
 template <typename T>
 void direct_layer1(const Plan<T>& P, int h, const int32_t* x, Work<T>& wk) {
   const int64_t L = P.L, Lp = P.Lp;
@@ -67,7 +69,8 @@ void direct_layer1(const Plan<T>& P, int h, const int32_t* x, Work<T>& wk) {
   }
 }
 
-// Backward of layer 1 of head h from dg (= dL/dg_h(j), zero where r = 0) into dA [H][M+1][M]:
+// Backward of direct_layer1 for head h from dg [Lp] (= dL/dg_h(j), zero where r = 0) into
+// dA [H][M+1][M] (the chunk's accumulator; wk.dq [d] is scratch):
 //   key j:   dA_m[k] += dg_j / (n_j + eps) (qd[tok_k] - V_k g_j / n_j),  dq[tok_k] += dg_j A[k] / (n_j + eps)
 //   query:   dv = dq / (n_q + eps) - qd (qd . dq) / n_q,  dA_mq[k] += dv[tok_k]
 template <typename T>
@@ -103,65 +106,74 @@ void direct_layer1_backward(const Plan<T>& P, int h, const int32_t* x, const T* 
   for (int k = 0; k < mq; ++k) dAm[k] += dq[tok[k]] / (nq + kNormEps) - qd[tok[k]] * proj / nq;
 }
 
-}  // namespace
+// ---- Table path: layer 1 as lookups of the per-call Gram rows.
 
+// pid[i] = pattern of position i under the window 1..M: base[m] + sum_{k<m} x[i-1-k] d^k,
+// m = min(i, M). Head h at position i reads the pattern of position i - o_h.
+// Vector pass for all i as if m = M (the zero prefix of xk stands in for missing tokens), then the
+// first M positions again with their true m. Positions past L get harmless valid patterns.
+//   x: [L+1] the sequence;  xk: [kPrefix zeros | Lp + kPad] its keys;  pid: [Lp + kPad] out.
 template <typename T>
-double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& req, const int32_t* __restrict x,
-                    Work<T>& wk, ChunkAcc& acc, T* y_out) {
-  using V = VecT<T>;
-  using I = IVecT<T>;
-  constexpr int W = Simd<T>::W;
+inline void pattern_ids(const Plan<T>& P, const int32_t* __restrict x, const int32_t* __restrict xk,
+                        int32_t* __restrict pid) {
+  using IV = Simd<float>::I;  // 16 x int32
   const int64_t L = P.L, Lp = P.Lp;
-  const int H = P.H, nS = P.nS, d = P.d;
-  T* __restrict r = wk.r.data();
-  int32_t* __restrict pid = wk.pidbuf.data() + kPrefix;
-  int32_t* __restrict xk = wk.xbuf.data() + kPrefix;
-  std::copy_n(x, L, xk);  // before and after: token 0
-
-  // ---- layer 1 -> r_h(j) = ReLU(<vbar_L^h, vbar_j^h>), j < L; the padding stays 0
-  if (P.table) {
-    // pid[i] = pattern of position i under the window 1..M: base[m] + sum_{k<m} x[i-1-k] d^k,
-    // m = min(i, M). Head h at position i reads the pattern of position i - o_h.
-    // Vector pass for all i as if m = M (the zero prefix stands in for missing tokens), then the
-    // first M positions again with their true m. Positions past L get harmless valid patterns.
-    using IV = Simd<float>::I;  // 16 x int32
-    const int M = P.M;
-    const int32_t bM = int32_t(P.base[M]);
-    for (int64_t i = 0; i < Lp + kPad; i += 16) {
-      IV code = IV{} + bM;
-      int32_t pw = 1;
-      for (int k = 0; k < M; ++k, pw *= d) code += vload<IV>(xk + i - 1 - k) * pw;
-      vstore(pid + i, code);
-    }
-    for (int64_t i = 0; i <= std::min<int64_t>(M, L); ++i) {
-      int64_t code = 0;
-      for (int64_t k = i - 1; k >= 0; --k) code = code * d + x[i - 1 - k];
-      pid[i] = int32_t(P.base[i] + code);
-    }
-    for (int h = 0; h < H; ++h) {
-      const int32_t* ph = pid - P.off[h];
-      const int64_t row = P.goff[h] / P.NP + (ph[L] - P.qbase[h]);  // the Gram row of the query
-      T* rh = r + h * Lp;
-      if (P.NP <= kLookupMax) {
-        lookup64(rh, P.gram64.data() + row * kLookupMax, ph, Lp);  // the table holds ReLU(g)
-        for (int64_t j = L; j < Lp; ++j) rh[j] = T(0);
-      } else {
-        gather(rh, P.gram.data() + row * P.NP, ph, int(L));
-      }
-    }
-  } else {
-    for (int h = 0; h < H; ++h) direct_layer1(P, h, x, wk);
+  const int M = P.M, d = P.d;
+  const int32_t bM = int32_t(P.base[M]);
+  for (int64_t i = 0; i < Lp + kPad; i += 16) {
+    IV code = IV{} + bM;
+    int32_t pw = 1;
+    for (int k = 0; k < M; ++k, pw *= d) code += vload<IV>(xk + i - 1 - k) * pw;
+    vstore(pid + i, code);
   }
+  for (int64_t i = 0; i <= std::min<int64_t>(M, L); ++i) {
+    int64_t code = 0;
+    for (int64_t k = i - 1; k >= 0; --k) code = code * d + x[i - 1 - k];
+    pid[i] = int32_t(P.base[i] + code);
+  }
+}
 
-  // ---- selector + classifier: kappa_S, F = sum_S p_S kappa_S, s = softmax(a F), y
-  T* __restrict kap = wk.kap.data();
-  T* __restrict F = wk.F.data();
-  T* __restrict s = wk.s.data();
+// r_h(j) = ReLU(g_h(j)) from the Gram row of the query's pattern; the padding stays 0.
+//   pid: [kPrefix | Lp + kPad] pattern ids (pid[-o] valid for o < kPrefix);  r: [H, Lp] out.
+template <typename T>
+inline void table_layer1(const Plan<T>& P, const int32_t* pid, T* __restrict r) {
+  const int64_t L = P.L, Lp = P.Lp;
+  for (int h = 0; h < P.H; ++h) {
+    const int32_t* ph = pid - P.off[h];
+    const int64_t row = P.goff[h] / P.NP + (ph[L] - P.qbase[h]);  // the Gram row of the query
+    T* rh = r + h * Lp;
+    if (P.NP <= kLookupMax) {
+      lookup64(rh, P.gram64.data() + row * kLookupMax, ph, Lp);  // the table holds ReLU(g)
+      for (int64_t j = L; j < Lp; ++j) rh[j] = T(0);
+    } else {
+      gather(rh, P.gram.data() + row * P.NP, ph, int(L));
+    }
+  }
+}
+
+// Backward of table_layer1 for head h: dL/dg_h(j) added into the banks of the Gram row of this
+// sequence's query pattern (folded into dL/dgram once per chunk).
+//   pid: as table_layer1;  dg: [Lp] dL/dg_h;  bank: [gsize][kBanks] (Work::bank).
+template <typename T>
+inline void table_layer1_backward(const Plan<T>& P, int h, const int32_t* pid, const T* dg, T* bank) {
+  const int32_t* ph = pid - P.off[h];
+  T* row = bank + (P.goff[h] + (ph[P.L] - P.qbase[h]) * P.NP) * kBanks;
+  scatter_banked(row, P.NP, ph, dg, int(P.L));
+}
+
+// ---- Selector: kappa_S = prod_{h in S} r_h and F = sum_S p_S kappa_S.
+
+// r: [H, Lp];  kap: [nS, Lp] out;  F: [Lp] out. kappa_S = kappa_{parent} * r_{last} (subset order).
+template <typename T>
+inline void selector(const Plan<T>& P, const T* __restrict r, T* __restrict kap, T* __restrict F) {
+  using V = VecT<T>;
+  constexpr int W = Simd<T>::W;
+  const int64_t Lp = P.Lp;
   for (int64_t j = 0; j < Lp; j += W) {
     vstore(kap + j, vsplat(T(1)));
     vstore(F + j, vsplat(P.p[0]));
   }
-  for (int S = 1; S < nS; ++S) {
+  for (int S = 1; S < P.nS; ++S) {
     const T* kp = kap + P.sub_parent[S] * Lp;
     const T* rh = r + P.sub_last[S] * Lp;
     T* ks = kap + S * Lp;
@@ -172,6 +184,39 @@ double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& re
       vstore(F + j, vload<V>(F + j) + pS * k);
     }
   }
+}
+
+// Backward of the selector for head h: dL/dg_h(j) = ds_j sum_{S ni h} p_S kappa_{S \ h}(j) where
+// g_h(j) > 0 (else 0), written in r_h's place. `pi` walks P.pairs (ordered by h) across calls.
+//   kap: [nS, Lp];  ds: [Lp] a * dL/dscore;  dr: [Lp] scratch;  rh: [Lp] r_h in, dL/dg_h out.
+template <typename T>
+inline void selector_backward(const Plan<T>& P, int h, size_t& pi, const T* __restrict kap,
+                              const T* __restrict ds, T* __restrict dr, T* __restrict rh) {
+  using V = VecT<T>;
+  using I = IVecT<T>;
+  constexpr int W = Simd<T>::W;
+  const int64_t Lp = P.Lp;
+  for (int64_t j = 0; j < Lp; j += W) vstore(dr + j, V{});
+  for (; pi < P.pairs.size() && P.pairs[pi].h == h; ++pi) {
+    const T pS = P.p[P.pairs[pi].S];
+    const T* km = kap + P.pairs[pi].Sm * Lp;
+    for (int64_t j = 0; j < Lp; j += W) vstore(dr + j, vload<V>(dr + j) + pS * vload<V>(km + j));
+  }
+  for (int64_t j = 0; j < Lp; j += W) {
+    const V rv = vload<V>(rh + j);
+    const I on = rv > T(0);
+    vstore(rh + j, vand<T>(vload<V>(ds + j) * vload<V>(dr + j), on));
+  }
+}
+
+// ---- Classifier: s = softmax(a F) over the keys, y = sum_j s_j onehot(x_j).
+
+// F: [Lp] (padding F = p_0);  s: [Lp] out, 0 on the padding.
+template <typename T>
+inline void softmax_scores(const Plan<T>& P, const T* __restrict F, T* __restrict s) {
+  using V = VecT<T>;
+  constexpr int W = Simd<T>::W;
+  const int64_t L = P.L, Lp = P.Lp;
   // Shift by the largest score. F >= 0 (p_S >= 0, kappa_S >= 0), and the padding holds
   // F = p_0 <= every real F, so for a >= 0 the max over the padded array is the right one.
   const T a = P.a;
@@ -193,8 +238,18 @@ double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& re
   for (int64_t j = 0; j < Lp; j += W) vsum += vload<V>(s + j);
   const T inv = T(1) / hsum<T>(vsum);
   for (int64_t j = 0; j < Lp; j += W) vstore(s + j, vload<V>(s + j) * inv);
-  T* __restrict y = wk.y.data();
-  if (d <= 16) {
+}
+
+// y[k] = sum of s_j over the keys j holding token k.
+//   x: [L+1];  xk: [Lp] keys;  s: [Lp];  y: [d] out.
+template <typename T>
+inline void class_probs(const Plan<T>& P, const int32_t* __restrict x, const int32_t* __restrict xk,
+                        const T* __restrict s, T* __restrict y) {
+  using V = VecT<T>;
+  constexpr int W = Simd<T>::W;
+  const int64_t L = P.L, Lp = P.Lp;
+  const int d = P.d;
+  if (d <= 16) {  // masked vector sums, one per token
     for (int k = 0; k < d; ++k) {
       V acc_k = V{};
       for (int64_t j = 0; j < Lp; j += W) acc_k += vand<T>(vload<V>(s + j), token_mask(s, xk + j, k));
@@ -204,11 +259,36 @@ double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& re
     std::fill_n(y, d, T(0));
     for (int64_t j = 0; j < L; ++j) y[x[j]] += s[j];
   }
-  if (y_out) std::copy_n(y, d, y_out);
+}
 
-  // ---- loss and dL/dy
-  const int t = x[L];
-  T* __restrict gy = wk.gy.data();
+// Backward of softmax_scores and class_probs together: dL/dscore_j = s_j (gy[x_j] - <y, gy>).
+//   xk: [Lp] keys (0 on the padding);  s: [Lp];  y: [d];  gy: [d] dL/dy, centred in place;
+//   ds: [Lp] out.
+template <typename T>
+inline void scores_backward(const Plan<T>& P, const int32_t* __restrict xk, const T* __restrict s,
+                            const T* __restrict y, T* __restrict gy, T* __restrict ds) {
+  using V = VecT<T>;
+  constexpr int W = Simd<T>::W;
+  const int64_t Lp = P.Lp;
+  const int d = P.d;
+  T ybar = 0;
+  for (int k = 0; k < d; ++k) ybar += y[k] * gy[k];
+  for (int k = 0; k < d; ++k) gy[k] -= ybar;
+  if (d <= 16) {
+    for (int64_t j = 0; j < Lp; j += W) {
+      V g = V{};
+      for (int k = 0; k < d; ++k) g += vand<T>(vsplat(gy[k]), token_mask(s, xk + j, k));
+      vstore(ds + j, g * vload<V>(s + j));
+    }
+  } else {
+    gather(ds, gy, xk, int(Lp));
+    for (int64_t j = 0; j < Lp; ++j) ds[j] *= s[j];
+  }
+}
+
+// ---- Loss of one sequence and dL/dy.  y: [d];  gy: [d] out;  t: the target token.
+template <typename T>
+inline double loss_and_dy(const GihConfig& cfg, int d, int t, const T* __restrict y, T* __restrict gy) {
   double loss;
   if (cfg.loss == GihLoss::Nll) {
     const double yt = double(y[t]) + cfg.guard;
@@ -222,60 +302,63 @@ double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& re
     loss = std::log(z) - double(y[t]);
     for (int k = 0; k < d; ++k) gy[k] = T(e[k] / z - (k == t ? 1.0 : 0.0));
   }
+  return loss;
+}
+
+// Lane-wise partial dot product sum_j ds_j u_j added into 16 lane accumulators of the chunk (no
+// per-sequence horizontal sums).  ds, u: [Lp];  lanes: [kLaneSlots].
+template <typename T>
+inline void dot_into_lanes(int64_t Lp, const T* __restrict ds, const T* __restrict u, double* lanes) {
+  using V = VecT<T>;
+  constexpr int W = Simd<T>::W;
+  V acc_v = V{};
+  for (int64_t j = 0; j < Lp; j += W) acc_v += vload<V>(ds + j) * vload<V>(u + j);
+  add_lanes(lanes, acc_v);
+}
+
+}  // namespace
+
+// Forward: layer 1 -> r, selector -> kappa, F, classifier -> s, y, loss. Backward in reverse,
+// stopping as early as the request allows (c and a need only dL/dscore; w needs layer 1's).
+template <typename T>
+double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& req, const int32_t* __restrict x,
+                    Work<T>& wk, ChunkAcc& acc, T* y_out) {
+  const int64_t L = P.L, Lp = P.Lp;
+  const int H = P.H, nS = P.nS;
+  int32_t* pid = wk.pidbuf.data() + kPrefix;
+  int32_t* xk = wk.xbuf.data() + kPrefix;
+  std::copy_n(x, L, xk);  // before and after: token 0
+  T *r = wk.r.data(), *kap = wk.kap.data(), *F = wk.F.data(), *s = wk.s.data(), *y = wk.y.data();
+
+  if (P.table) {
+    pattern_ids(P, x, xk, pid);
+    table_layer1(P, pid, r);
+  } else {
+    for (int h = 0; h < H; ++h) direct_layer1(P, h, x, wk);
+  }
+  selector(P, r, kap, F);
+  softmax_scores(P, F, s);
+  class_probs(P, x, xk, s, y);
+  if (y_out) std::copy_n(y, P.d, y_out);
+  const double loss = loss_and_dy(cfg, P.d, x[L], y, wk.gy.data());
   if (!(req.grad_w || req.grad_c || req.grad_a)) return loss;
 
-  // ---- backward: dscore_j = s_j (gy[x_j] - <y, gy>)
-  T ybar = 0;
-  for (int k = 0; k < d; ++k) ybar += y[k] * gy[k];
-  for (int k = 0; k < d; ++k) gy[k] -= ybar;
-  T* __restrict ds = wk.ds.data();
-  if (d <= 16) {
-    for (int64_t j = 0; j < Lp; j += W) {
-      V g = V{};
-      for (int k = 0; k < d; ++k) g += vand<T>(vsplat(gy[k]), token_mask(s, xk + j, k));
-      vstore(ds + j, g * vload<V>(s + j));
-    }
-  } else {
-    gather(ds, gy, xk, int(Lp));
-    for (int64_t j = 0; j < Lp; ++j) ds[j] *= s[j];
-  }
-  // Lane-wise partial dot products, added into the chunk's lane accumulators (no per-sequence
-  // horizontal sums).
-  auto dot_into = [&](const T* u, double* lanes) {
-    V acc_v = V{};
-    for (int64_t j = 0; j < Lp; j += W) acc_v += vload<V>(ds + j) * vload<V>(u + j);
-    add_lanes(lanes, acc_v);
-  };
-  if (req.grad_a) dot_into(F, acc.G.data() + nS * kLaneSlots);
+  T* ds = wk.ds.data();
+  scores_backward(P, xk, s, y, wk.gy.data(), ds);
+  if (req.grad_a) dot_into_lanes(Lp, ds, F, acc.G.data() + nS * kLaneSlots);
   if (req.grad_c)
-    for (int S = 0; S < nS; ++S) dot_into(kap + S * Lp, acc.G.data() + S * kLaneSlots);
+    for (int S = 0; S < nS; ++S) dot_into_lanes(Lp, ds, kap + S * Lp, acc.G.data() + S * kLaneSlots);
   if (!req.grad_w) return loss;
 
-  // dL/dg_h(j) = a ds_j sum_{S ni h} p_S kappa_{S \ h}(j) where g_h(j) > 0 (else 0); in r's place.
-  T* __restrict dr = wk.dr.data();
-  for (int64_t j = 0; j < Lp; j += W) vstore(ds + j, a * vload<V>(ds + j));
+  // dscore = a dF; then per head through the selector and layer 1 (dL/dg_h in r_h's place).
+  using V = VecT<T>;
+  for (int64_t j = 0; j < Lp; j += Simd<T>::W) vstore(ds + j, P.a * vload<V>(ds + j));
   size_t pi = 0;
   for (int h = 0; h < H; ++h) {
-    for (int64_t j = 0; j < Lp; j += W) vstore(dr + j, V{});
-    for (; pi < P.pairs.size() && P.pairs[pi].h == h; ++pi) {
-      const T pS = P.p[P.pairs[pi].S];
-      const T* km = kap + P.pairs[pi].Sm * Lp;
-      for (int64_t j = 0; j < Lp; j += W) vstore(dr + j, vload<V>(dr + j) + pS * vload<V>(km + j));
-    }
     T* rh = r + h * Lp;
-    for (int64_t j = 0; j < Lp; j += W) {
-      const V rv = vload<V>(rh + j);
-      const I on = rv > T(0);
-      vstore(rh + j, vand<T>(vload<V>(ds + j) * vload<V>(dr + j), on));
-    }
-    if (P.table) {
-      // Into the banks of the Gram row of this sequence's query pattern.
-      const int32_t* ph = pid - P.off[h];
-      T* bank = wk.bank.data() + (P.goff[h] + (ph[L] - P.qbase[h]) * P.NP) * kBanks;
-      scatter_banked(bank, P.NP, ph, rh, int(L));
-    } else {
-      direct_layer1_backward(P, h, x, rh, wk, acc.dW.data());
-    }
+    selector_backward(P, h, pi, kap, ds, wk.dr.data(), rh);
+    if (P.table) table_layer1_backward(P, h, pid, rh, wk.bank.data());
+    else direct_layer1_backward(P, h, x, rh, wk, acc.dW.data());
   }
   return loss;
 }

@@ -75,14 +75,14 @@ void softmax_row(const double* s, double* a, int64_t n, Eigen::ArrayXd& scratch)
   for (int64_t k = 0; k < n; ++k) a[k] = e[k] / z;
 }
 
-// One sequence: forward (and backward if grad). A1 [L, L], A2 [L] are outputs (attention).
-double sequence_loss(const Grams& G, const double* Y, double yy, const std::vector<BasisBlock>& t,
-                     const std::vector<double>& theta, double* grad, std::vector<double>& A1, std::vector<double>& A2) {
-  const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
-  // ---- layer 1: every row j attends to keys k < j ----
+// ---- Layer 1: every row j attends to keys k < j with scores sum_e theta_e G_e(k, j).
+
+// A1: [L, L] out (row j over keys k < j, zeros elsewhere);  t, theta: [K] the table and its values.
+void layer1_forward(const Grams& G, const std::vector<BasisBlock>& t, const std::vector<double>& theta,
+                    std::vector<double>& A1, Eigen::ArrayXd& scratch) {
+  const int64_t L = G.L, K = int64_t(t.size());
   A1.assign(L * L, 0.0);
   std::vector<double> s(L);
-  Eigen::ArrayXd scratch(L);
   for (int64_t j = 1; j < L; ++j) {
     for (int64_t k = 0; k < j; ++k) s[k] = 0;
     for (int64_t e = 0; e < K; ++e) {
@@ -92,122 +92,16 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
     }
     softmax_row(s.data(), &A1[j * L], j, scratch);
   }
-  const double* a = &A1[Q * L];  // the query's layer-1 attention
-  // ---- layer 2 at the query: per Gram, G[:, Q], G a, and both multiplied by A1 ----
-  bool used[4] = {false, false, false, false};
-  for (int64_t e = 0; e < K; ++e)
-    if (t[e].matrix == 2) used[gram_of(t[e])] = true;
-  std::vector<double> colQ[4], Ga[4], A1colQ[4], A1Ga[4];
-  for (int g = 0; g < 4; ++g) {
-    if (!used[g]) continue;
-    colQ[g].resize(L), Ga[g].resize(L), A1colQ[g].assign(L, 0.0), A1Ga[g].assign(L, 0.0);
-    const GramView V = G.view(Gram(g));
-    for (int64_t m = 0; m < L; ++m) {
-      colQ[g][m] = V(m, Q);
-      double v = 0;
-      for (int64_t n = 0; n < Q; ++n) v += V(m, n) * a[n];
-      Ga[g][m] = v;
-    }
-    for (int64_t k = 1; k < Q; ++k) {
-      double u = 0, w = 0;
-      for (int64_t m = 0; m < k; ++m) u += A1[k * L + m] * colQ[g][m], w += A1[k * L + m] * Ga[g][m];
-      A1colQ[g][k] = u, A1Ga[g][k] = w;
-    }
-  }
-  auto layer2_vector = [&](const BasisBlock& b) -> const std::vector<double>& {
-    const int g = gram_of(b);
-    const bool key_o1 = b.row_block >= 2, query_o1 = b.col_block >= 2;
-    return key_o1 ? (query_o1 ? A1Ga[g] : A1colQ[g]) : (query_o1 ? Ga[g] : colQ[g]);
-  };
-  std::vector<double> s2(Q, 0.0);
-  for (int64_t e = 0; e < K; ++e) {
-    if (t[e].matrix != 2 || theta[e] == 0) continue;
-    const auto& v = layer2_vector(t[e]);
-    for (int64_t k = 0; k < Q; ++k) s2[k] += theta[e] * v[k];
-  }
-  A2.assign(L, 0.0);
-  softmax_row(s2.data(), A2.data(), Q, scratch);
-  // ---- readout: yhat = sum_m c_m x_m ----
-  std::vector<double> w(L, 0.0);  // A1^T A2: o2 of o1
-  for (int64_t k = 0; k < Q; ++k)
-    for (int64_t m = 0; m < k; ++m) w[m] += A2[k] * A1[k * L + m];
-  auto readout_vector = [&](const BasisBlock& b, int64_t m) -> double {
-    switch (b.col_block) {
-      case kEcho: return m == Q ? 1.0 : 0.0;
-      case kO1: return a[m];
-      case kO2: return A2[m];
-      case kO2O1: return w[m];
-    }
-    fail("pseudo kernel: W3 entry '{}' is on column block {} (only token-type blocks 0, 2, 4, 6)", b.name,
-         b.col_block);
-  };
-  std::vector<double> c(L, 0.0);
-  double g_o1 = 0, g_o2 = 0, g_o2o1 = 0;
-  for (int64_t e = 0; e < K; ++e) {
-    if (t[e].matrix != 3) continue;
-    for (int64_t m = 0; m < L; ++m) c[m] += theta[e] * readout_vector(t[e], m);
-    if (t[e].col_block == kO1) g_o1 += theta[e];
-    if (t[e].col_block == kO2) g_o2 += theta[e];
-    if (t[e].col_block == kO2O1) g_o2o1 += theta[e];
-  }
-  std::vector<double> err(L);  // X c - Y = d loss / d c
-  double cXc = 0, cY = 0;
-  for (int64_t m = 0; m < L; ++m) {
-    double v = 0;
-    for (int64_t n = 0; n < L; ++n) v += G.X[m * L + n] * c[n];
-    cXc += c[m] * v, cY += c[m] * Y[m];
-    err[m] = v - Y[m];
-  }
-  const double loss = 0.5 * (cXc - 2 * cY + yy);
-  if (!grad) return loss;
+}
 
-  // ---- backward ----
-  for (int64_t e = 0; e < K; ++e) {
-    if (t[e].matrix != 3) continue;
-    double v = 0;
-    for (int64_t m = 0; m < L; ++m) v += err[m] * readout_vector(t[e], m);
-    grad[e] += v;
-  }
-  std::vector<double> A1err(L, 0.0);  // (A1 err)[k]
-  for (int64_t k = 1; k < Q; ++k)
-    for (int64_t m = 0; m < k; ++m) A1err[k] += A1[k * L + m] * err[m];
-  std::vector<double> dA2(Q), da(L, 0.0);
-  for (int64_t k = 0; k < Q; ++k) dA2[k] = g_o2 * err[k] + g_o2o1 * A1err[k];
-  for (int64_t m = 0; m < L; ++m) da[m] = g_o1 * err[m];
-  double dot = 0;
-  for (int64_t k = 0; k < Q; ++k) dot += A2[k] * dA2[k];
-  std::vector<double> ds2(L, 0.0);  // zero at k >= Q
-  for (int64_t k = 0; k < Q; ++k) ds2[k] = A2[k] * (dA2[k] - dot);
-  // W2 entries, and what layer 2 sends back to A1: rows k < Q get ds2[k] * u (key o1 parts) and
-  // the query row gets da (query o1 parts).
-  std::vector<double> u(L, 0.0), A1T_ds2(L, 0.0);
-  for (int64_t k = 1; k < Q; ++k)
-    for (int64_t m = 0; m < k; ++m) A1T_ds2[m] += A1[k * L + m] * ds2[k];
-  for (int64_t e = 0; e < K; ++e) {
-    if (t[e].matrix != 2) continue;
-    const auto& v = layer2_vector(t[e]);
-    double gsum = 0;
-    for (int64_t k = 0; k < Q; ++k) gsum += ds2[k] * v[k];
-    grad[e] += gsum;
-    if (theta[e] == 0) continue;
-    const int g = gram_of(t[e]);
-    const bool key_o1 = t[e].row_block >= 2, query_o1 = t[e].col_block >= 2;
-    if (key_o1) {
-      const auto& q = query_o1 ? Ga[g] : colQ[g];
-      for (int64_t m = 0; m < L; ++m) u[m] += theta[e] * q[m];
-    }
-    if (query_o1) {  // d/da of G a (through G^T) with the key side plain (ds2) or o1 (A1^T ds2)
-      const auto& back = key_o1 ? A1T_ds2 : ds2;
-      const GramView Vt = G.view_t(Gram(g));
-      for (int64_t n = 0; n < Q; ++n) {
-        const double* row = Vt.row(n);  // G(k, n) for k = 0, 1, ...
-        double v2 = 0;
-        for (int64_t k = 0; k < Q; ++k) v2 += row[k] * back[k];
-        da[n] += theta[e] * v2;
-      }
-    }
-  }
-  // Layer-1 softmax backward, row by row; W1 entries collect sum_{j, k<j} ds1[j, k] G(k, j).
+// Layer-1 softmax backward, row by row; W1 entries collect sum_{j, k<j} ds1[j, k] G(k, j).
+// dL/dA1 of row j: the query row (j = Q) gets da; a row k < Q gets ds2[k] u (through the key o1
+// parts of layer 2) plus g_o2o1 A2[k] err (through the o2.o1 readout).
+//   A1: [L, L];  A2, ds2, u, err, da: [L];  grad: [K] added to.
+void layer1_backward(const Grams& G, const std::vector<BasisBlock>& t, const std::vector<double>& A1,
+                     const std::vector<double>& A2, const std::vector<double>& ds2, const std::vector<double>& u,
+                     const std::vector<double>& err, const std::vector<double>& da, double g_o2o1, double* grad) {
+  const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
   std::vector<double> drow(L), ds1(L);
   for (int64_t j = 1; j < L; ++j) {
     const double* arow = &A1[j * L];
@@ -229,6 +123,196 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
       grad[e] += v;
     }
   }
+}
+
+// ---- Layer 2 at the query: per Gram, G[:, Q], G a, and both multiplied by A1 (the four ways a
+// key and a query side can each be plain or o1).
+struct Layer2Vectors {
+  bool used[4] = {false, false, false, false};          // per Gram: read by some W2 entry
+  std::vector<double> colQ[4], Ga[4], A1colQ[4], A1Ga[4];  // [L] each, per used Gram
+
+  // The vector of key scores that entry b contributes per unit of its value.
+  const std::vector<double>& of(const BasisBlock& b) const {
+    const int g = gram_of(b);
+    const bool key_o1 = b.row_block >= 2, query_o1 = b.col_block >= 2;
+    return key_o1 ? (query_o1 ? A1Ga[g] : A1colQ[g]) : (query_o1 ? Ga[g] : colQ[g]);
+  }
+};
+
+// A1: [L, L];  a = A1[Q, :] the query's layer-1 attention [L].
+void layer2_vectors(const Grams& G, const std::vector<BasisBlock>& t, const std::vector<double>& A1,
+                    Layer2Vectors& l2) {
+  const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
+  const double* a = &A1[Q * L];
+  for (int64_t e = 0; e < K; ++e)
+    if (t[e].matrix == 2) l2.used[gram_of(t[e])] = true;
+  for (int g = 0; g < 4; ++g) {
+    if (!l2.used[g]) continue;
+    auto &colQ = l2.colQ[g], &Ga = l2.Ga[g], &A1colQ = l2.A1colQ[g], &A1Ga = l2.A1Ga[g];
+    colQ.resize(L), Ga.resize(L), A1colQ.assign(L, 0.0), A1Ga.assign(L, 0.0);
+    const GramView V = G.view(Gram(g));
+    for (int64_t m = 0; m < L; ++m) {
+      colQ[m] = V(m, Q);
+      double v = 0;
+      for (int64_t n = 0; n < Q; ++n) v += V(m, n) * a[n];
+      Ga[m] = v;
+    }
+    for (int64_t k = 1; k < Q; ++k) {
+      double u = 0, w = 0;
+      for (int64_t m = 0; m < k; ++m) u += A1[k * L + m] * colQ[m], w += A1[k * L + m] * Ga[m];
+      A1colQ[k] = u, A1Ga[k] = w;
+    }
+  }
+}
+
+// The query's layer-2 attention over keys k < Q.  A2: [L] out (0 at Q).
+void layer2_forward(const Layer2Vectors& l2, const std::vector<BasisBlock>& t, const std::vector<double>& theta,
+                    int64_t L, std::vector<double>& A2, Eigen::ArrayXd& scratch) {
+  const int64_t Q = L - 1, K = int64_t(t.size());
+  std::vector<double> s2(Q, 0.0);
+  for (int64_t e = 0; e < K; ++e) {
+    if (t[e].matrix != 2 || theta[e] == 0) continue;
+    const auto& v = l2.of(t[e]);
+    for (int64_t k = 0; k < Q; ++k) s2[k] += theta[e] * v[k];
+  }
+  A2.assign(L, 0.0);
+  softmax_row(s2.data(), A2.data(), Q, scratch);
+}
+
+// Backward of layer 2 from dA2: ds2 (layer-2 score gradient), the W2 entries, and what layer 2
+// sends back to A1: u (rows k < Q get ds2[k] * u, key o1 parts) and da (the query row, query o1
+// parts; added to).
+//   A1: [L, L];  A2: [L];  dA2: [Q];  ds2, u: [L] out (zero at k >= Q);  da: [L];  grad: [K].
+void layer2_backward(const Grams& G, const std::vector<BasisBlock>& t, const std::vector<double>& theta,
+                     const Layer2Vectors& l2, const std::vector<double>& A1, const std::vector<double>& A2,
+                     const std::vector<double>& dA2, std::vector<double>& ds2, std::vector<double>& u,
+                     std::vector<double>& da, double* grad) {
+  const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
+  double dot = 0;
+  for (int64_t k = 0; k < Q; ++k) dot += A2[k] * dA2[k];
+  ds2.assign(L, 0.0);
+  for (int64_t k = 0; k < Q; ++k) ds2[k] = A2[k] * (dA2[k] - dot);
+  u.assign(L, 0.0);
+  std::vector<double> A1T_ds2(L, 0.0);
+  for (int64_t k = 1; k < Q; ++k)
+    for (int64_t m = 0; m < k; ++m) A1T_ds2[m] += A1[k * L + m] * ds2[k];
+  for (int64_t e = 0; e < K; ++e) {
+    if (t[e].matrix != 2) continue;
+    const auto& v = l2.of(t[e]);
+    double gsum = 0;
+    for (int64_t k = 0; k < Q; ++k) gsum += ds2[k] * v[k];
+    grad[e] += gsum;
+    if (theta[e] == 0) continue;
+    const int g = gram_of(t[e]);
+    const bool key_o1 = t[e].row_block >= 2, query_o1 = t[e].col_block >= 2;
+    if (key_o1) {
+      const auto& q = query_o1 ? l2.Ga[g] : l2.colQ[g];
+      for (int64_t m = 0; m < L; ++m) u[m] += theta[e] * q[m];
+    }
+    if (query_o1) {  // d/da of G a (through G^T) with the key side plain (ds2) or o1 (A1^T ds2)
+      const auto& back = key_o1 ? A1T_ds2 : ds2;
+      const GramView Vt = G.view_t(Gram(g));
+      for (int64_t n = 0; n < Q; ++n) {
+        const double* row = Vt.row(n);  // G(k, n) for k = 0, 1, ...
+        double v2 = 0;
+        for (int64_t k = 0; k < Q; ++k) v2 += row[k] * back[k];
+        da[n] += theta[e] * v2;
+      }
+    }
+  }
+}
+
+// ---- Readout: yhat = sum_m c_m x_m with c = sum of the W3 entries' column vectors.
+
+// The column vectors a W3 entry reads: echo (the query slot), o1 (a), o2 (A2), o2.o1 (A1^T A2).
+struct ReadoutColumns {
+  const double *a, *A2, *w;  // [L] each
+  int64_t Q;
+  double operator()(const BasisBlock& b, int64_t m) const {
+    switch (b.col_block) {
+      case kEcho: return m == Q ? 1.0 : 0.0;
+      case kO1: return a[m];
+      case kO2: return A2[m];
+      case kO2O1: return w[m];
+    }
+    fail("pseudo kernel: W3 entry '{}' is on column block {} (only token-type blocks 0, 2, 4, 6)", b.name,
+         b.col_block);
+  }
+};
+
+// What the readout keeps for backward.
+struct ReadoutState {
+  std::vector<double> w;                  // [L] A1^T A2: o2 of o1
+  std::vector<double> err;                // [L] X c - Y = d loss / d c
+  double g_o1 = 0, g_o2 = 0, g_o2o1 = 0;  // sums of the W3 entries on the o1, o2, o2.o1 columns
+};
+
+// Returns the loss 1/2 (c^T X c - 2 c . Y + y . y).  A1: [L, L];  A2, Y: [L];  yy = y . y.
+double readout_forward(const Grams& G, const double* Y, double yy, const std::vector<BasisBlock>& t,
+                       const std::vector<double>& theta, const std::vector<double>& A1,
+                       const std::vector<double>& A2, ReadoutState& ro) {
+  const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
+  ro.w.assign(L, 0.0);
+  for (int64_t k = 0; k < Q; ++k)
+    for (int64_t m = 0; m < k; ++m) ro.w[m] += A2[k] * A1[k * L + m];
+  const ReadoutColumns col{&A1[Q * L], A2.data(), ro.w.data(), Q};
+  std::vector<double> c(L, 0.0);
+  for (int64_t e = 0; e < K; ++e) {
+    if (t[e].matrix != 3) continue;
+    for (int64_t m = 0; m < L; ++m) c[m] += theta[e] * col(t[e], m);
+    if (t[e].col_block == kO1) ro.g_o1 += theta[e];
+    if (t[e].col_block == kO2) ro.g_o2 += theta[e];
+    if (t[e].col_block == kO2O1) ro.g_o2o1 += theta[e];
+  }
+  ro.err.resize(L);
+  double cXc = 0, cY = 0;
+  for (int64_t m = 0; m < L; ++m) {
+    double v = 0;
+    for (int64_t n = 0; n < L; ++n) v += G.X[m * L + n] * c[n];
+    cXc += c[m] * v, cY += c[m] * Y[m];
+    ro.err[m] = v - Y[m];
+  }
+  return 0.5 * (cXc - 2 * cY + yy);
+}
+
+// Backward of the readout: the W3 entries (grad [K], added to), dL/dA2 [Q] and dL/da [L] (out).
+void readout_backward(const Grams& G, const std::vector<BasisBlock>& t, const std::vector<double>& A1,
+                      const std::vector<double>& A2, const ReadoutState& ro, std::vector<double>& dA2,
+                      std::vector<double>& da, double* grad) {
+  const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
+  const std::vector<double>& err = ro.err;
+  const ReadoutColumns col{&A1[Q * L], A2.data(), ro.w.data(), Q};
+  for (int64_t e = 0; e < K; ++e) {
+    if (t[e].matrix != 3) continue;
+    double v = 0;
+    for (int64_t m = 0; m < L; ++m) v += err[m] * col(t[e], m);
+    grad[e] += v;
+  }
+  std::vector<double> A1err(L, 0.0);  // (A1 err)[k]
+  for (int64_t k = 1; k < Q; ++k)
+    for (int64_t m = 0; m < k; ++m) A1err[k] += A1[k * L + m] * err[m];
+  dA2.resize(Q);
+  da.assign(L, 0.0);
+  for (int64_t k = 0; k < Q; ++k) dA2[k] = ro.g_o2 * err[k] + ro.g_o2o1 * A1err[k];
+  for (int64_t m = 0; m < L; ++m) da[m] = ro.g_o1 * err[m];
+}
+
+// One sequence: forward (and backward if grad). A1 [L, L], A2 [L] are outputs (attention).
+double sequence_loss(const Grams& G, const double* Y, double yy, const std::vector<BasisBlock>& t,
+                     const std::vector<double>& theta, double* grad, std::vector<double>& A1, std::vector<double>& A2) {
+  Eigen::ArrayXd scratch(G.L);
+  layer1_forward(G, t, theta, A1, scratch);
+  Layer2Vectors l2;
+  layer2_vectors(G, t, A1, l2);
+  layer2_forward(l2, t, theta, G.L, A2, scratch);
+  ReadoutState ro;
+  const double loss = readout_forward(G, Y, yy, t, theta, A1, A2, ro);
+  if (!grad) return loss;
+
+  std::vector<double> dA2, da, ds2, u;
+  readout_backward(G, t, A1, A2, ro, dA2, da, grad);
+  layer2_backward(G, t, theta, l2, A1, A2, dA2, ds2, u, da, grad);
+  layer1_backward(G, t, A1, A2, ds2, u, ro.err, da, ro.g_o2o1, grad);
   return loss;
 }
 
