@@ -208,7 +208,7 @@ ordered_json parse_header(const std::string& path, const uint8_t* begin, const u
   ordered_json header;
   try {
     header = ordered_json::parse(begin, end, on_event);
-  } catch (const ordered_json::parse_error& e) {
+  } catch (const ordered_json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     corrupt(path, fmt::format("header is not valid JSON ({})", e.what()));
   }
   if (!duplicate.empty()) corrupt(path, fmt::format("header names '{}' twice", duplicate));
