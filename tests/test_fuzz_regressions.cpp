@@ -128,6 +128,38 @@ TEST_F(FuzzRegression, CheckpointMetaNumberOverflow) {
                   "its \"ihlab\" metadata is not valid JSON");
 }
 
+// Found by reading the code around the overflow above, then confirmed with fuzz_safetensors on
+// these inputs: nlohmann parses nesting of any depth, but copies (an ordered_json object copies its
+// values when it grows) and prints it recursively, so a deeply nested header value overflowed the
+// stack while parsing or while writing the error message.
+TEST_F(FuzzRegression, SafetensorsHeaderNestedTooDeep) {
+  const int depth = 100000;
+  const std::string deep = std::string(depth, '[') + std::string(depth, ']');
+  for (const std::string& header : {"{\"x\":" + deep + "}",
+                                    R"({"x":{"dtype":"F32","shape":[)" + deep + R"(],"data_offsets":[0,0]}})",
+                                    R"({"__metadata__":{"a":)" + deep + "}}"}) {
+    const std::string p = write("deep.safetensors", safetensors_bytes(header));
+    EXPECT_CONTAINS(error_of([&] { read_safetensors(p); }), "header nests values more than 16 levels deep");
+  }
+  // Values in messages are cut short.
+  std::string sevens = "7";
+  for (int i = 0; i < 1000; ++i) sevens += ",7";
+  const std::string p = write("long.safetensors", safetensors_bytes("{\"x\":[" + sevens + "]}"));
+  const std::string m = error_of([&] { read_safetensors(p); });
+  EXPECT_CONTAINS(m, "tensor 'x' must map to an object, got [7,7,7,");
+  EXPECT_LT(m.size(), 300u);
+}
+
+// The same for the JSON in a checkpoint's "ihlab" metadata, which the trainer copies on resume.
+TEST_F(FuzzRegression, CheckpointMetaNestedTooDeep) {
+  SafetensorsFile f;
+  f.metadata = {{"format", kCheckpointFormat}, {"dtype", "F32"},
+                {"ihlab", "{\"config\": " + std::string(100000, '[') + std::string(100000, ']') + "}"}};
+  write_safetensors((dir_ / "c.safetensors").string(), f);
+  EXPECT_CONTAINS(error_of([&] { load_checkpoint<float>((dir_ / "c.safetensors").string()); }),
+                  "its \"ihlab\" metadata nests values more than 64 levels deep");
+}
+
 // fuzz_metrics: resume kept a row whose cell is not a number (only the step was parsed), so the
 // run went on and reports failed on the file afterwards.
 TEST_F(FuzzRegression, MetricsResumeChecksKeptCells) {

@@ -76,11 +76,22 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
 
   Checkpoint<T> ckpt;
   const std::string& meta = required_metadata(path, f, "ihlab");
+  // The meta nests a few levels (the config's tables); nlohmann copies, compares and prints
+  // recursively, so a deeply nested one is dropped while parsing and refused, rather than
+  // overflowing the stack wherever the trainer first copies it.
+  constexpr int kMaxMetaDepth = 64;
+  bool too_deep = false;
+  auto limit_depth = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    too_deep = too_deep || depth > kMaxMetaDepth;
+    return depth <= kMaxMetaDepth;
+  };
   try {
-    ckpt.meta = nlohmann::json::parse(meta);
+    ckpt.meta = nlohmann::json::parse(meta, limit_depth);
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail("checkpoint {} is corrupt: its \"ihlab\" metadata is not valid JSON ({})", path, e.what());
   }
+  IHLAB_CHECK(!too_deep, "checkpoint {} is corrupt: its \"ihlab\" metadata nests values more than {} levels deep",
+              path, kMaxMetaDepth);
   for (auto& raw : f.tensors) {
     std::string key;
     if (strip_prefix(raw.name, kParamPrefix, &key)) {
