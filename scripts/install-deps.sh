@@ -2,7 +2,8 @@
 # Installs the Debian packages ihlab needs. Idempotent and quiet when everything is present.
 #   scripts/install-deps.sh          what building and running need
 #   scripts/install-deps.sh --test   also what the test suite needs (headless Chromium for the
-#                                    report check)
+#                                    report check; clang, its sanitizer and libFuzzer runtimes and
+#                                    its OpenMP for scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -14,7 +15,7 @@ packages=(
   python3 python3-numpy python3-torch python3-matplotlib
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium clang-format)
+  packages+=(chromium clang-format clang libclang-rt-14-dev libomp-dev)
 fi
 
 missing=()

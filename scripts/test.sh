@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: install dependencies, build release and sanitizer flavours, run the fast
-# subset under ASan + UBSan, then every test in the release build. Ends with ctest's summary line.
+# subset under ASan + UBSan, then every test in the release build, then a bounded fuzzing run of
+# the parsers (scripts/fuzz.sh: about a minute, plus its clang build). Ends with the fuzz summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +14,7 @@ echo "== sanitizer build (ASan + UBSan), fast tests =="
   ctest --output-on-failure -L fast --timeout 600)
 
 echo "== release build, all tests =="
-cd build && ctest --output-on-failure --timeout 900
+(cd build && ctest --output-on-failure --timeout 900)
+
+echo "== fuzzing the parsers (libFuzzer, ASan + UBSan), bounded =="
+bash scripts/fuzz.sh 60

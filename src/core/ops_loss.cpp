@@ -54,7 +54,10 @@ std::pair<int64_t, int64_t> rows_classes(const char* op, const Var<T>& x, const 
 
 template <typename T>
 Var<T> cross_entropy(const Var<T>& logits, const std::vector<int32_t>& targets) {
-  auto [N, V] = rows_classes("cross_entropy", logits, targets);
+  // Not a structured binding: the lambdas below capture N and V, which clang 14 (the fuzz build,
+  // tests/fuzz/fuzz.cmake) does not allow for bindings.
+  const std::pair<int64_t, int64_t> rows = rows_classes("cross_entropy", logits, targets);
+  const int64_t N = rows.first, V = rows.second;
   const T* z = logits.value().data();
   std::vector<T> probs(N * V);  // softmax, kept for backward
   std::vector<double> row_loss(N, 0.0);
@@ -85,7 +88,9 @@ Var<T> cross_entropy(const Var<T>& logits, const std::vector<int32_t>& targets) 
 
 template <typename T>
 Var<T> nll_prob(const Var<T>& probs, const std::vector<int32_t>& targets, double guard) {
-  auto [N, V] = rows_classes("nll_prob", probs, targets);
+  // Not a structured binding: see cross_entropy.
+  const std::pair<int64_t, int64_t> rows = rows_classes("nll_prob", probs, targets);
+  const int64_t N = rows.first, V = rows.second;
   const T* p = probs.value().data();
   double total = 0;
   int64_t count = 0;

@@ -17,12 +17,20 @@ AttentionLog::AttentionLog(std::string path, int64_t keep, int64_t resume_after_
   std::vector<std::string> kept;
   if (resume_after_step >= 0 && fs::exists(path_)) {
     std::ifstream in(path_);
+    size_t line_no = 0;
     for (std::string line; std::getline(in, line);) {
+      ++line_no;
       if (in.eof()) break;  // no newline: a line cut off by a crash
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.value("step", int64_t(-1)) <= resume_after_step) {
+      // Every complete line was written by write(): anything else means the file is damaged.
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      const auto step = j.is_object() ? j.find("step") : j.end();
+      IHLAB_CHECK(step != j.end() && (step->is_number_unsigned() ? step->get<uint64_t>() <= uint64_t(INT64_MAX)
+                                                                  : step->is_number_integer() && step->get<int64_t>() >= 0),
+                  "attention log {} line {}: not a snapshot (expected a JSON object with \"step\" = an integer >= 0)",
+                  path_, line_no);
+      if (step->get<int64_t>() <= resume_after_step) {
         kept.push_back(line);
-        last_step_ = j.value("step", int64_t(-1));
+        last_step_ = step->get<int64_t>();
       }
     }
     std::string tmp = path_ + ".tmp";

@@ -18,7 +18,8 @@ namespace ihlab {
 
 class AttentionLog {
  public:
-  // Creates/truncates `path`, or with resume_after_step >= 0 keeps the snapshots up to that step.
+  // Creates/truncates `path`, or with resume_after_step >= 0 keeps the snapshots up to that step
+  // (throws ihlab::Error naming the line when a complete line is not a snapshot).
   AttentionLog(std::string path, int64_t keep, int64_t resume_after_step = -1);
   void write(int64_t step, int64_t stage, const std::vector<int32_t>& tokens, const std::vector<AttentionMap>& maps);
   int64_t last_step() const { return last_step_; }  // of the newest snapshot; -1 if none

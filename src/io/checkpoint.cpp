@@ -1,5 +1,6 @@
 #include "io/checkpoint.h"
 
+#include "io/run_dir.h"
 #include "io/safetensors.h"
 
 #include <algorithm>
@@ -75,11 +76,22 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
 
   Checkpoint<T> ckpt;
   const std::string& meta = required_metadata(path, f, "ihlab");
+  // The meta nests a few levels (the config's tables); nlohmann copies, compares and prints
+  // recursively, so a deeply nested one is dropped while parsing and refused, rather than
+  // overflowing the stack wherever the trainer first copies it.
+  constexpr int kMaxMetaDepth = 64;
+  bool too_deep = false;
+  auto limit_depth = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    too_deep = too_deep || depth > kMaxMetaDepth;
+    return depth <= kMaxMetaDepth;
+  };
   try {
-    ckpt.meta = nlohmann::json::parse(meta);
-  } catch (const nlohmann::json::parse_error& e) {
+    ckpt.meta = nlohmann::json::parse(meta, limit_depth);
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail("checkpoint {} is corrupt: its \"ihlab\" metadata is not valid JSON ({})", path, e.what());
   }
+  IHLAB_CHECK(!too_deep, "checkpoint {} is corrupt: its \"ihlab\" metadata nests values more than {} levels deep",
+              path, kMaxMetaDepth);
   for (auto& raw : f.tensors) {
     std::string key;
     if (strip_prefix(raw.name, kParamPrefix, &key)) {
@@ -94,6 +106,22 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
     }
   }
   return ckpt;
+}
+
+std::string latest_checkpoint_path(const std::string& checkpoints_dir) {
+  const std::string latest = checkpoints_dir + "/latest.json";
+  const nlohmann::json j = read_json(latest);
+  IHLAB_CHECK(j.is_object(), "{}: must be a JSON object {{\"file\": ..., \"step\": ...}}, got {}", latest,
+              j.type_name());
+  const auto file = j.find("file");
+  IHLAB_CHECK(file != j.end(), "{}: has no \"file\" (the name of the newest checkpoint)", latest);
+  IHLAB_CHECK(file->is_string(), "{}: \"file\" must be a file name (a string), got {}", latest, file->type_name());
+  const std::string name = file->get<std::string>();
+  IHLAB_CHECK(!name.empty() && name != "." && name != ".." &&
+                  name.find_first_of(std::string("/\0", 2)) == std::string::npos,
+              "{}: \"file\" = {} must name a file in {} (no '/', not '.' or '..')", latest, file->dump(),
+              checkpoints_dir);
+  return checkpoints_dir + "/" + name;
 }
 
 template <typename T>

@@ -38,6 +38,13 @@ void save_checkpoint(const std::string& path, const Checkpoint<T>& ckpt);
 template <typename T>
 Checkpoint<T> load_checkpoint(const std::string& path);
 
+// The checkpoint that CHECKPOINTS_DIR/latest.json points to, as a path in that directory. The
+// trainer writes latest.json as {"file": "<name>.safetensors", "step": N} after each checkpoint;
+// this reads it back on resume. Throws ihlab::Error naming latest.json when it is missing, is not
+// JSON, or its "file" is not the plain name of a file (a string without '/' or NUL, not "." or
+// "..": a pointer out of the directory is refused, not followed).
+std::string latest_checkpoint_path(const std::string& checkpoints_dir);
+
 // Copies checkpoint params into the store's existing tensors (Vars keep their identity). Checks
 // everything before copying anything, so on error the store is unchanged. Throws ihlab::Error on a
 // parameter missing from the checkpoint or the model, a duplicate, or a shape mismatch

@@ -70,6 +70,27 @@ bool is_bare_key(const std::string& k) {
   return true;
 }
 
+// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. TOML text must be UTF-8, so
+// a string that is not cannot be written to config.toml and read back.
+bool valid_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned c = p[i];
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
+}
+
 std::string toml_string(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
@@ -218,6 +239,9 @@ std::vector<PathStep> parse_override_path(const std::string& key, const std::str
     std::string name = part.substr(0, br);
     if (name.empty()) bad("empty key segment");
     if (name.find(']') != std::string::npos) bad("unbalanced ']'");
+    // Every key a schema declares is a bare TOML key; anything else could only be rejected later,
+    // with a message that repeats bytes that may not even be text.
+    if (!is_bare_key(name)) bad("a key may only hold letters, digits, '_' and '-'");
     PathStep s;
     s.name = name;
     s.numeric = parse_index(name, s.index);
@@ -240,13 +264,18 @@ std::vector<PathStep> parse_override_path(const std::string& key, const std::str
   return steps;
 }
 
-json parse_override_value(const std::string& text) {
+json parse_override_value(const std::string& text, const std::string& assignment) {
   try {
     json doc = parse_toml_string("v = " + text, "<override>");
     if (doc.is_object() && doc.size() == 1 && doc.contains("v")) return doc["v"];
   } catch (const Error&) {
     // not a TOML value: a bare string
   }
+  // TOML's own strings are checked by its parser; a bare one must be text too, or the run's
+  // config.toml, which `ihlab train --resume` reads, could not be read back.
+  if (!valid_utf8(text))
+    fail("config: malformed override '{}': the value is not valid UTF-8 (expected key=value, e.g. name=run1)",
+         assignment);
   return json(trim(text));
 }
 
@@ -294,7 +323,7 @@ void apply_override(nlohmann::json& raw, const std::string& assignment) {
          assignment);
   const std::string key = trim(assignment.substr(0, eq));
   const std::vector<PathStep> steps = parse_override_path(key, assignment);
-  json value = parse_override_value(assignment.substr(eq + 1));
+  json value = parse_override_value(assignment.substr(eq + 1), assignment);
 
   if (raw.is_null()) raw = json::object();
   json* cur = &raw;

@@ -101,7 +101,10 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_after_step) : pat
         std::vector<std::string> cells = split_commas(lines[i]);
         IHLAB_CHECK(cells.size() == header.size(), "metrics file {} line {}: {} cells but the header has {}", path,
                     i + 1, cells.size(), header.size());
-        if (parse_step(path, i + 1, cells[0]) <= resume_after_step) kept += lines[i] + "\n";
+        if (parse_step(path, i + 1, cells[0]) > resume_after_step) continue;
+        // A kept row must read back (read_metrics, reports): refuse it now, not after the run.
+        for (size_t c = 1; c < cells.size(); ++c) parse_cell(path, i + 1, cells[c]);
+        kept += lines[i] + "\n";
       }
     }
     // Atomic: a crash during resume must not lose the rows that were already there.
@@ -186,7 +189,7 @@ nlohmann::json read_json(const std::string& path) {
   std::string text = read_text_file(path);
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail("{} is not valid JSON: {}", path, e.what());
   }
 }

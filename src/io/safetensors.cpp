@@ -127,14 +127,20 @@ struct Entry {
   uint64_t begin = 0, end = 0;
 };
 
+// A header value quoted in a message, cut to a readable length (ASCII, so the cut splits no character).
+std::string brief(const ordered_json& v) {
+  std::string s = v.dump(-1, ' ', /*ensure_ascii=*/true);
+  return s.size() <= 80 ? s : s.substr(0, 77) + "...";
+}
+
 uint64_t as_u64(const ordered_json& v, const std::string& path, const std::string& what) {
-  if (!v.is_number_unsigned()) corrupt(path, fmt::format("{} must be a non-negative integer, got {}", what, v.dump()));
+  if (!v.is_number_unsigned()) corrupt(path, fmt::format("{} must be a non-negative integer, got {}", what, brief(v)));
   return v.get<uint64_t>();
 }
 
 Entry parse_entry(const std::string& path, const std::string& name, const ordered_json& v) {
   const std::string where = fmt::format("tensor '{}'", name);
-  if (!v.is_object()) corrupt(path, fmt::format("{} must map to an object, got {}", where, v.dump()));
+  if (!v.is_object()) corrupt(path, fmt::format("{} must map to an object, got {}", where, brief(v)));
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!v.contains(key)) corrupt(path, fmt::format("{} has no \"{}\"", where, key));
   Entry e;
@@ -151,7 +157,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const ordere
   }
   const auto& off = v["data_offsets"];
   if (!off.is_array() || off.size() != 2)
-    corrupt(path, fmt::format("{} data_offsets must be [begin, end], got {}", where, off.dump()));
+    corrupt(path, fmt::format("{} data_offsets must be [begin, end], got {}", where, brief(off)));
   e.begin = as_u64(off[0], path, where + " data_offsets");
   e.end = as_u64(off[1], path, where + " data_offsets");
   return e;
@@ -195,11 +201,22 @@ void check_offsets(const std::string& path, const std::vector<Entry>& entries, u
                               data_size - cursor, data_size, cursor));
 }
 
+// A header is {name: {"dtype", "shape": [...], "data_offsets": [...]}, "__metadata__": {...}}:
+// three levels. nlohmann copies and prints values recursively (an ordered_json object copies its
+// values when it grows), so a deeply nested one would overflow the stack: such values are dropped
+// while parsing and the header refused.
+constexpr int kMaxHeaderDepth = 16;
+
 ordered_json parse_header(const std::string& path, const uint8_t* begin, const uint8_t* end) {
   // nlohmann keeps the last of duplicate keys silently; a callback sees every top-level key.
   std::set<std::string> seen;
   std::string duplicate;
+  bool too_deep = false;
   auto on_event = [&](int depth, ordered_json::parse_event_t event, ordered_json& parsed) {
+    if (depth > kMaxHeaderDepth) {
+      too_deep = true;
+      return false;  // not stored
+    }
     if (event == ordered_json::parse_event_t::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second &&
         duplicate.empty())
       duplicate = parsed.get<std::string>();
@@ -208,9 +225,10 @@ ordered_json parse_header(const std::string& path, const uint8_t* begin, const u
   ordered_json header;
   try {
     header = ordered_json::parse(begin, end, on_event);
-  } catch (const ordered_json::parse_error& e) {
+  } catch (const ordered_json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     corrupt(path, fmt::format("header is not valid JSON ({})", e.what()));
   }
+  if (too_deep) corrupt(path, fmt::format("header nests values more than {} levels deep", kMaxHeaderDepth));
   if (!duplicate.empty()) corrupt(path, fmt::format("header names '{}' twice", duplicate));
   if (!header.is_object()) corrupt(path, fmt::format("header must be a JSON object, got {}", header.type_name()));
   return header;
@@ -292,7 +310,7 @@ SafetensorsFile read_safetensors(const std::string& path) {
     if (key == "__metadata__") {
       if (!value.is_object()) corrupt(path, "__metadata__ must be an object of strings");
       for (auto& [mk, mv] : value.items()) {
-        if (!mv.is_string()) corrupt(path, fmt::format("__metadata__ value of '{}' must be a string, got {}", mk, mv.dump()));
+        if (!mv.is_string()) corrupt(path, fmt::format("__metadata__ value of '{}' must be a string, got {}", mk, brief(mv)));
         out.metadata[mk] = mv.get<std::string>();
       }
     } else {

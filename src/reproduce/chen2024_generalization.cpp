@@ -27,7 +27,7 @@ struct GeneralizationRow {
 
 template <typename T>
 std::vector<GeneralizationRow> evaluate_lengths(const ReproContext& c, int n_test) {
-  std::string ckpt = c.out_dir + "/checkpoints/" + read_json(c.out_dir + "/checkpoints/latest.json").at("file").get<std::string>();
+  std::string ckpt = latest_checkpoint_path(c.out_dir + "/checkpoints");
   Checkpoint<T> trained = load_checkpoint<T>(ckpt);
   const auto& model_cfg = c.config["model"];
   double a = 0;

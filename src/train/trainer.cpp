@@ -249,7 +249,7 @@ template <typename T>
 void Trainer<T>::load_latest() {
   std::string latest = dir_ + "/checkpoints/latest.json";
   IHLAB_CHECK(fs::exists(latest), "resume: no checkpoint in '{}' (missing {})", dir_, latest);
-  std::string path = dir_ + "/checkpoints/" + read_json(latest).at("file").get<std::string>();
+  std::string path = latest_checkpoint_path(dir_ + "/checkpoints");
   Checkpoint<T> c = load_checkpoint<T>(path);
   IHLAB_CHECK(c.meta.value("config", nlohmann::json()) == spec_.config,
               "resume: checkpoint '{}' was written with a different configuration than this run's; "

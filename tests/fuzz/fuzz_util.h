@@ -1,0 +1,95 @@
+#pragma once
+// Shared by the libFuzzer targets in tests/fuzz/. Each target feeds one parser of outside input
+// (a config file, an override, a file a run directory holds) and catches ihlab::Error, the one
+// exception a parser may throw for bad input. Anything else is a finding: a crash, a sanitizer
+// report, another exception type (it escapes LLVMFuzzerTestOneInput and aborts), a hang, or a
+// broken property (fuzz_check traps).
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+namespace ihlab::fuzz {
+
+// A property the parser promises (e.g. a written file reads back the same). __builtin_trap makes
+// libFuzzer record the input as a crash, with the message on stderr.
+#define IHLAB_FUZZ_CHECK(cond, what)                                                    \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
+      std::fprintf(stderr, "fuzz property violated at %s:%d: %s\n", __FILE__, __LINE__, \
+                   what);                                                               \
+      __builtin_trap();                                                                 \
+    }                                                                                   \
+  } while (0)
+
+// A directory of this process for the files the parsers read (on tmpfs when there is one: the
+// writers fsync, which on a disk would dominate each execution). Removed at exit.
+inline const std::filesystem::path& scratch_dir() {
+  static const std::filesystem::path dir = [] {
+    namespace fs = std::filesystem;
+    fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+    fs::path d = base / ("ihlab-fuzz-" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(scratch_dir(), ec);
+    });
+    return d;
+  }();
+  return dir;
+}
+
+// Writes `bytes` to scratch_dir()/name (replacing it) and returns the path.
+inline std::string write_scratch(const std::string& name, std::string_view bytes) {
+  const std::string path = (scratch_dir() / name).string();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "fuzz: cannot write %s\n", path.c_str());
+    std::abort();
+  }
+  return path;
+}
+
+inline std::string read_scratch(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+inline std::string_view as_text(const uint8_t* data, size_t size) {
+  return {reinterpret_cast<const char*>(data), size};
+}
+
+// Equal values of equal JSON types (an int is not a float), NaN equal to NaN: what "reads back the
+// same" means for a config.
+inline bool same_json(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case nlohmann::json::value_t::number_float: {
+      const double x = a.get<double>(), y = b.get<double>();
+      return (std::isnan(x) && std::isnan(y)) || x == y;
+    }
+    case nlohmann::json::value_t::array:
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i)
+        if (!same_json(a[i], b[i])) return false;
+      return true;
+    case nlohmann::json::value_t::object:
+      if (a.size() != b.size()) return false;
+      for (auto it = a.begin(); it != a.end(); ++it)
+        if (!b.contains(it.key()) || !same_json(it.value(), b.at(it.key()))) return false;
+      return true;
+    default: return a == b;
+  }
+}
+
+}  // namespace ihlab::fuzz
