@@ -108,6 +108,8 @@ double loss_drop_step(const MetricsTable& m) {
 std::vector<Claim> bridge_claims(ReproContext& c, const std::string& variant) {
   std::vector<Claim> out;
   const MetricsTable& m = c.variant(variant).metrics;
+  // Read back on purpose: the claim is defined on the file's values (6 significant digits), and
+  // the file is also what a rerun finds when the bridge run finished before a restart.
   MetricsTable csv = read_metrics(c.out_dir + "/bridge_" + variant + ".csv");
   const std::vector<double> t = csv.column("step"), a = csv.column("alpha3"), b = csv.column("beta2"),
                             g = csv.column("gamma3");

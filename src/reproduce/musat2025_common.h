@@ -1,5 +1,5 @@
 #pragma once
-// What the musat2025 reproductions read off a run's metrics.csv: the time axis, the emergence
+// What the musat2025 reproductions read off a run's metrics table: the time axis, the emergence
 // time of each growing pseudo-parameter at the thresholds, and t_ICL.
 #include <string>
 #include <vector>
