@@ -124,16 +124,16 @@ TEST(FlowCvode, TrainerRunResumesBitIdentically) {
   TrainOptions quiet;
   quiet.quiet = true;
   RunResult a = run_config(cfg, full, quiet);
-  ASSERT_EQ(a.status, "finished") << a.message;
+  ASSERT_EQ(a.summary.status, RunStatus::Finished) << a.summary.message;
   // Stop in the middle of the second stage, away from a checkpoint step, then resume.
   TrainOptions stop = quiet;
-  stop.stop_after = a.steps - 9;
-  ASSERT_EQ(run_config(cfg, part, stop).status, "interrupted");
+  stop.stop_after = a.summary.steps - 9;
+  ASSERT_EQ(run_config(cfg, part, stop).summary.status, RunStatus::Interrupted);
   TrainOptions resume = quiet;
   resume.resume = true;
   RunResult b = run_config(cfg, part, resume);
-  ASSERT_EQ(b.status, "finished") << b.message;
-  EXPECT_EQ(a.steps, b.steps);
+  ASSERT_EQ(b.summary.status, RunStatus::Finished) << b.summary.message;
+  EXPECT_EQ(a.summary.steps, b.summary.steps);
   EXPECT_EQ(slurp(full + "/metrics.csv"), slurp(part + "/metrics.csv"));
   // The flow learned: the loss fell, and flow_evals counts gradient evaluations.
   MetricsTable m = read_metrics(full + "/metrics.csv");

@@ -3,6 +3,7 @@
 // variants.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -11,6 +12,7 @@
 #include "io/config.h"
 #include "io/run_dir.h"
 #include "reproduce/variants.h"
+#include "train/instruments.h"
 #include "train/run.h"
 #include "train/run_schema.h"
 
@@ -99,7 +101,7 @@ steps = 10
   std::string dir = fresh_dir("iclmc");
   TrainOptions o;
   o.quiet = true;
-  ASSERT_EQ(run_config(cfg, dir, o).status, "finished");
+  ASSERT_EQ(run_config(cfg, dir, o).summary.status, RunStatus::Finished);
   MetricsTable m = read_metrics(dir + "/metrics.csv");
   for (const char* c : {"kl.uniform", "kl.unigram", "kl.bigram", "prev.l0.h0", "ind.l1.h0", "pm.l1.h0"}) {
     auto v = m.column(c);
@@ -137,7 +139,7 @@ steps = 5
   std::string dir = fresh_dir("bursty");
   TrainOptions o;
   o.quiet = true;
-  ASSERT_EQ(run_config(cfg, dir, o).status, "finished");
+  ASSERT_EQ(run_config(cfg, dir, o).summary.status, RunStatus::Finished);
   MetricsTable m = read_metrics(dir + "/metrics.csv");
   for (const char* c : {"val_in_context_loss", "val_in_context_acc", "val_in_weights_loss", "val_in_weights_acc"}) {
     auto v = m.column(c);
@@ -165,15 +167,71 @@ steps = 3
 )");
   std::string dir = fresh_dir("variants");
   std::vector<Variant> vs = {{"a", {"seed=2"}}, {"b", {"task.vocab=5"}}};
-  ASSERT_TRUE(run_variants(cfg, dir, vs, false));
+  ReproContext ctx;
+  ctx.out_dir = dir;
+  ASSERT_TRUE(run_variants(ctx, cfg, vs, false));
+  // Run here: the results are the ones training returned, equal to the files.
+  ASSERT_EQ(ctx.variants().size(), 2u);
+  EXPECT_EQ(ctx.variant("b").metrics.column("ref.uniform").back(), std::log(5.0));
+  EXPECT_EQ(ctx.variant("a").metrics.column("val_loss"), read_metrics(dir + "/runs/a/metrics.csv").column("val_loss"));
   auto t = fs::last_write_time(dir + "/runs/a/metrics.csv");
-  ASSERT_TRUE(run_variants(cfg, dir, vs, false));  // finished: not run again
+  ReproContext later;  // a restarted reproduction
+  later.out_dir = dir;
+  ASSERT_TRUE(run_variants(later, cfg, vs, false));  // finished: not run again
   EXPECT_EQ(t, fs::last_write_time(dir + "/runs/a/metrics.csv"));
-  EXPECT_EQ(variant_metrics(dir, "b").column("ref.uniform").back(), std::log(5.0));
-  auto j = variants_json(dir, vs);
+  EXPECT_TRUE(later.variants().empty());
+  // Read back from its directory when a claim asks.
+  EXPECT_EQ(later.variant("b").metrics.column("ref.uniform").back(), std::log(5.0));
+  EXPECT_EQ(later.variant("b").spec.seed, ctx.variant("b").spec.seed);
+  EXPECT_EQ(later.variant("b").summary.status, RunStatus::Finished);
+  auto j = variants_json(ctx, vs);
   EXPECT_EQ(j[1]["dir"], "runs/b");
   EXPECT_EQ(j[1]["status"], "finished");
   EXPECT_EQ(j[1]["overrides"]["task.vocab"], "5");
+  EXPECT_EQ(variants_json(later, {{"c", {}}})[0]["status"], "missing");
+}
+
+// The instruments of a run follow the spec and the task's capabilities, in column order.
+TEST(TrainerInstruments, ListIsAssembledFromTheSpecAndTheTask) {
+  auto names = [](const nlohmann::json& cfg) {
+    RunSpec spec = run_spec_from_config(cfg);
+    RunData data = make_run_data(spec);
+    InstrumentSetup setup;
+    setup.out_dir = fresh_dir("list");
+    fs::create_directories(setup.out_dir);
+    std::vector<std::string> out;
+    for (auto& in : make_instruments<float>(spec, data, setup)) out.push_back(in->name());
+    return out;
+  };
+  const char* base = R"(
+name = "t"
+[task]
+name = "previous-token"
+vocab = 4
+length = 6
+[model]
+name = "attn1"
+width = 4
+window = 2
+[[stages]]
+lr = 0.01
+steps = 3
+)";
+  EXPECT_EQ(names(config(base)), (std::vector<std::string>{"validation", "probes", "head-scores", "references",
+                                                           "attention-snapshots"}));
+  nlohmann::json off = config(base);
+  off["log"]["head_scores"] = 0;
+  off["log"]["attention_snapshots"] = 0;
+  EXPECT_EQ(names(off), (std::vector<std::string>{"validation", "probes", "references"}));
+  nlohmann::json icl = config(base);
+  icl["task"] = {{"name", "icl-mc"}, {"states", 3}, {"length", 12}, {"order", 2}, {"alpha", 1.0},
+                 {"variant", "standard"}};
+  EXPECT_EQ(names(icl)[1], "reference-kl");
+  nlohmann::json flow = config(base);
+  flow["data"]["mode"] = "fixed", flow["data"]["train_size"] = 8, flow["data"]["batch_size"] = 0;
+  flow["stages"][0]["method"] = "flow", flow["stages"][0]["time"] = 1.0;
+  auto f = names(flow);
+  EXPECT_NE(std::find(f.begin(), f.end(), "flow-evals"), f.end());
 }
 
 }  // namespace

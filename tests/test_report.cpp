@@ -153,7 +153,7 @@ TEST(GihAttention, MapsReproduceThePrediction) {
 
 TEST(AttentionLog, SnapshotsAreGeometricAndSurviveAResume) {
   std::string full = fresh_dir("att_full"), part = fresh_dir("att_part");
-  ASSERT_EQ(run_config(tiny(), full, quiet()).status, "finished");
+  ASSERT_EQ(run_config(tiny(), full, quiet()).summary.status, RunStatus::Finished);
   std::vector<int64_t> steps;
   std::ifstream f(full + "/attention.jsonl");
   for (std::string line; std::getline(f, line);) {
@@ -169,10 +169,10 @@ TEST(AttentionLog, SnapshotsAreGeometricAndSurviveAResume) {
   EXPECT_EQ(steps, (std::vector<int64_t>{0, 5, 10, 20, 30}));
   TrainOptions stop = quiet();
   stop.stop_after = 13;
-  ASSERT_EQ(run_config(tiny(), part, stop).status, "interrupted");
+  ASSERT_EQ(run_config(tiny(), part, stop).summary.status, RunStatus::Interrupted);
   TrainOptions resume = quiet();
   resume.resume = true;
-  ASSERT_EQ(run_config(tiny(), part, resume).status, "finished");
+  ASSERT_EQ(run_config(tiny(), part, resume).summary.status, RunStatus::Finished);
   EXPECT_EQ(slurp(full + "/attention.jsonl"), slurp(part + "/attention.jsonl"));
 }
 
@@ -180,7 +180,7 @@ TEST(Report, DataAndHtmlOfARun) {
   std::string dir = fresh_dir("html");
   TrainOptions o = quiet();
   o.command = "ihlab train tiny.toml --out x";
-  ASSERT_EQ(run_config(tiny(), dir, o).status, "finished");
+  ASSERT_EQ(run_config(tiny(), dir, o).summary.status, RunStatus::Finished);
   std::ofstream(dir + "/extra.csv") << "length,loss\n10,0.5\n20,0.25\n";
   nlohmann::json d = report_data(dir);
   EXPECT_EQ(d["name"], "tiny");
@@ -221,7 +221,7 @@ TEST(Sweep, GridRunsSkipsFinishedRunsAndFits) {
   o.fits = {parse_sweep_fit("task.vocab:val_loss")};
   o.overrides = {"stages.0.steps=10", "log.attention_snapshots=0"};
   int reports = 0;
-  o.after_run = [&](const std::string&) { ++reports; };
+  o.after_run = [&](const std::string&, const RunResult&) { ++reports; };
   SweepResult r = run_sweep(cfg, dir, o);
   EXPECT_EQ(r.runs, 6);
   EXPECT_EQ(r.finished, 6);

@@ -1,6 +1,7 @@
 // metrics.csv (full precision, missing columns, resume truncation, crash-cut rows) and the JSON
 // files of a run directory.
 #include "io/run_dir.h"
+#include "io/run_summary.h"
 
 #include "core/error.h"
 
@@ -201,6 +202,76 @@ TEST_F(JsonFiles, AtomicPrettyRoundTrip) {
   EXPECT_EQ(read_json(path("config.json")), j);
   EXPECT_CONTAINS(text_of("config.json"), "\n  \"lr\": 0.1");
   EXPECT_EQ(files_in_dir(), std::vector<std::string>{"config.json"});
+}
+
+TEST_F(Metrics, TableInMemoryEqualsTheFileBitForBit) {
+  auto same = [](const MetricsTable& a, const MetricsTable& b) {
+    if (a.columns != b.columns || a.rows.size() != b.rows.size()) return false;
+    for (size_t i = 0; i < a.rows.size(); ++i)
+      for (size_t j = 0; j < a.rows[i].size(); ++j)
+        if (std::bit_cast<uint64_t>(a.rows[i][j]) != std::bit_cast<uint64_t>(b.rows[i][j])) return false;
+    return true;
+  };
+  {
+    MetricsLog log(path("m.csv"));
+    log.log(0, {{"loss", 1.0 / 3}, {"acc", -0.0}, {"gnorm", -std::nan("")}});
+    log.log(1, {{"acc", 0.5}});  // missing columns read back as NaN
+    log.log(2, {{"gnorm", std::numeric_limits<double>::infinity()}, {"loss", 1e-310}});
+    EXPECT_TRUE(same(log.table(), read_metrics(path("m.csv"))));
+    EXPECT_EQ(log.table().rows.size(), 3u);
+  }
+  MetricsLog resumed(path("m.csv"), 1);  // keeps rows 0 and 1, parsed from the file
+  EXPECT_EQ(resumed.table().rows.size(), 2u);
+  resumed.log(2, {{"loss", 0.25}});
+  EXPECT_TRUE(same(resumed.table(), read_metrics(path("m.csv"))));
+}
+
+class Summary : public RunDirTest {};
+
+TEST_F(Summary, RoundTripsThroughTheFileWithTheSameKeys) {
+  RunSummary s;
+  s.name = "r";
+  s.status = RunStatus::Diverged;
+  s.message = "diverged at step 3";
+  s.steps = 3, s.wall_seconds = 0.125, s.threads = 2, s.dtype = "float64", s.seed = 7;
+  s.final_metrics = {{"loss", 0.5}, {"t", std::nan("")}};  // non-finite values are left out
+  s.checkpoint = "d/checkpoints/step00000003.safetensors";
+  s.claims = {{"c", "x > 1", 2.0, true, ""}};
+  s.reproduction = ReproductionInfo{"smoke", "(none)", "paper", "ihlab reproduce smoke", true, true};
+  s.sections["runs"] = nlohmann::json::array({{{"dir", "runs/a"}}});
+  write_summary(dir_.string(), s);
+  nlohmann::json j = read_json(path("summary.json"));
+  std::vector<std::string> keys;
+  for (auto& [k, v] : j.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"checkpoint", "claims", "dtype", "final", "message", "name",
+                                            "reproduction", "runs", "seed", "status", "steps", "threads",
+                                            "wall_seconds"}));
+  EXPECT_EQ(j["status"], "diverged");
+  EXPECT_EQ(j["final"], (nlohmann::json{{"loss", 0.5}}));
+  RunSummary back = read_summary(dir_.string());
+  EXPECT_EQ(back.status, RunStatus::Diverged);
+  EXPECT_EQ(back.claims.size(), 1u);
+  EXPECT_EQ(back.reproduction->command, "ihlab reproduce smoke");
+  EXPECT_EQ(summary_to_json(back), j);
+  // A sweep's summary: its own keys, command always present.
+  RunSummary sweep;
+  sweep.kind = RunSummary::Kind::Sweep;
+  sweep.status = RunStatus::Incomplete;
+  nlohmann::json sj = summary_to_json(sweep);
+  EXPECT_EQ(sj["kind"], "sweep");
+  EXPECT_EQ(sj["status"], "incomplete");
+  EXPECT_TRUE(sj.contains("command") && !sj.contains("steps") && !sj.contains("final"));
+  EXPECT_EQ(summary_to_json(summary_from_json(sj)), sj);
+}
+
+TEST_F(Summary, BadStatusIsNamed) {
+  write_text("summary.json", R"({"name": "r", "status": "done"})");
+  std::string msg = error_of([&] { read_summary(dir_.string()); });
+  EXPECT_CONTAINS(msg, "key 'status' = \"done\"");
+  EXPECT_CONTAINS(msg, "allowed: finished, interrupted, diverged, incomplete");
+  EXPECT_CONTAINS(msg, path("summary.json"));
+  EXPECT_EQ(parse_run_status("interrupted"), RunStatus::Interrupted);
+  EXPECT_EQ(to_string(RunStatus::Finished), "finished");
 }
 
 TEST_F(JsonFiles, ReadErrorsNameTheFile) {

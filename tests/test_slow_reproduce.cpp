@@ -28,7 +28,7 @@ void expect_all_claims_hold(const std::string& name, const std::string& compat =
   o.compat = compat;
   std::string dir = fresh_dir(name + compat);
   ReproResult r = run_reproduction(name, dir, o);
-  ASSERT_EQ(r.run.status, "finished") << r.run.message;
+  ASSERT_EQ(r.run.summary.status, RunStatus::Finished) << r.run.summary.message;
   ASSERT_FALSE(r.claims.empty());
   for (auto& c : r.claims)
     if (std::find(except.begin(), except.end(), c.name) == except.end()) {
@@ -80,7 +80,7 @@ TEST(Reproduce, EvaluateOnlyRechecksAFinishedRun) {
   o.quick = true, o.quiet = true;
   std::string dir = fresh_dir("evaluate_only");
   ReproResult first = run_reproduction("smoke", dir, o);
-  ASSERT_EQ(first.run.status, "finished");
+  ASSERT_EQ(first.run.summary.status, RunStatus::Finished);
   auto metrics_before = fs::last_write_time(dir + "/metrics.csv");
   o.evaluate_only = true;
   ReproResult again = run_reproduction("smoke", dir, o);

@@ -2,6 +2,8 @@
 // across thread counts, a resumed run is bit-identical, divergence and bad input are reported.
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +14,7 @@
 #include "io/config.h"
 #include "io/checkpoint.h"
 #include "io/run_dir.h"
+#include "io/run_summary.h"
 #include "train/interrupt.h"
 #include "train/run.h"
 #include "train/run_schema.h"
@@ -95,8 +98,8 @@ TrainOptions quiet() {
 TEST(Training, OneLayerAttentionLearnsToCopyThePreviousToken) {
   std::string dir = fresh_dir("learn");
   RunResult r = run_config(config({"stages.0.steps=150", "stages.1.steps=150"}), dir, quiet());
-  ASSERT_EQ(r.status, "finished") << r.message;
-  EXPECT_EQ(r.steps, 300);
+  ASSERT_EQ(r.summary.status, RunStatus::Finished) << r.summary.message;
+  EXPECT_EQ(r.summary.steps, 300);
   MetricsTable m = read_metrics(dir + "/metrics.csv");
   ASSERT_EQ(m.columns.front(), "step");
   double acc = m.column("val_acc").back(), loss = m.column("val_loss").back();
@@ -114,8 +117,8 @@ TEST(Training, OneLayerAttentionLearnsToCopyThePreviousToken) {
 
 TEST(Training, BitIdenticalForOneAndTwoThreads) {
   std::string d1 = fresh_dir("t1"), d2 = fresh_dir("t2");
-  ASSERT_EQ(run_config(config({"threads=1"}), d1, quiet()).status, "finished");
-  ASSERT_EQ(run_config(config({"threads=2"}), d2, quiet()).status, "finished");
+  ASSERT_EQ(run_config(config({"threads=1"}), d1, quiet()).summary.status, RunStatus::Finished);
+  ASSERT_EQ(run_config(config({"threads=2"}), d2, quiet()).summary.status, RunStatus::Finished);
   set_threads(0);
   EXPECT_EQ(slurp(d1 + "/metrics.csv"), slurp(d2 + "/metrics.csv"));
   EXPECT_EQ(final_params(d1), final_params(d2));
@@ -123,18 +126,18 @@ TEST(Training, BitIdenticalForOneAndTwoThreads) {
 
 TEST(Training, ResumedRunIsBitIdentical) {
   std::string full = fresh_dir("full"), part = fresh_dir("part");
-  ASSERT_EQ(run_config(config(), full, quiet()).status, "finished");
+  ASSERT_EQ(run_config(config(), full, quiet()).summary.status, RunStatus::Finished);
   // Stop mid-way through the second stage (not on a checkpoint or log step), then resume.
   TrainOptions stop = quiet();
   stop.stop_after = 93;
   RunResult first = run_config(config(), part, stop);
-  ASSERT_EQ(first.status, "interrupted");
-  EXPECT_EQ(first.steps, 93);
+  ASSERT_EQ(first.summary.status, RunStatus::Interrupted);
+  EXPECT_EQ(first.summary.steps, 93);
   TrainOptions resume = quiet();
   resume.resume = true;
   RunResult second = run_config(config(), part, resume);
-  ASSERT_EQ(second.status, "finished") << second.message;
-  EXPECT_EQ(second.steps, 120);
+  ASSERT_EQ(second.summary.status, RunStatus::Finished) << second.summary.message;
+  EXPECT_EQ(second.summary.steps, 120);
   EXPECT_EQ(slurp(full + "/metrics.csv"), slurp(part + "/metrics.csv"));
   EXPECT_EQ(final_params(full), final_params(part));
 }
@@ -143,17 +146,17 @@ TEST(Training, StopOnACheckpointStepResumesBitIdenticallyTwice) {
   // Step 40 is also a periodic checkpoint step: the stop must not write it twice, and a second
   // interruption after resuming must still continue exactly.
   std::string full = fresh_dir("full2"), part = fresh_dir("part2");
-  ASSERT_EQ(run_config(config(), full, quiet()).status, "finished");
+  ASSERT_EQ(run_config(config(), full, quiet()).summary.status, RunStatus::Finished);
   TrainOptions stop = quiet();
   stop.stop_after = 40;
-  ASSERT_EQ(run_config(config(), part, stop).status, "interrupted");
+  ASSERT_EQ(run_config(config(), part, stop).summary.status, RunStatus::Interrupted);
   TrainOptions again = quiet();
   again.resume = true;
   again.stop_after = 101;
-  ASSERT_EQ(run_config(config(), part, again).status, "interrupted");
+  ASSERT_EQ(run_config(config(), part, again).summary.status, RunStatus::Interrupted);
   TrainOptions resume = quiet();
   resume.resume = true;
-  ASSERT_EQ(run_config(config(), part, resume).status, "finished");
+  ASSERT_EQ(run_config(config(), part, resume).summary.status, RunStatus::Finished);
   EXPECT_EQ(slurp(full + "/metrics.csv"), slurp(part + "/metrics.csv"));
   EXPECT_EQ(final_params(full), final_params(part));
   // Periodic checkpoints keep rotating across sessions (keep_checkpoints = 3 by default).
@@ -163,16 +166,57 @@ TEST(Training, StopOnACheckpointStepResumesBitIdenticallyTwice) {
   EXPECT_LE(periodic, 3);
 }
 
-TEST(Training, ExtraReferenceColumnsSurviveAResume) {
+TEST(Training, ExtraReferenceColumnsSurviveResumes) {
   std::string dir = fresh_dir("extra_refs");
   TrainOptions stop = quiet();
   stop.stop_after = 50;
   stop.extra_references = {{"ref.limit", 1.5}};
-  ASSERT_EQ(run_config(config(), dir, stop).status, "interrupted");
-  TrainOptions resume = quiet();  // as `ihlab train --resume` does: no extra references given
+  ASSERT_EQ(run_config(config(), dir, stop).summary.status, RunStatus::Interrupted);
+  TrainOptions again = quiet();  // as `ihlab train --resume` does: no extra references given
+  again.resume = true;
+  again.stop_after = 90;
+  ASSERT_EQ(run_config(config(), dir, again).summary.status, RunStatus::Interrupted);
+  TrainOptions resume = quiet();  // a second resume still finds them in the checkpoint
   resume.resume = true;
-  ASSERT_EQ(run_config(config(), dir, resume).status, "finished");
+  ASSERT_EQ(run_config(config(), dir, resume).summary.status, RunStatus::Finished);
   for (double v : read_metrics(dir + "/metrics.csv").column("ref.limit")) EXPECT_EQ(v, 1.5);
+}
+
+// Bit for bit, NaN included (a NaN is not equal to itself).
+bool same_bits(const MetricsTable& a, const MetricsTable& b) {
+  if (a.columns != b.columns || a.rows.size() != b.rows.size()) return false;
+  for (size_t i = 0; i < a.rows.size(); ++i) {
+    if (a.rows[i].size() != b.rows[i].size()) return false;
+    for (size_t j = 0; j < a.rows[i].size(); ++j)
+      if (std::bit_cast<uint64_t>(a.rows[i][j]) != std::bit_cast<uint64_t>(b.rows[i][j])) return false;
+  }
+  return true;
+}
+
+// What train() returns is what it wrote: the caller never needs to read the directory back.
+TEST(Training, ReturnedResultsEqualTheFiles) {
+  std::string dir = fresh_dir("in_memory");
+  TrainOptions stop = quiet();
+  stop.stop_after = 70;
+  stop.command = "ihlab train x.toml";
+  RunResult first = run_config(config(), dir, stop);
+  ASSERT_EQ(first.summary.status, RunStatus::Interrupted);
+  EXPECT_TRUE(same_bits(first.metrics, read_metrics(dir + "/metrics.csv")));
+  TrainOptions resume = quiet();
+  resume.resume = true;
+  RunResult r = run_config(config(), dir, resume);
+  ASSERT_EQ(r.summary.status, RunStatus::Finished);
+  MetricsTable file = read_metrics(dir + "/metrics.csv");
+  EXPECT_TRUE(same_bits(r.metrics, file));  // the first session's rows included
+  EXPECT_EQ(r.metrics.rows.size(), file.rows.size());
+  EXPECT_TRUE(std::isnan(r.metrics.column("grad_norm").front()));  // row 0: no update yet
+  EXPECT_EQ(summary_to_json(r.summary), read_json(dir + "/summary.json"));
+  EXPECT_EQ(r.spec.config, config());
+  RunSummary back = read_summary(dir);
+  EXPECT_EQ(back.status, RunStatus::Finished);
+  EXPECT_EQ(back.steps, 120);
+  EXPECT_EQ(back.checkpoint, r.summary.checkpoint);
+  EXPECT_EQ(summary_to_json(back), summary_to_json(r.summary));
 }
 
 TEST(Training, InterruptSavesACheckpointAndResumes) {
@@ -180,26 +224,26 @@ TEST(Training, InterruptSavesACheckpointAndResumes) {
   request_interrupt();  // as if Ctrl-C arrived before the first step ended
   RunResult r = run_config(config(), dir, quiet());
   clear_interrupt();
-  EXPECT_EQ(r.status, "interrupted");
-  EXPECT_EQ(r.steps, 1);
-  EXPECT_TRUE(fs::exists(r.checkpoint));
+  EXPECT_EQ(r.summary.status, RunStatus::Interrupted);
+  EXPECT_EQ(r.summary.steps, 1);
+  EXPECT_TRUE(fs::exists(r.summary.checkpoint));
   TrainOptions resume = quiet();
   resume.resume = true;
-  EXPECT_EQ(run_config(config(), dir, resume).status, "finished");
+  EXPECT_EQ(run_config(config(), dir, resume).summary.status, RunStatus::Finished);
 }
 
 TEST(Training, DivergenceStopsWithAClearMessageAndKeepsAGoodCheckpoint) {
   std::string dir = fresh_dir("diverge");
   RunResult r = run_config(config({"stages.0.optimizer=\"sgd\"", "stages.0.lr=1e12", "stages.0.steps=200"}), dir, quiet());
-  EXPECT_EQ(r.status, "diverged");
-  EXPECT_NE(r.message.find("diverged at step"), std::string::npos) << r.message;
+  EXPECT_EQ(r.summary.status, RunStatus::Diverged);
+  EXPECT_NE(r.summary.message.find("diverged at step"), std::string::npos) << r.summary.message;
   auto summary = read_json(dir + "/summary.json");
   EXPECT_EQ(summary["status"], "diverged");
 }
 
 TEST(Training, RefusesToOverwriteARunAndRefusesAChangedConfigOnResume) {
   std::string dir = fresh_dir("twice");
-  ASSERT_EQ(run_config(config({"stages.1.steps=5"}), dir, quiet()).status, "finished");
+  ASSERT_EQ(run_config(config({"stages.1.steps=5"}), dir, quiet()).summary.status, RunStatus::Finished);
   try {
     run_config(config({"stages.1.steps=5"}), dir, quiet());
     FAIL() << "second run into the same directory was accepted";
@@ -222,7 +266,7 @@ TEST(Training, GradientFlowStageLowersTheLoss) {
                                    "stages.0.method=\"flow\"", "stages.0.time=5.0", "stages.0.lr=1.0",
                                    "stages.0.rtol=1e-5", "stages.1.steps=1"}),
                            dir, quiet());
-  ASSERT_EQ(r.status, "finished") << r.message;
+  ASSERT_EQ(r.summary.status, RunStatus::Finished) << r.summary.message;
   MetricsTable m = read_metrics(dir + "/metrics.csv");
   auto t = m.column("t");
   auto loss = m.column("loss");
@@ -241,7 +285,7 @@ TEST(Training, StopLossEndsAStageEarlyAndResumesBitIdentically) {
                                       "stages.0.method=\"flow\"", "stages.0.time=1000.0", "stages.0.lr=1.0",
                                       "stages.0.rtol=1e-5", "log.every=1", "stages.1.steps=3"};
   std::string plain = fresh_dir("stop_plain");
-  ASSERT_EQ(run_config(config(o), plain, quiet()).status, "finished");
+  ASSERT_EQ(run_config(config(o), plain, quiet()).summary.status, RunStatus::Finished);
   MetricsTable m0 = read_metrics(plain + "/metrics.csv");
   // A level the flow reaches well before t = 1000: a third of the way down from the start.
   auto stage0 = m0.column("stage"), loss0 = m0.column("loss");
@@ -254,7 +298,7 @@ TEST(Training, StopLossEndsAStageEarlyAndResumesBitIdentically) {
   os.push_back(fmt::format("stages.0.stop_loss={}", level));
   std::string full = fresh_dir("stop_full"), part = fresh_dir("stop_part");
   RunResult a = run_config(config(os), full, quiet());
-  ASSERT_EQ(a.status, "finished") << a.message;
+  ASSERT_EQ(a.summary.status, RunStatus::Finished) << a.summary.message;
   MetricsTable m = read_metrics(full + "/metrics.csv");
   auto stage = m.column("stage"), t = m.column("t"), loss = m.column("loss");
   size_t last0 = 0;  // the last row of stage 0
@@ -264,15 +308,15 @@ TEST(Training, StopLossEndsAStageEarlyAndResumesBitIdentically) {
   EXPECT_GT(loss[last0 - 1], level);  // it stopped at the first step below the level
   EXPECT_LT(t[last0], 1000.0);
   EXPECT_EQ(stage.back(), 1);  // the next stage ran
-  EXPECT_LT(a.steps, int64_t(m0.rows.size()) - 1);
+  EXPECT_LT(a.summary.steps, int64_t(m0.rows.size()) - 1);
   TrainOptions stop = quiet();
   stop.stop_after = int64_t(last0) - 2;
-  ASSERT_EQ(run_config(config(os), part, stop).status, "interrupted");
+  ASSERT_EQ(run_config(config(os), part, stop).summary.status, RunStatus::Interrupted);
   TrainOptions resume = quiet();
   resume.resume = true;
   RunResult b = run_config(config(os), part, resume);
-  ASSERT_EQ(b.status, "finished") << b.message;
-  EXPECT_EQ(a.steps, b.steps);
+  ASSERT_EQ(b.summary.status, RunStatus::Finished) << b.summary.message;
+  EXPECT_EQ(a.summary.steps, b.summary.steps);
   EXPECT_EQ(slurp(full + "/metrics.csv"), slurp(part + "/metrics.csv"));
   EXPECT_EQ(final_params(full), final_params(part));
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <map>
 
 #include "io/config.h"
 #include "io/run_dir.h"
@@ -20,17 +21,23 @@ using namespace ihlab;
 namespace {
 
 // Every train/reproduce ends with a report; a failure to draw it never loses the finished run.
-void report_after_run(const std::string& dir) {
+// `main` and `subruns` (by directory relative to DIR) are what this process just produced: their
+// reports take the summary and metrics from memory.
+void report_after_run(const std::string& dir, const ReportInputs& main,
+                      const std::map<std::string, RunResult>& subruns = {}) {
   try {
     // Runs that a reproduction or sweep made beside the main one (summary.json "runs") get their
     // own report first (without figures: quick), so the links in the main report work.
-    nlohmann::json summary = read_json(dir + "/summary.json");
+    nlohmann::json summary = main.summary ? summary_to_json(*main.summary) : read_json(dir + "/summary.json");
     for (auto& r : summary.value("runs", nlohmann::json::array())) {
-      std::string sub = dir + "/" + r.value("dir", "");
-      if (std::filesystem::exists(sub + "/metrics.csv") && !std::filesystem::exists(sub + "/report.html"))
-        write_report(sub, {.figures = false, .quiet = true});
+      const std::string rel = r.value("dir", "");
+      std::string sub = dir + "/" + rel;
+      if (!std::filesystem::exists(sub + "/metrics.csv") || std::filesystem::exists(sub + "/report.html")) continue;
+      ReportInputs in;
+      if (auto it = subruns.find(rel); it != subruns.end()) in = {&it->second.summary, &it->second.metrics};
+      write_report(sub, {.figures = false, .quiet = true}, in);
     }
-    ReportResult r = write_report(dir, {.figures = true, .quiet = true});
+    ReportResult r = write_report(dir, {.figures = true, .quiet = true}, main);
     for (auto& w : r.warnings) fmt::print(stderr, "ihlab: warning: {}\n", w);
     fmt::print("report: {} (figures in {}/figures)\n", r.html, dir);
   } catch (const std::exception& e) {
@@ -62,9 +69,9 @@ int cmd_sweep(const std::string& config, const std::string& out, const std::vect
   for (auto& f : fits) o.fits.push_back(parse_sweep_fit(f));
   o.overrides = overrides;
   o.command = command;
-  o.after_run = [](const std::string& dir) {
+  o.after_run = [](const std::string& dir, const RunResult& run) {
     try {
-      write_report(dir, {.figures = true, .quiet = true});
+      write_report(dir, {.figures = true, .quiet = true}, {&run.summary, &run.metrics});
     } catch (const std::exception& e) {
       fmt::print(stderr, "ihlab: warning: no report for {}: {}\n", dir, e.what());
     }
@@ -73,13 +80,13 @@ int cmd_sweep(const std::string& config, const std::string& out, const std::vect
   SweepResult r = run_sweep(config, out, o);
   fmt::print("sweep: {} of {} runs finished ({} already done before); table {}/sweep.csv\n", r.finished, r.runs,
              r.skipped, out);
-  for (auto& s : r.summary["scaling"]) {
+  for (auto& s : r.summary.sections["scaling"]) {
     if (!s.contains("fit")) continue;
     fmt::print("  {}: slope {:.4g} [{}, {}], R^2 {:.4f}, n = {}\n", s["name"].get<std::string>(),
                s["fit"]["slope"].get<double>(), s["fit"]["slope_lo"].dump(), s["fit"]["slope_hi"].dump(),
                s["fit"]["r2"].get<double>(), s["fit"]["n"].get<int>());
   }
-  report_after_run(out);
+  report_after_run(out, {&r.summary, nullptr});
   return r.finished == r.runs ? 0 : (interrupt_requested() ? 130 : 3);
 }
 
@@ -101,10 +108,10 @@ int cmd_train(const std::string& config, const std::vector<std::string>& overrid
   opt.resume = !resume.empty();
   opt.command = command;
   RunResult r = run_config(resolved, out, opt);
-  print_run_summary(r, out);
-  report_after_run(out);
-  if (r.status == "interrupted") return 130;
-  if (r.status == "diverged") return 3;
+  print_run_summary(r.summary, out);
+  report_after_run(out, {&r.summary, &r.metrics});
+  if (r.summary.status == RunStatus::Interrupted) return 130;
+  if (r.summary.status == RunStatus::Diverged) return 3;
   return 0;
 }
 
@@ -123,9 +130,11 @@ int cmd_reproduce(const std::string& name, const std::string& out, const Reprodu
   IHLAB_CHECK(!out.empty(), "reproduce: --out DIR is required");
   install_interrupt_handler();
   ReproResult r = run_reproduction(name, out, o);
-  print_run_summary(r.run, out);
-  report_after_run(out);
-  if (r.run.status != "finished") return r.run.status == "interrupted" ? 130 : 3;
+  print_run_summary(r.run.summary, out);
+  std::map<std::string, RunResult> subruns;
+  for (auto& [n, v] : r.variants) subruns.emplace("runs/" + n, std::move(v));
+  report_after_run(out, {&r.run.summary, &r.run.metrics}, subruns);
+  if (!r.run.finished()) return r.run.summary.status == RunStatus::Interrupted ? 130 : 3;
   fmt::print("\n{} claims:\n{}", name, claims_table(r.claims));
   fmt::print("{}\n", r.all_pass() ? "all claims held" : "SOME CLAIMS DID NOT HOLD");
   return 0;

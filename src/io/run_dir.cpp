@@ -96,15 +96,17 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_after_step) : pat
       IHLAB_CHECK(header[0] == "step", "metrics file {}: header must start with 'step', got '{}'", path, lines[0]);
       columns_.assign(header.begin() + 1, header.end());
       has_header_ = true;
+      table_.columns = header;
       kept = lines[0] + "\n";
       for (size_t i = 1; i < lines.size(); ++i) {
         std::vector<std::string> cells = split_commas(lines[i]);
         IHLAB_CHECK(cells.size() == header.size(), "metrics file {} line {}: {} cells but the header has {}", path,
                     i + 1, cells.size(), header.size());
         if (parse_step(path, i + 1, cells[0]) > resume_after_step) continue;
-        // A kept row must read back (read_metrics, reports): refuse it now, not after the run.
-        for (size_t c = 1; c < cells.size(); ++c) parse_cell(path, i + 1, cells[c]);
         kept += lines[i] + "\n";
+        std::vector<double> row;
+        for (auto& c : cells) row.push_back(parse_cell(path, i + 1, c));
+        table_.rows.push_back(std::move(row));
       }
     }
     // Atomic: a crash during resume must not lose the rows that were already there.
@@ -135,9 +137,14 @@ void MetricsLog::log(int64_t step, const std::vector<std::pair<std::string, doub
     write_line("step" + std::string(first_columns.empty() ? "" : ",") + join_commas(first_columns));
     columns_ = std::move(first_columns);
     has_header_ = true;
+    table_.columns = {"step"};
+    table_.columns.insert(table_.columns.end(), columns_.begin(), columns_.end());
   }
   std::vector<std::string> cells(columns_.size());
   std::vector<bool> given(columns_.size(), false);
+  // The row as read_metrics would parse it back: an empty cell and any NaN read as std::nan("").
+  std::vector<double> row(columns_.size() + 1, std::nan(""));
+  row[0] = double(step);
   for (auto& [name, v] : values) {
     auto it = std::find(columns_.begin(), columns_.end(), name);
     IHLAB_CHECK(it != columns_.end(), "metrics {}: unknown column '{}' (columns are: {}; the first log call fixes them)",
@@ -146,8 +153,10 @@ void MetricsLog::log(int64_t step, const std::vector<std::pair<std::string, doub
     IHLAB_CHECK(!given[i], "metrics {}: column '{}' given twice", path_, name);
     given[i] = true;
     cells[i] = format_value(v);
+    if (!std::isnan(v)) row[i + 1] = v;
   }
   write_line(std::to_string(step) + (cells.empty() ? "" : ",") + join_commas(cells));
+  table_.rows.push_back(std::move(row));
 }
 
 std::vector<double> MetricsTable::column(const std::string& name) const {
@@ -192,17 +201,6 @@ nlohmann::json read_json(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail("{} is not valid JSON: {}", path, e.what());
   }
-}
-
-nlohmann::json claims_to_json(const std::vector<Claim>& claims) {
-  nlohmann::json out = nlohmann::json::array();
-  for (auto& c : claims) {
-    // JSON has no NaN/Infinity; null says "no measurement" explicitly instead of relying on dump().
-    nlohmann::json measured = std::isfinite(c.measured) ? nlohmann::json(c.measured) : nlohmann::json(nullptr);
-    out.push_back({{"name", c.name}, {"expected", c.expected}, {"measured", measured}, {"pass", c.pass},
-                   {"detail", c.detail}});
-  }
-  return out;
 }
 
 }  // namespace ihlab

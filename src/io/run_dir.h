@@ -1,6 +1,7 @@
 #pragma once
 // Files a run leaves in its directory: metrics.csv (one row per logged step), JSON documents
-// (config, summary.json with its claims), all written so that a crash never leaves a torn file.
+// (checkpoints/latest.json; summary.json through io/run_summary.h), all written so that a crash
+// never leaves a torn file.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -11,6 +12,17 @@
 #include <vector>
 
 namespace ihlab {
+
+// The rows of metrics.csv as numbers. columns[0] is "step"; empty cells are NaN.
+struct MetricsTable {
+  std::vector<std::string> columns;
+  std::vector<std::vector<double>> rows;
+  // All values of one column, in row order; throws ihlab::Error naming an unknown column.
+  std::vector<double> column(const std::string& name) const;
+};
+// metrics.csv read back (a run directory another process wrote; tests). A last line without a
+// newline (an unfinished row) is ignored.
+MetricsTable read_metrics(const std::string& path);
 
 // metrics.csv: header "step,<col1>,<col2>,..."; one row per log() call. Values are written with
 // full precision ("%.17g", so they read back bit-exactly); a column not given in a call is left
@@ -32,6 +44,9 @@ class MetricsLog {
   void log(int64_t step, const std::vector<std::pair<std::string, double>>& values);
 
   const std::vector<std::string>& columns() const { return columns_; }  // without "step"
+  // Every row of the file as it now stands (rows kept on resume, then each log() call), equal bit
+  // for bit to what read_metrics(path) would return: the run's metrics without reading them back.
+  const MetricsTable& table() const { return table_; }
 
  private:
   struct FileCloser {
@@ -43,32 +58,13 @@ class MetricsLog {
   std::vector<std::string> columns_;
   bool has_header_ = false;
   std::unique_ptr<std::FILE, FileCloser> file_;
+  MetricsTable table_;
 };
 
-// metrics.csv read back (for tests and reports). columns[0] is "step"; empty cells are NaN. A last
-// line without a newline (an unfinished row) is ignored.
-struct MetricsTable {
-  std::vector<std::string> columns;
-  std::vector<std::vector<double>> rows;
-  // All values of one column, in row order; throws ihlab::Error naming an unknown column.
-  std::vector<double> column(const std::string& name) const;
-};
-MetricsTable read_metrics(const std::string& path);
 
 // Pretty-printed (2-space indent), written via "<path>.tmp" + fsync + rename.
 void write_json_atomic(const std::string& path, const nlohmann::json& j);
 // Throws ihlab::Error naming the file when it is missing or not valid JSON.
 nlohmann::json read_json(const std::string& path);
-
-// One entry of summary.json's "claims": what a paper says, what this run measured, and whether
-// the measurement supports it.
-struct Claim {
-  std::string name, expected;
-  double measured;
-  bool pass;
-  std::string detail;
-};
-// An array of {"name", "expected", "measured", "pass", "detail"}; a non-finite measured is null.
-nlohmann::json claims_to_json(const std::vector<Claim>& claims);
 
 }  // namespace ihlab

@@ -74,14 +74,14 @@ std::string write_figures(const std::string& dir, bool quiet) {
   return "";
 }
 
-ReportResult write_report(const std::string& dir, const ReportOptions& options) {
+ReportResult write_report(const std::string& dir, const ReportOptions& options, const ReportInputs& in) {
   ReportResult r;
   IHLAB_CHECK(fs::is_directory(dir), "report: '{}' is not a directory", dir);
   if (options.figures) {
     std::string why = write_figures(dir, options.quiet);
     if (!why.empty()) r.warnings.push_back(why);
   }
-  std::string html = render_report_html(report_data(dir));
+  std::string html = render_report_html(report_data(dir, in));
   r.html = (fs::path(dir) / "report.html").string();
   std::string tmp = r.html + ".tmp";
   {

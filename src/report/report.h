@@ -8,6 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/run_dir.h"
+#include "io/run_summary.h"
+
 namespace ihlab {
 
 struct ReportOptions {
@@ -20,11 +23,18 @@ struct ReportResult {
   std::vector<std::string> warnings;  // e.g. figures skipped because matplotlib is missing
 };
 
+// What the process that just made the run holds in memory: given, the report takes the summary
+// and the metrics from here instead of reading DIR/summary.json and DIR/metrics.csv back.
+struct ReportInputs {
+  const RunSummary* summary = nullptr;
+  const MetricsTable* metrics = nullptr;
+};
+
 // Throws ihlab::Error when DIR is not a run or sweep directory (no metrics.csv or summary.json).
-ReportResult write_report(const std::string& dir, const ReportOptions& options = {});
+ReportResult write_report(const std::string& dir, const ReportOptions& options = {}, const ReportInputs& in = {});
 
 // The DATA object report.js draws from (exposed for tests).
-nlohmann::json report_data(const std::string& dir);
+nlohmann::json report_data(const std::string& dir, const ReportInputs& in = {});
 
 // The filled HTML template for `data` (exposed for tests).
 std::string render_report_html(const nlohmann::json& data);

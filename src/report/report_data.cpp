@@ -32,10 +32,8 @@ std::string read_text(const fs::path& p) {
 }
 
 // metrics.csv as {columns: [...], data: {column: [values]}} (column-major: one array per curve).
-nlohmann::json metrics_json(const fs::path& path) {
+nlohmann::json metrics_json(const MetricsTable& t) {
   nlohmann::json out = {{"columns", nlohmann::json::array()}, {"data", nlohmann::json::object()}};
-  if (!fs::exists(path)) return out;
-  MetricsTable t = read_metrics(path.string());
   out["columns"] = t.columns;
   for (size_t c = 0; c < t.columns.size(); ++c) {
     nlohmann::json values = nlohmann::json::array();
@@ -123,13 +121,17 @@ nlohmann::json figures_json(const fs::path& dir) {
 
 }  // namespace
 
-nlohmann::json report_data(const std::string& dir_str) {
+nlohmann::json report_data(const std::string& dir_str, const ReportInputs& in) {
   fs::path dir(dir_str);
   IHLAB_CHECK(fs::is_directory(dir), "report: '{}' is not a directory", dir_str);
-  IHLAB_CHECK(fs::exists(dir / "metrics.csv") || fs::exists(dir / "summary.json"),
+  IHLAB_CHECK(in.summary || in.metrics || fs::exists(dir / "metrics.csv") || fs::exists(dir / "summary.json"),
               "report: '{}' holds neither metrics.csv nor summary.json; give a run or sweep directory", dir_str);
-  nlohmann::json summary = fs::exists(dir / "summary.json") ? read_json((dir / "summary.json").string())
-                                                            : nlohmann::json::object();
+  nlohmann::json summary = in.summary                            ? summary_to_json(*in.summary)
+                           : fs::exists(dir / "summary.json") ? read_json((dir / "summary.json").string())
+                                                              : nlohmann::json::object();
+  MetricsTable read;
+  if (!in.metrics && fs::exists(dir / "metrics.csv")) read = read_metrics((dir / "metrics.csv").string());
+  const MetricsTable& metrics = in.metrics ? *in.metrics : read;
   std::string command;
   if (summary.contains("reproduction") && summary["reproduction"].contains("command"))
     command = summary["reproduction"]["command"];
@@ -142,7 +144,7 @@ nlohmann::json report_data(const std::string& dir_str) {
           {"summary", summary},
           {"command", command},
           {"config_toml", fs::exists(dir / "config.toml") ? read_text(dir / "config.toml") : ""},
-          {"metrics", metrics_json(dir / "metrics.csv")},
+          {"metrics", metrics_json(metrics)},
           {"attention", attention_json(dir / "attention.jsonl")},
           {"tables", tables_json(dir)},
           {"figures", figures_json(dir)}};

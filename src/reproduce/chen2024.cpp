@@ -11,9 +11,7 @@
 #include "io/checkpoint.h"
 #include "models/gih_limit.h"
 #include "models/gih_model.h"
-#include "models/registry.h"
-#include "tasks/ngram_task.h"
-#include "tasks/registry.h"
+#include "reproduce/run_config.h"
 #include "train/run.h"
 
 namespace ihlab::chen {
@@ -49,23 +47,17 @@ mode = "paper")";
 // --compat code: the authors' code semantics (shifted windows, softmax-CE applied to y).
 const std::vector<std::string> kCodeCompat = {"model.mode=\"code\"", "model.loss=\"auto\""};
 
-GihLoss loss_of(const nlohmann::json& model) {
-  return parse_gih_loss(model.at("loss"), parse_gih_mode(model.at("mode")));
-}
-
 // Runs training with the GIH limiting model's loss at its best a on the validation set as a
 // reference column (ref.gih_limit), next to the task's Bayes-optimal loss; its best a becomes
 // target.a ("target.<scalar>" columns are drawn as dashed lines on that scalar's report panel).
-RunResult run_with_limit_reference(const nlohmann::json& config, const std::string& out, const TrainOptions& o0) {
-  RunSpec spec = run_spec_from_config(config);
-  auto task = make_task(config.at("task"));
-  Batch val = run_datasets(spec, *task).second;
-  std::vector<int> parents = config["task"]["parents"];
-  GihLimitModel limit(task->vocab(), parents, loss_of(config["model"]), config["model"]["guard"]);
-  GihLimitModel::Best best = limit.best_a(val);
+RunResult run_with_limit_reference(ReproContext& c, const TrainOptions& o0) {
+  const RunData& data = c.data();
+  const GihConfig g = gih_config(c.spec);
+  GihLimitModel limit(data.task->vocab(), ngram_config(c.spec).parents, g.loss, g.guard);
+  GihLimitModel::Best best = limit.best_a(data.val);
   TrainOptions o = o0;
   o.extra_references = {{"ref.gih_limit", best.loss}, {"target.a", best.a}};
-  return run_config(config, out, o);
+  return run_spec(c.spec, data, c.out_dir, o);
 }
 
 // Head h starts on (paper) or is anchored at (code) parent offset -(h+1): a subset of parent
@@ -85,16 +77,16 @@ std::vector<std::string> subset_labels(const MetricsTable& m) {
 }
 
 SelectorPrediction predict_selector(ReproContext& c) {
-  const auto& task = c.config["task"];
-  const auto& model = c.config["model"];
-  const int heads = model["heads"];
+  const NgramMarkovConfig task = ngram_config(c.spec);
+  const GihConfig model = gih_config(c.spec);
+  const int heads = model.heads;
   MiSurveyConfig mi;
-  mi.task.vocab = task["vocab"];
-  mi.task.parents = task["parents"].get<std::vector<int>>();
-  mi.task.alpha = task["alpha"];
+  mi.task.vocab = task.vocab;
+  mi.task.parents = task.parents;
+  mi.task.alpha = task.alpha;
   mi.candidates.clear();
   for (int h = 0; h < heads; ++h) mi.candidates.push_back(-(h + 1));
-  mi.max_subset = model["max_subset"];
+  mi.max_subset = model.max_subset;
   mi.n_kernels = c.quick ? 100 : 400;
   SelectorPrediction p{survey_chi_square_mi(mi), ""};
   p.s_star = bits_of_offsets(p.survey.best, heads);
@@ -134,11 +126,10 @@ struct StageRoles {
 };
 
 std::vector<Claim> chen_claims(ReproContext& c, const StageRoles& roles) {
-  const MetricsTable& m = c.metrics;
-  const auto& task = c.config["task"];
-  const auto& model = c.config["model"];
-  const int heads = model["heads"];
-  const bool paper = model["mode"] == "paper";
+  const MetricsTable& m = c.main.metrics;
+  const GihConfig model = gih_config(c.spec);
+  const int heads = model.heads;
+  const bool paper = model.mode == GihMode::Paper;
   std::vector<Claim> claims;
 
   // The chi-square mutual information prediction of S*, averaged over the prior.
@@ -195,7 +186,7 @@ std::vector<Claim> chen_claims(ReproContext& c, const StageRoles& roles) {
   // Stage II: each head of S* puts its largest RPE weight on its parent offset, and that weight grew.
   double worst_margin = INFINITY;
   std::string copier_detail;
-  const int window_m = model["window"];
+  const int window_m = model.window;
   for (int h = 0; h < heads; ++h) {
     if (s_star[h] != '1') continue;
     int parent = h + 1;
@@ -233,11 +224,9 @@ std::vector<Claim> chen_claims(ReproContext& c, const StageRoles& roles) {
     claims.push_back({"stage III: a grows roughly logarithmically", "a vs ln(step): slope > 0, R^2 > 0.9", f.r2,
                       f.slope > 0 && f.r2 > 0.9, fmt::format("a = {:.4g} at the end; slope {:.3g} per e-fold", a_final, f.slope)});
     // The limit's loss at the learned a (the ce-on-probs loss keeps falling as a grows).
-    RunSpec spec = run_spec_from_config(c.config);
-    auto t = make_task(c.config["task"]);
-    Batch vb = run_datasets(spec, *t).second;
-    GihLimitModel lim(t->vocab(), task["parents"].get<std::vector<int>>(), loss_of(model), model["guard"]);
-    double at_a = lim.loss(vb, a_final);
+    const RunData& data = c.data();  // the validation set training used
+    GihLimitModel lim(data.task->vocab(), ngram_config(c.spec).parents, model.loss, model.guard);
+    double at_a = lim.loss(data.val, a_final);
     claims.push_back({"loss approaches the GIH limiting model", "|val_loss - limit loss at the learned a| < 0.01",
                       std::fabs(val - at_a), std::fabs(val - at_a) < 0.01,
                       fmt::format("val_loss {:.4f}, GIH limit at a = {:.4g}: {:.4f}", val, a_final, at_a)});
@@ -255,7 +244,7 @@ Reproduction chen_base(std::string name) {
   r.name = std::move(name);
   r.paper = "Chen et al. 2024";
   r.compat_overrides["code"] = kCodeCompat;
-  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_with_limit_reference(c.config, c.out_dir, o); };
+  r.run = run_with_limit_reference;
   return r;
 }
 
@@ -291,7 +280,7 @@ steps = 5000
   r.quick_overrides = {"data.train_size=2000", "data.val_size=500", "stages.0.steps=200", "stages.1.steps=300",
                        "stages.2.steps=300", "log.every=20"};
   r.evaluate = [](ReproContext& c) {
-    int64_t c_steps = c.config["stages"][0]["steps"];
+    const int64_t c_steps = c.spec.stages[0].steps;
     return chen_claims(c, {0, 1, 2, c_steps});
   };
   return r;
@@ -311,7 +300,7 @@ steps = 50000
 )";
   r.quick_overrides = {"data.train_size=2000", "data.val_size=500", "stages.0.steps=3000", "log.every=50"};
   r.evaluate = [](ReproContext& c) {
-    int64_t steps = c.config["stages"][0]["steps"];
+    const int64_t steps = c.spec.stages[0].steps;
     return chen_claims(c, {-1, -1, -1, std::min<int64_t>(2000, steps / 2)});
   };
   return r;

@@ -16,10 +16,9 @@ std::string base_config(const std::string& name, int log_every, const std::strin
 // The simplified model TF(3, 3, 3, 2) of the paper's main figures, paper mode.
 extern const char* kGihModel;
 extern const std::vector<std::string> kCodeCompat;  // --compat code overrides
-// The loss convention of a resolved [model] table of the gih family.
-GihLoss loss_of(const nlohmann::json& model);
-// Training with the GIH limiting model's loss at its best a as reference columns.
-RunResult run_with_limit_reference(const nlohmann::json& config, const std::string& out, const TrainOptions& o);
+// Training with the GIH limiting model's loss at its best a as reference columns (on the
+// validation set training uses, sampled once).
+RunResult run_with_limit_reference(ReproContext& c, const TrainOptions& o);
 // A reproduction with the paper name, --compat code and the limit reference filled in.
 Reproduction chen_base(std::string name);
 

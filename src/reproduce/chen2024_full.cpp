@@ -37,7 +37,7 @@ steps = 10000
 )";
 
 std::vector<Claim> full_claims(ReproContext& c) {
-  const MetricsTable& m = c.metrics;
+  const MetricsTable& m = c.main.metrics;
   std::vector<Claim> claims;
 
   // S* = argmax of the modified chi-square MI over subsets of the heads' parent offsets.
@@ -119,7 +119,7 @@ Reproduction chen2024_full() {
   r.config_toml = chen::base_config(r.name, 100, kFullModel) + kFullStages;
   r.compat_overrides["code"] = chen::kCodeCompat;
   r.quick_overrides = {"data.train_size=2000", "data.val_size=500", "stages.0.steps=1000", "log.every=50"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) { return chen::run_with_limit_reference(c.config, c.out_dir, o); };
+  r.run = chen::run_with_limit_reference;
   r.evaluate = full_claims;
   return r;
 }

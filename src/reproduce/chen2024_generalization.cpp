@@ -1,6 +1,7 @@
 // chen2024-generalization: a model trained at L = 100 evaluated at L in {10..1000} and
 // alpha in {0.05, 0.1, 0.2} (docs/reproductions.md#chen2024-generalization).
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -11,11 +12,13 @@
 #include "models/registry.h"
 #include "reproduce/chen2024.h"
 #include "reproduce/chen2024_common.h"
-#include "tasks/registry.h"
+#include "reproduce/run_config.h"
+#include "tasks/ngram_task.h"
 
 namespace ihlab {
 namespace {
 using namespace chen;
+namespace fs = std::filesystem;
 
 const std::vector<int> kLengths = {10, 20, 50, 100, 200, 400, 700, 1000};
 const std::vector<double> kAlphas = {0.05, 0.1, 0.2};
@@ -27,20 +30,23 @@ struct GeneralizationRow {
 
 template <typename T>
 std::vector<GeneralizationRow> evaluate_lengths(const ReproContext& c, int n_test) {
-  std::string ckpt = latest_checkpoint_path(c.out_dir + "/checkpoints");
-  Checkpoint<T> trained = load_checkpoint<T>(ckpt);
-  const auto& model_cfg = c.config["model"];
+  // The trained parameters: the run's newest checkpoint (the summary names it; the file name is
+  // looked up in this directory, which may have moved since).
+  const std::string file = fs::path(c.main.summary.checkpoint).filename().string();
+  IHLAB_CHECK(!file.empty(), "chen2024-generalization: the run in '{}' wrote no checkpoint", c.out_dir);
+  Checkpoint<T> trained = load_checkpoint<T>(c.out_dir + "/checkpoints/" + file);
+  const GihConfig gih = gih_config(c.spec);
   double a = 0;
   std::vector<GeneralizationRow> rows;
   for (double alpha : kAlphas) {
     for (int L : kLengths) {
-      nlohmann::json task_cfg = c.config["task"];
-      task_cfg["length"] = L;
-      task_cfg["alpha"] = alpha;
-      auto task = make_task(task_cfg);
+      NgramMarkovConfig task_cfg = ngram_config(c.spec);
+      task_cfg.length = L;
+      task_cfg.alpha = alpha;
+      NgramMarkovTask task(task_cfg);
       // Test sequences from the evaluation stream, one substream per (L, alpha).
-      Batch test = task->sample(n_test, c.config["seed"], StreamKind::Eval, 1000 + uint64_t(L) * 10 + uint64_t(alpha * 100));
-      auto model = make_model<T>(model_cfg, *task, c.config["seed"]);
+      Batch test = task.sample(n_test, c.spec.seed, StreamKind::Eval, 1000 + uint64_t(L) * 10 + uint64_t(alpha * 100));
+      auto model = make_model<T>(model_table(c.spec), task, c.spec.seed);
       restore_params(trained, model->params());
       NoGradScope<T> no_grad(model->params());
       GeneralizationRow r{L, alpha, double(model->loss(test).item()), NAN, NAN, NAN, NAN, NAN};
@@ -50,11 +56,11 @@ std::vector<GeneralizationRow> evaluate_lengths(const ReproContext& c, int n_tes
       }
       for (auto& [k, v] : model->probes())
         if (k == "a") a = v;
-      for (auto& [k, v] : task->reference_losses(test)) {
+      for (auto& [k, v] : task.reference_losses(test)) {
         if (k == "ref.bayes") r.bayes = v;
         if (k == "ref.unigram") r.unigram = v;
       }
-      GihLimitModel limit(task->vocab(), task_cfg["parents"].get<std::vector<int>>(), loss_of(model_cfg), model_cfg["guard"]);
+      GihLimitModel limit(task.vocab(), task_cfg.parents, gih.loss, gih.guard);
       r.limit = limit.loss(test, a);
       rows.push_back(r);
     }
@@ -64,7 +70,7 @@ std::vector<GeneralizationRow> evaluate_lengths(const ReproContext& c, int n_tes
 
 std::vector<Claim> generalization_claims(ReproContext& c) {
   int n_test = c.quick ? 300 : 1000;
-  auto rows = c.config["dtype"] == "float64" ? evaluate_lengths<double>(c, n_test) : evaluate_lengths<float>(c, n_test);
+  auto rows = c.spec.dtype == Dtype::Float64 ? evaluate_lengths<double>(c, n_test) : evaluate_lengths<float>(c, n_test);
   std::ofstream csv(c.out_dir + "/generalization.csv");
   csv << "length,alpha,loss,loss_excl_unseen,unseen_frac,ref.bayes,ref.unigram,ref.gih_limit\n";
   nlohmann::json table = nlohmann::json::array();

@@ -101,11 +101,11 @@ std::vector<Claim> claims(ReproContext& c) {
   std::vector<Claim> out;
   const bool quick = c.quick;
   auto vs = variants(quick);
-  c.extra["runs"] = variants_json(c.out_dir, vs);
+  c.extra["runs"] = variants_json(c, vs);
   // 1. Three stages in every seed of the standard variant.
-  std::vector<MetricsTable> seeds = {c.metrics};
+  std::vector<MetricsTable> seeds = {c.main.metrics};
   for (auto& v : vs)
-    if (v.name.rfind("seed", 0) == 0) seeds.push_back(variant_metrics(c.out_dir, v.name));
+    if (v.name.rfind("seed", 0) == 0) seeds.push_back(c.variant(v.name).metrics);
   int three = 0;
   std::vector<double> switch_steps, reach_steps;
   std::string detail;
@@ -122,8 +122,8 @@ std::vector<Claim> claims(ReproContext& c) {
                                                            seeds.size()),
                  double(three), three == int(seeds.size()), detail + " (U/u/b: closest reference by KL)"});
   // 2. The bigram solution is reached: final loss near the bigram strategy's.
-  double val = c.metrics.column("val_loss").back(), big = c.metrics.column("ref.bigram").back(),
-         uni = c.metrics.column("ref.unigram").back();
+  double val = c.main.metrics.column("val_loss").back(), big = c.main.metrics.column("ref.bigram").back(),
+         uni = c.main.metrics.column("ref.unigram").back();
   double gap = (val - big) / (uni - big);
   out.push_back({"seed 0 reaches the bigram solution", "(val_loss - bigram) / (unigram - bigram) < 0.25", gap,
                  gap < 0.25, fmt::format("val_loss {:.4f}, unigram {:.4f}, bigram {:.4f}", val, uni, big)});
@@ -132,7 +132,7 @@ std::vector<Claim> claims(ReproContext& c) {
   std::vector<double> ds, ds_reach;
   for (auto& v : vs)
     if (v.name.rfind("doubly", 0) == 0) {
-      Stages s = read_stages(variant_metrics(c.out_dir, v.name), kKlThreshold);
+      Stages s = read_stages(c.variant(v.name).metrics, kKlThreshold);
       ds.push_back(s.switch_event.step);
       ds_reach.push_back(s.threshold_step);
     }
@@ -143,7 +143,7 @@ std::vector<Claim> claims(ReproContext& c) {
                  fmt::format("switch: doubly stochastic median {} vs standard {}; kl.bigram < {}: {} vs {} (steps)",
                              m_ds, m_std, kKlThreshold, median(ds_reach), median(reach_steps))});
   // 4. One layer cannot form an induction head: it stays at the unigram solution.
-  MetricsTable one = variant_metrics(c.out_dir, "one-layer");
+  const MetricsTable& one = c.variant("one-layer").metrics;
   double g1 = one.column("kl.unigram").back(), b1 = one.column("kl.bigram").back();
   double v1 = one.column("val_loss").back();
   double gap1 = (v1 - big) / (uni - big);
@@ -151,8 +151,8 @@ std::vector<Claim> claims(ReproContext& c) {
                  gap1, g1 < b1 && gap1 > 0.5,
                  fmt::format("1-layer val_loss {:.4f}; kl.unigram {:.4f}, kl.bigram {:.4f}", v1, g1, b1)});
   // 5. The switch is found in every seed; seed 0's plateau (unigram the closest strategy) is shown.
-  auto st = c.metrics.column("step"), kb = c.metrics.column("kl.bigram"), kg = c.metrics.column("kl.unigram"),
-       ku = c.metrics.column("kl.uniform");
+  auto st = c.main.metrics.column("step"), kb = c.main.metrics.column("kl.bigram"), kg = c.main.metrics.column("kl.unigram"),
+       ku = c.main.metrics.column("kl.uniform");
   size_t from = 0;  // the first point of the unigram plateau: unigram is the closest of the three
   while (from < st.size() && !(kg[from] < kb[from] && kg[from] < ku[from])) ++from;
   out.push_back({"unigram -> bigram switch found in every seed", "median switch step (closest reference by KL)",
@@ -174,7 +174,7 @@ Reproduction edelman2024_icl_mc() {
   r.runtime = "4.1 min; --quick 40 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=128"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants(c.quick)); };
+  r.run = [](ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants(c.quick)); };
   r.evaluate = claims;
   return r;
 }

@@ -63,6 +63,4 @@ nlohmann::json RunEmergence::to_json() const {
   return j;
 }
 
-double stage_lr(const nlohmann::json& config) { return config.at("stages").at(0).at("lr").get<double>(); }
-
 }  // namespace ihlab::musat

@@ -1,5 +1,5 @@
 #pragma once
-// What the musat2025 reproductions read off a run's metrics.csv: the time axis, the emergence
+// What the musat2025 reproductions read off a run's metrics table: the time axis, the emergence
 // time of each growing pseudo-parameter at the thresholds, and t_ICL.
 #include <string>
 #include <vector>
@@ -41,15 +41,13 @@ struct RunEmergence {
 RunEmergence read_emergence(const MetricsTable& m, double lr);
 
 // The standard-transformer bridge (musat2025_bridge.cpp): its run names under DIR/runs/, the
-// configuration of each (from the main run's), and its claim (also writes DIR/bridge_<run>.csv).
+// configuration of each (the main run's resolved configuration with its [model], [data], [log]
+// and stages replaced), and its claim (also writes DIR/bridge_<run>.csv).
 std::vector<Variant> bridge_variants();
 nlohmann::json bridge_config(const nlohmann::json& main, const std::string& variant, bool quick);
 std::vector<Claim> bridge_claims(ReproContext& c, const std::string& variant);
 // After a bridge run: its measures from every checkpoint into DIR/bridge_<variant>.csv, then the
 // periodic checkpoints are deleted (the stage-end one stays).
 void bridge_finish(const std::string& out_dir, const std::string& variant, int64_t D);
-
-// Stage 0's learning rate of a resolved configuration.
-double stage_lr(const nlohmann::json& config);
 
 }  // namespace ihlab::musat

@@ -20,6 +20,7 @@
 #include "models/pseudo_params.h"
 #include "reproduce/musat2025.h"
 #include "reproduce/musat2025_common.h"
+#include "reproduce/run_config.h"
 #include "reproduce/variants.h"
 #include "train/run.h"
 
@@ -65,21 +66,21 @@ steps = 1000        # t = 8000 (t_ICL is about 5200 at D = 32, N = 8)
 // same batches).
 std::vector<Variant> variants() { return {{"reduced-19", {}}, {"reduced-3", {}}}; }
 
-RunResult run_all(const ReproContext& c, const TrainOptions& o) {
-  RunResult main = run_config(c.config, c.out_dir, o);
-  if (main.status != "finished") return main;
+RunResult run_all(ReproContext& c, const TrainOptions& o) {
+  RunResult main = run_spec(c.spec, c.data(), c.out_dir, o);
+  if (!main.finished()) return main;
   for (auto& v : variants()) {
-    nlohmann::json cfg = c.config;
+    nlohmann::json cfg = c.spec.config;
     cfg["model"] = {{"name", "disentangled-reduced"}, {"pseudo", v.name == "reduced-19" ? "all" : "three"}};
-    if (!run_variants(cfg, c.out_dir, {v}, !o.quiet)) main.status = "interrupted";
+    if (!run_variants(c, cfg, {v}, !o.quiet)) main.summary.status = RunStatus::Interrupted;
   }
   for (auto& v : musat::bridge_variants()) {
-    if (!run_variants(musat::bridge_config(c.config, v.name, c.quick), c.out_dir, {v}, !o.quiet)) {
-      main.status = "interrupted";
+    if (!run_variants(c, musat::bridge_config(c.spec.config, v.name, c.quick), {v}, !o.quiet)) {
+      main.summary.status = RunStatus::Interrupted;
       break;
     }
     if (!fs::exists(c.out_dir + "/bridge_" + v.name + ".csv"))
-      musat::bridge_finish(c.out_dir, v.name, c.config.at("task").at("dim"));
+      musat::bridge_finish(c.out_dir, v.name, item_label_config(c.spec).dim);
   }
   return main;
 }
@@ -106,14 +107,15 @@ double trajectory_gap(const MetricsTable& full, const MetricsTable& red) {
 
 std::vector<Claim> claims(ReproContext& c) {
   std::vector<Claim> out;
-  const double lr = musat::stage_lr(c.config);
+  const double lr = c.spec.stages[0].lr;
   const auto& table = pseudo_parameter_table();
-  const MetricsTable& m = c.metrics;
+  const MetricsTable& m = c.main.metrics;
   musat::RunEmergence full = musat::read_emergence(m, lr);
   auto vs = variants();
   for (auto& v : musat::bridge_variants()) vs.push_back(v);
-  c.extra["runs"] = variants_json(c.out_dir, vs);
-  MetricsTable r19 = variant_metrics(c.out_dir, "reduced-19"), r3 = variant_metrics(c.out_dir, "reduced-3");
+  c.extra["runs"] = variants_json(c, vs);
+  const MetricsTable& r19 = c.variant("reduced-19").metrics;
+  const MetricsTable& r3 = c.variant("reduced-3").metrics;
   musat::RunEmergence e19 = musat::read_emergence(r19, lr), e3 = musat::read_emergence(r3, lr);
 
   // 1. Only three grow: at the end, the other 16 coefficients against the smallest of the three.

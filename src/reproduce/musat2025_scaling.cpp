@@ -27,6 +27,7 @@
 #include "analysis/fits.h"
 #include "reproduce/musat2025.h"
 #include "reproduce/musat2025_common.h"
+#include "reproduce/run_config.h"
 #include "reproduce/variants.h"
 #include "train/run.h"
 #include "train/sweep.h"
@@ -91,9 +92,9 @@ bool is_main(const std::string& sweep, int N, int seed, const Grid& g) {
 }
 
 // Every (sweep, N, seed) except the main run (last, the first N, seed 0, which lives in DIR).
-std::vector<Variant> variants(const nlohmann::json& config, bool quick) {
-  const int64_t D = config.at("task").at("dim"), train = config.at("data").at("train_size");
-  const int64_t seed0 = config.at("seed");
+std::vector<Variant> variants(const RunSpec& spec, bool quick) {
+  const int64_t D = item_label_config(spec).dim, train = spec.data.train_size;
+  const int64_t seed0 = int64_t(spec.seed);
   Grid g = grid(quick);
   std::vector<Variant> v;
   for (auto& sw : sweeps())
@@ -184,15 +185,15 @@ std::string sweep_text(const SweepFits& f) {
 
 std::vector<Claim> claims(ReproContext& c) {
   std::vector<Claim> out;
-  const double lr = musat::stage_lr(c.config);
+  const double lr = c.spec.stages[0].lr;
   const Grid g = grid(c.quick);
-  auto vs = variants(c.config, c.quick);
-  c.extra["runs"] = variants_json(c.out_dir, vs);
+  auto vs = variants(c.spec, c.quick);
+  c.extra["runs"] = variants_json(c, vs);
   std::vector<Row> rows;
   for (auto& sw : sweeps())
     for (int N : g.pairs)
       for (int s = 0; s < g.seeds; ++s) {
-        MetricsTable m = is_main(sw, N, s, g) ? c.metrics : variant_metrics(c.out_dir, run_name(sw, N, s));
+        MetricsTable m = is_main(sw, N, s, g) ? c.main.metrics : c.variant(run_name(sw, N, s)).metrics;
         rows.push_back({sw, N, s, musat::read_emergence(m, lr)});
       }
   auto series = [&](const std::string& sweep, const std::string& name, double th) {
@@ -295,8 +296,8 @@ Reproduction musat2025_scaling() {
   r.runtime = "about 8 min; --quick 15 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"task.dim=32", "data.train_size=64", "data.val_size=32", "stages.0.time=5200", "threads=1"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) {
-    return run_main_then_variants(c, o, variants(c.config, c.quick));
+  r.run = [](ReproContext& c, const TrainOptions& o) {
+    return run_main_then_variants(c, o, variants(c.spec, c.quick));
   };
   r.evaluate = claims;
   return r;

@@ -72,8 +72,8 @@ std::pair<std::string, double> best_head(const MetricsTable& m, int layer) {
 
 std::vector<Claim> claims(ReproContext& c) {
   std::vector<Claim> out;
-  c.extra["runs"] = variants_json(c.out_dir, variants());
-  const MetricsTable& m = c.metrics;
+  c.extra["runs"] = variants_json(c, variants());
+  const MetricsTable& m = c.main.metrics;
   const double uniform = m.column("ref.uniform").back();
   const double val = m.column("val_loss").back(), start = m.column("val_loss").front();
   out.push_back({"loss on the repeats collapses", "final val_loss < 0.1 ln V (repeats only)", val, val < 0.1 * uniform,
@@ -90,7 +90,7 @@ std::vector<Claim> claims(ReproContext& c) {
   out.push_back({"the head forms when the loss drops", "steepest pm rise and steepest loss fall within 2x in step",
                  ratio, std::isfinite(ratio) && ratio > 0.5 && ratio < 2.0,
                  fmt::format("pm rise at step {:.0f}, loss fall at step {:.0f}", rise.step, fall.step)});
-  MetricsTable one = variant_metrics(c.out_dir, "one-layer");
+  const MetricsTable& one = c.variant("one-layer").metrics;
   double v1 = one.column("val_loss").back();
   auto [col1, pm1] = best_head(one, 0);
   out.push_back({"a 1-layer model does not get there", "1-layer final val_loss > 0.5 ln V", v1, v1 > 0.5 * uniform,
@@ -109,7 +109,7 @@ Reproduction olsson2022_repeated_tokens() {
   r.runtime = "1.0 min; --quick 50 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=600"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants()); };
+  r.run = [](ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants()); };
   r.evaluate = claims;
   return r;
 }

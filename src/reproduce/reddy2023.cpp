@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "reproduce/run_config.h"
 #include "reproduce/variants.h"
 #include "train/run.h"
 
@@ -75,11 +76,11 @@ double first_step_at(const std::vector<double>& steps, const std::vector<double>
 
 std::vector<Claim> claims(ReproContext& c) {
   std::vector<Claim> out;
-  c.extra["runs"] = variants_json(c.out_dir, variants());
-  const MetricsTable& m = c.metrics;
-  const auto& task = c.config["task"];
-  const double chance = 1.0 / task["labels"].get<double>();
-  const double label_copy = std::min(1.0, task["burstiness"].get<double>() / task["pairs"].get<double>());
+  c.extra["runs"] = variants_json(c, variants());
+  const MetricsTable& m = c.main.metrics;
+  const BurstyConfig task = bursty_config(c.spec);
+  const double chance = 1.0 / double(task.labels);
+  const double label_copy = std::min(1.0, double(task.burstiness) / double(task.pairs));
   auto steps = m.column("step"), icl = m.column("val_in_context_acc");
   const double final_icl = icl.back();
   out.push_back({"bursty training learns in context", "final in-context accuracy (novel classes) > 0.9", final_icl,
@@ -94,7 +95,7 @@ std::vector<Claim> claims(ReproContext& c) {
   out.push_back({"in-context accuracy rises abruptly", "10% -> 90% of its rise above the baseline within < 25% of training",
                  frac, std::isfinite(frac) && frac < 0.25 && final_icl > label_copy + 0.2,
                  fmt::format("from step {:.0f} to {:.0f} of {:.0f}", s_lo, s_hi, steps.back())});
-  MetricsTable off = variant_metrics(c.out_dir, "not-bursty");
+  const MetricsTable& off = c.variant("not-bursty").metrics;
   double off_icl = off.column("val_in_context_acc").back(), off_iwl = off.column("val_in_weights_acc").back();
   out.push_back({"without burstiness in-context learning stays low",
                  "final in-context accuracy < baseline + 0.15", off_icl, off_icl < label_copy + 0.15,
@@ -113,7 +114,7 @@ Reproduction reddy2023_bursty() {
   r.runtime = "2.6 min; --quick 75 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=256"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants()); };
+  r.run = [](ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants()); };
   r.evaluate = claims;
   return r;
 }

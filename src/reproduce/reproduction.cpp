@@ -1,12 +1,16 @@
 #include "reproduce/reproduction.h"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
+#include "core/parallel.h"
 #include "io/config.h"
 #include "train/run.h"
 #include "train/run_schema.h"
 
 namespace ihlab {
+namespace fs = std::filesystem;
 
 const Reproduction& find_reproduction(const std::string& name) {
   std::string known;
@@ -31,6 +35,22 @@ nlohmann::json reproduction_config(const Reproduction& r, const ReproduceOptions
   return run_schema().resolve(raw);
 }
 
+const RunData& ReproContext::data() {
+  if (!data_) data_ = make_run_data(spec);
+  return *data_;
+}
+
+std::string ReproContext::variant_dir(const std::string& name) const {
+  return (fs::path(out_dir) / "runs" / name).string();
+}
+
+const RunResult& ReproContext::variant(const std::string& name) {
+  auto it = variants_.find(name);
+  if (it != variants_.end()) return it->second;
+  // Finished by an earlier process (a restarted reproduction, --evaluate-only).
+  return variants_[name] = read_run(variant_dir(name));
+}
+
 bool ReproResult::all_pass() const {
   for (auto& c : claims)
     if (!c.pass) return false;
@@ -41,37 +61,41 @@ ReproResult run_reproduction(const std::string& name, const std::string& out_dir
   const Reproduction& r = find_reproduction(name);
   ReproContext ctx;
   ctx.out_dir = out_dir;
-  ctx.config = reproduction_config(r, o);
+  ctx.spec = run_spec_from_config(reproduction_config(r, o));
   ctx.quick = o.quick;
   ctx.compat = o.compat;
+  set_threads(ctx.spec.threads);
   TrainOptions topt;
   topt.quiet = o.quiet;
   if (o.evaluate_only) {
-    nlohmann::json s = read_json(out_dir + "/summary.json");
-    IHLAB_CHECK(s.value("status", "") == "finished", "reproduce --evaluate-only: the run in '{}' is '{}', not finished",
-                out_dir, s.value("status", "missing"));
-    ctx.result.status = "finished";
-    ctx.result.steps = s.value("steps", int64_t(0));
-    ctx.result.wall_seconds = s.value("wall_seconds", 0.0);
-    ctx.result.checkpoint = s.value("checkpoint", "");
+    // The run of an earlier process, read back as it is (its directory may hold no config.toml:
+    // a reproduction made only of variants).
+    ctx.main.spec = ctx.spec;
+    ctx.main.summary = read_summary(out_dir);
+    IHLAB_CHECK(ctx.main.summary.finished(), "reproduce --evaluate-only: the run in '{}' is '{}', not finished",
+                out_dir, to_string(ctx.main.summary.status));
+    ctx.main.metrics = read_metrics(out_dir + "/metrics.csv");
   } else {
-    ctx.result = r.run ? r.run(ctx, topt) : run_config(ctx.config, out_dir, topt);
+    ctx.main = r.run ? r.run(ctx, topt) : run_spec(ctx.spec, ctx.data(), out_dir, topt);
   }
   ReproResult out;
-  out.run = ctx.result;
-  if (ctx.result.status != "finished") return out;  // claims need a finished run
-  ctx.metrics = read_metrics(out_dir + "/metrics.csv");
+  if (!ctx.main.finished()) {  // claims need a finished run
+    out.run = std::move(ctx.main);
+    return out;
+  }
   out.claims = r.evaluate(ctx);
 
   std::string command = fmt::format("ihlab reproduce {} --out {}{}{}", name, out_dir, o.quick ? " --quick" : "",
                                     o.compat != "paper" ? " --compat " + o.compat : "");
   for (auto& a : o.overrides) command += " " + a;
-  nlohmann::json summary = read_json(out_dir + "/summary.json");
-  summary["claims"] = claims_to_json(out.claims);
-  summary["reproduction"] = {{"name", name},    {"paper", r.paper},     {"quick", o.quick},
-                             {"compat", o.compat}, {"command", command}, {"all_pass", out.all_pass()}};
-  for (auto& [k, v] : ctx.extra.items()) summary[k] = v;
-  write_json_atomic(out_dir + "/summary.json", summary);
+  // The one rewrite of summary.json: the in-memory record of the run, with the claims added.
+  RunSummary& summary = ctx.main.summary;
+  summary.claims = out.claims;
+  summary.reproduction = ReproductionInfo{name, r.paper, o.compat, command, o.quick, out.all_pass()};
+  for (auto& [k, v] : ctx.extra.items()) summary.sections[k] = v;
+  write_summary(out_dir, summary);
+  out.run = std::move(ctx.main);
+  out.variants = std::move(ctx.variants());
   return out;
 }
 

@@ -5,27 +5,43 @@
 //   ihlab reproduce NAME --out DIR [--quick] [--compat code] [key=value ...]
 //
 // The run directory is the trainer's (config.toml, metrics.csv, checkpoints/) and summary.json
-// gains `reproduction` (name, options, the exact command) and `claims`.
+// gains `reproduction` (name, options, the exact command), `claims` and the reproduction's own
+// sections (io/run_summary.h). Claims read the runs' results in memory: the main run's and each
+// variant's as training returned them; only runs left by an earlier process (--evaluate-only, a
+// variant that finished before a restart) are read from their directories.
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "io/run_dir.h"
+#include "io/run_summary.h"
 #include "train/trainer.h"
 
 namespace ihlab {
 
 struct ReproContext {
   std::string out_dir;
-  nlohmann::json config;  // resolved configuration the run used
+  RunSpec spec;           // the resolved configuration the run uses (spec.config: the JSON)
   bool quick = false;
   std::string compat;     // "paper" or "code"
-  RunResult result;
-  MetricsTable metrics;
-  nlohmann::json extra = nlohmann::json::object();  // evaluations merged into summary.json
+  RunResult main;         // the main run (set before the claims are evaluated)
+  nlohmann::json extra = nlohmann::json::object();  // sections merged into summary.json
+
+  // The main run's task and data sets: the ones training used, built once (on first use).
+  const RunData& data();
+  // A variant run (DIR/runs/<name>/): as run_variants returned it, or read from its directory.
+  // Throws ihlab::Error when it has no finished run there.
+  const RunResult& variant(const std::string& name);
+  void add_variant(const std::string& name, RunResult r) { variants_[name] = std::move(r); }
+  std::string variant_dir(const std::string& name) const;
+  std::map<std::string, RunResult>& variants() { return variants_; }
+
+ private:
+  std::optional<RunData> data_;
+  std::map<std::string, RunResult> variants_;
 };
 
 struct Reproduction {
@@ -34,9 +50,10 @@ struct Reproduction {
   std::vector<std::string> quick_overrides;    // --quick: a reduced run that takes seconds
   std::map<std::string, std::vector<std::string>> compat_overrides;  // --compat NAME
   std::string runtime;                         // measured runtime on 2 cores, for `ihlab list`
-  // Optional: replaces the plain training run (e.g. train, then evaluate on many lengths).
-  // It gets the context before training (config, out_dir, quick, compat are set).
-  std::function<RunResult(const ReproContext& ctx, const TrainOptions&)> run;
+  // Optional: replaces the plain training run (e.g. train, then evaluate on many lengths). It
+  // gets the context before training (spec, out_dir, quick, compat are set) and may record
+  // variant runs in it; it returns the main run.
+  std::function<RunResult(ReproContext& ctx, const TrainOptions&)> run;
   std::function<std::vector<Claim>(ReproContext&)> evaluate;
 };
 
@@ -57,8 +74,9 @@ struct ReproduceOptions {
 nlohmann::json reproduction_config(const Reproduction& r, const ReproduceOptions& o);
 
 struct ReproResult {
-  RunResult run;
+  RunResult run;  // the main run; run.summary as written to summary.json, claims included
   std::vector<Claim> claims;
+  std::map<std::string, RunResult> variants;  // the variant runs the claims read, by name
   bool all_pass() const;
 };
 ReproResult run_reproduction(const std::string& name, const std::string& out_dir, const ReproduceOptions& o);

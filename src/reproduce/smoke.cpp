@@ -2,6 +2,7 @@
 // copying. It exercises the reproduction machinery end to end in seconds.
 #include <algorithm>
 
+#include "reproduce/run_config.h"
 #include "reproduce/smoke.h"
 
 namespace ihlab {
@@ -43,15 +44,15 @@ clip = 1.0
   r.quick_overrides = {"stages.0.steps=120", "log.every=20"};
   r.evaluate = [](ReproContext& c) {
     std::vector<Claim> claims;
-    double acc = c.metrics.column("val_acc").back();
+    double acc = c.main.metrics.column("val_acc").back();
     claims.push_back({"copies the previous token", "val accuracy >= 0.95", acc, acc >= 0.95, ""});
-    double loss = c.metrics.column("val_loss").back(), uniform = c.metrics.column("ref.uniform").back();
+    double loss = c.main.metrics.column("val_loss").back(), uniform = c.main.metrics.column("ref.uniform").back();
     claims.push_back({"loss far below uniform", "val_loss < 0.1 * ln V", loss, loss < 0.1 * uniform,
                       "ln V = " + std::to_string(uniform)});
-    int window = c.config["model"]["window"];
+    const int window = int(attn1_config(c.spec).window);
     int best = 0;
     std::vector<double> w;
-    for (int k = 0; k < window; ++k) w.push_back(c.metrics.column("rpe.o" + std::to_string(k)).back());
+    for (int k = 0; k < window; ++k) w.push_back(c.main.metrics.column("rpe.o" + std::to_string(k)).back());
     best = int(std::max_element(w.begin(), w.end()) - w.begin());
     claims.push_back({"attention bias peaks on offset 1", "argmax_k rpe.o<k> = 1", double(best), best == 1, ""});
     return claims;

@@ -8,31 +8,26 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/run_dir.h"
 #include "reproduce/reproduction.h"
-#include "train/trainer.h"
 
 namespace ihlab {
 
 struct Variant {
   std::string name;                    // directory name under DIR/runs/
-  std::vector<std::string> overrides;  // applied to the main run's resolved configuration
+  std::vector<std::string> overrides;  // applied to `config`, a resolved configuration
 };
 
-// Runs every variant in order (quietly unless `verbose`); stops early, returning false, when one
-// is interrupted or diverges. Returns true when all finished.
-bool run_variants(const nlohmann::json& config, const std::string& out_dir, const std::vector<Variant>& variants,
+// Runs every variant in order (quietly unless `verbose`), recording each result in `ctx`; stops
+// early, returning false, when one is interrupted or diverges. Returns true when all finished.
+bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::vector<Variant>& variants,
                   bool verbose);
 
-// A Reproduction::run for multi-run claims: the main run in ctx.out_dir, then the variants. The
-// main run's result is returned; its status becomes "interrupted" if a variant did not finish.
-RunResult run_main_then_variants(const ReproContext& ctx, const TrainOptions& options,
-                                 const std::vector<Variant>& variants);
-
-// metrics.csv of a finished variant.
-MetricsTable variant_metrics(const std::string& out_dir, const std::string& name);
+// A Reproduction::run for multi-run claims: the main run in ctx.out_dir, then the variants of
+// its configuration. The main run's result is returned; its status becomes interrupted if a
+// variant did not finish.
+RunResult run_main_then_variants(ReproContext& ctx, const TrainOptions& options, const std::vector<Variant>& variants);
 
 // summary.json "runs" entries (the report draws them as a table linking each run's directory).
-nlohmann::json variants_json(const std::string& out_dir, const std::vector<Variant>& variants);
+nlohmann::json variants_json(ReproContext& ctx, const std::vector<Variant>& variants);
 
 }  // namespace ihlab

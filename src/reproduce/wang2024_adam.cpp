@@ -53,7 +53,7 @@ steps = 12000
 
 std::vector<Claim> claims(ReproContext& c) {
   std::vector<Claim> out;
-  auto step = c.metrics.column("step"), val = c.metrics.column("val_loss");
+  auto step = c.main.metrics.column("step"), val = c.main.metrics.column("val_loss");
   PhaseOptions opt;
   opt.count_initial = true;  // Adam's first plateau sits at the initial loss
   PhaseSegmentation p = segment_phases(step, val, opt);
@@ -64,11 +64,11 @@ std::vector<Claim> claims(ReproContext& c) {
   c.extra["phases"] = {{"axis", "step"}, {"plateaus", plateaus}, {"summary", p.summary()}};
   out.push_back({"several plateaus with Adam", "phase segmentation of val_loss finds >= 2 plateaus, each followed by "
                  "a drop of >= 3x", double(p.plateaus.size()), p.plateaus.size() >= 2, p.summary()});
-  const double lazy = c.metrics.column("ref.lazy").back(), final_loss = val.back();
+  const double lazy = c.main.metrics.column("ref.lazy").back(), final_loss = val.back();
   out.push_back({"ends below the lazy predictor", "final val_loss / ref.lazy < 0.25 (the induction head formed)",
                  final_loss / lazy, final_loss / lazy < 0.25,
                  fmt::format("val_loss {:.4g}, ref.lazy {:.4g}, ref.4gram_only {:.4g}", final_loss, lazy,
-                             c.metrics.column("ref.4gram_only").back())});
+                             c.main.metrics.column("ref.4gram_only").back())});
   return out;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Shared by the wang2024 reproductions: the layer-2 stage's curves read back from metrics.csv and
+// Shared by the wang2024 reproductions: the layer-2 stage's curves from a run's metrics table and
 // its phase segmentation.
 #include <string>
 #include <vector>

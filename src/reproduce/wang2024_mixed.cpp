@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "reproduce/run_config.h"
 #include "reproduce/variants.h"
 #include "reproduce/wang2024.h"
 #include "reproduce/wang2024_common.h"
@@ -158,9 +159,9 @@ double layer2_evals(const MetricsTable& m) {
 
 std::vector<Claim> claims(ReproContext& c) {
   std::vector<Claim> out;
-  const double sigma = c.config["model"]["sigma_init"], alpha = c.config["task"]["alpha_star"],
-               wstar = c.config["task"]["w_star"];
-  StageCurve L2 = stage_curve(c.metrics, 1, kColumns);
+  const MixedTargetConfig task = mixed_target_config(c.spec);
+  const double sigma = circuit_config(c.spec).sigma_init, alpha = task.alpha_star, wstar = task.w_star;
+  StageCurve L2 = stage_curve(c.main.metrics, 1, kColumns);
   PhaseSegmentation p = layer2_phases(L2);
   out.push_back({"four phases in the layer-2 loss", "one plateau between a fast drop and an abrupt transition",
                  double(p.plateaus.size()), p.found && p.plateaus.size() == 1, p.summary()});
@@ -215,10 +216,10 @@ std::vector<Claim> claims(ReproContext& c) {
                  fmt::format("w_KQ {:.4g} (w* {}), w_V1 {:.4g}, w_V2 {:.4g}, p2 {:.3g} at t = {:.4g}",
                              L2.col("ind.wkq").back(), wstar, L2.col("ind.value").back(), L2.col("pos.value").back(),
                              L2.col("pos.slope").back(), L2.t.back())});
-  nlohmann::json integ = {{"cvode_bdf_layer2_evals", layer2_evals(c.metrics)}};
+  nlohmann::json integ = {{"cvode_bdf_layer2_evals", layer2_evals(c.main.metrics)}};
   if (!c.quick) {
-    MetricsTable dm = variant_metrics(c.out_dir, "dopri5");
-    const double ed = layer2_evals(dm), eb = layer2_evals(c.metrics);
+    const MetricsTable& dm = c.variant("dopri5").metrics;
+    const double ed = layer2_evals(dm), eb = layer2_evals(c.main.metrics);
     // Both runs integrate the same ODE: compare quantities that do not depend on where rows are
     // logged (cvode-bdf logs once per segment, 12% apart in t, which also limits how finely its
     // steepest-descent time is resolved): the time w_KQ reaches w*/2, and the final loss.
@@ -234,7 +235,7 @@ std::vector<Claim> claims(ReproContext& c) {
                                "{:.5g} vs {:.5g}; steepest descent at t = {:.4g} vs {:.4g}", eb, ed, tb, td, lb, ld,
                                tr.steepest, pd.found ? pd.transitions[0].steepest : NAN)});
     integ["dopri5_layer2_evals"] = ed;
-    c.extra["runs"] = variants_json(c.out_dir, variants(false));
+    c.extra["runs"] = variants_json(c, variants(false));
   }
   c.extra["phases"] = phases;
   c.extra["integrators"] = integ;
@@ -253,7 +254,7 @@ Reproduction wang2024_mixed_target() {
   r.config_toml = kWang2024MixedTargetConfig;
   r.quick_overrides = {"data.train_size=2000", "data.val_size=500", "stages.0.segments_per_decade=10",
                        "stages.1.segments_per_decade=20"};
-  r.run = [](const ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants(c.quick)); };
+  r.run = [](ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants(c.quick)); };
   r.evaluate = claims;
   return r;
 }

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "analysis/fits.h"
+#include "reproduce/run_config.h"
 #include "reproduce/variants.h"
 #include "reproduce/wang2024.h"
 #include "reproduce/wang2024_common.h"
@@ -51,22 +52,20 @@ std::vector<Variant> variants(bool quick) {
   return v;
 }
 
-// The main run directory holds nothing but the claims: every point is a variant run.
-RunResult run_points(const ReproContext& c, const TrainOptions& o) {
+// The main run directory holds nothing but the claims: every point is a variant run. Its
+// metrics.csv and summary.json are the sigma = 0.01, alpha* = 0.5 run's (the reference point).
+RunResult run_points(ReproContext& c, const TrainOptions& o) {
   RunResult r;
-  r.status = run_variants(c.config, c.out_dir, variants(c.quick), !o.quiet) ? "finished" : "interrupted";
-  // The reproduction machinery reads DIR/metrics.csv and DIR/summary.json: point them at the
-  // sigma = 0.01, alpha* = 0.5 run's (the reference point), copied.
-  const std::string ref = c.out_dir + "/runs/" + fmt::format("sigma={}", 0.01);
-  if (r.status == "finished") {
-    std::filesystem::copy_file(ref + "/metrics.csv", c.out_dir + "/metrics.csv",
-                               std::filesystem::copy_options::overwrite_existing);
-    nlohmann::json s = read_json(ref + "/summary.json");
-    s["name"] = "wang2024-plateau-scaling";
-    s["note"] = "metrics.csv is the sigma_init = 0.01, alpha* = 0.5 run's; every point is under runs/";
-    write_json_atomic(c.out_dir + "/summary.json", s);
-    r.steps = s.value("steps", int64_t(0));
-  }
+  r.spec = c.spec;
+  r.summary.name = c.spec.name;
+  r.summary.status = RunStatus::Interrupted;
+  if (!run_variants(c, c.spec.config, variants(c.quick), !o.quiet)) return r;
+  const std::string ref = fmt::format("sigma={}", 0.01);
+  std::filesystem::copy_file(c.variant_dir(ref) + "/metrics.csv", c.out_dir + "/metrics.csv",
+                             std::filesystem::copy_options::overwrite_existing);
+  r = c.variant(ref);
+  r.summary.name = "wang2024-plateau-scaling";
+  r.summary.sections["note"] = "metrics.csv is the sigma_init = 0.01, alpha* = 0.5 run's; every point is under runs/";
   return r;
 }
 
@@ -76,9 +75,9 @@ std::vector<Claim> claims(ReproContext& c) {
   nlohmann::json table = nlohmann::json::array();
   std::string missing, agree_detail;
   double worst_agree = 0;
-  const double wstar = c.config["task"]["w_star"];
+  const double wstar = mixed_target_config(c.spec).w_star;
   for (auto& p : points(c.quick)) {
-    MetricsTable m = variant_metrics(c.out_dir, p.name);
+    const MetricsTable& m = c.variant(p.name).metrics;
     StageCurve curve = stage_curve(m, 1, {"loss", "ind.wkq"});
     PhaseSegmentation seg = layer2_phases(curve);
     const double T = crossing_time(curve, "ind.wkq", wstar / 2);
@@ -142,7 +141,7 @@ std::vector<Claim> claims(ReproContext& c) {
   for (double a : ax) one_minus.push_back(1 - a);
   c.extra["scaling"] = {scaling_fit_json("T_IH vs sigma_init", "model.sigma_init", "T_IH", sx, sy),
                         scaling_fit_json("T_IH vs 1 - alpha*", "1 - task.alpha_star", "T_IH", one_minus, ay)};
-  c.extra["runs"] = variants_json(c.out_dir, variants(c.quick));
+  c.extra["runs"] = variants_json(c, variants(c.quick));
   return out;
 }
 

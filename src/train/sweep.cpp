@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -149,9 +150,10 @@ SweepResult run_sweep(const std::string& config_path, const std::string& out_dir
   nlohmann::json runs = nlohmann::json::array();
   for (size_t r = 0; r < points.size(); ++r) {
     Point& p = points[r];
-    fs::path summary_path = fs::path(p.dir) / "summary.json";
-    bool done = fs::exists(summary_path) && read_json(summary_path.string()).value("status", "") == "finished";
-    if (done) {
+    // A run finished by an earlier sweep is read back; one run now is taken as train() returned it.
+    std::optional<RunSummary> s;
+    if (fs::exists(fs::path(p.dir) / "summary.json")) s = read_summary(p.dir);
+    if (s && s->finished()) {
       ++res.skipped;
     } else {
       if (!o.quiet) fmt::print("sweep: run {} of {}: {}\n", r + 1, points.size(), p.dir);
@@ -160,16 +162,16 @@ SweepResult run_sweep(const std::string& config_path, const std::string& out_dir
       t.resume = fs::exists(fs::path(p.dir) / "checkpoints" / "latest.json");
       t.command = o.command;
       RunResult rr = run_config(p.resolved, p.dir, t);
-      if (o.after_run) o.after_run(p.dir);
-      if (rr.status == "interrupted") break;  // Ctrl-C stops the sweep; a rerun continues it
+      if (o.after_run) o.after_run(p.dir, rr);
+      s = rr.summary;
+      if (rr.summary.status == RunStatus::Interrupted) break;  // Ctrl-C stops the sweep; a rerun continues it
     }
-    nlohmann::json s = read_json(summary_path.string());
-    if (s.value("status", "") == "finished") ++res.finished;
+    if (s->finished()) ++res.finished;
     nlohmann::json values = nlohmann::json::object();
     for (auto& [k, v] : p.values) values[k] = lookup(p.resolved, k);
+    nlohmann::json sj = summary_to_json(*s);
     runs.push_back({{"dir", fs::relative(p.dir, out_dir).string()}, {"overrides", values},
-                    {"status", s.value("status", "unknown")}, {"final", s.value("final", nlohmann::json::object())},
-                    {"summary", s}});
+                    {"status", sj["status"]}, {"final", sj["final"]}, {"summary", sj}});
   }
 
   // sweep.csv: one row per run, the swept keys, then every final metric any run has.
@@ -203,15 +205,13 @@ SweepResult run_sweep(const std::string& config_path, const std::string& out_dir
     scaling.push_back(scaling_fit_json(f.y + " vs " + f.x, f.x, f.y, xs, ys));
   }
   for (auto& r : runs) r.erase("summary");
-  res.summary = {{"name", fs::absolute(out_dir).lexically_normal().filename().string()},
-                 {"kind", "sweep"},
-                 {"status", res.finished == res.runs ? "finished" : "incomplete"},
-                 {"message", fmt::format("{} of {} runs finished", res.finished, res.runs)},
-                 {"command", o.command},
-                 {"runs", runs},
-                 {"scaling", scaling},
-                 {"claims", nlohmann::json::array()}};
-  write_json_atomic((fs::path(out_dir) / "summary.json").string(), res.summary);
+  res.summary.kind = RunSummary::Kind::Sweep;
+  res.summary.name = fs::absolute(out_dir).lexically_normal().filename().string();
+  res.summary.status = res.finished == res.runs ? RunStatus::Finished : RunStatus::Incomplete;
+  res.summary.message = fmt::format("{} of {} runs finished", res.finished, res.runs);
+  res.summary.command = o.command;
+  res.summary.sections = {{"runs", runs}, {"scaling", scaling}};
+  write_summary(out_dir, res.summary);
   return res;
 }
 

@@ -14,6 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/run_summary.h"
+#include "train/trainer.h"
+
 namespace ihlab {
 
 struct SweepAxis {
@@ -35,12 +38,13 @@ struct SweepOptions {
   std::vector<std::string> overrides;  // applied to every run before the axes
   bool quiet = false;
   std::string command;  // recorded in summary.json
-  std::function<void(const std::string& run_dir)> after_run;  // e.g. write the run's report
+  // Called after each run made by this sweep (not for runs it skips), e.g. to write its report.
+  std::function<void(const std::string& run_dir, const RunResult& run)> after_run;
 };
 
 struct SweepResult {
   int runs = 0, finished = 0, skipped = 0;
-  nlohmann::json summary;
+  RunSummary summary;  // as written to DIR/summary.json (kind sweep)
 };
 
 SweepResult run_sweep(const std::string& config_path, const std::string& out_dir, const SweepOptions& options);

@@ -1,27 +1,30 @@
 #pragma once
 // Runs a list of stages on a model and a task, writing a run directory:
 //   DIR/config.toml        the resolved configuration
-//   DIR/metrics.csv        step, then one column per logged scalar
-//   DIR/summary.json       status, final metrics, wall time, claims (filled by reproductions)
-//   DIR/checkpoints/       safetensors checkpoints; latest.json names the newest
+//   DIR/metrics.csv        step, then one column per logged scalar (train/instruments.h)
+//   DIR/attention.jsonl    attention snapshots (io/attention_log.h)
+//   DIR/summary.json       status, final metrics, wall time, claims (io/run_summary.h)
+//   DIR/checkpoints/       safetensors checkpoints; latest.json names the newest (train/checkpointing.h)
 // A run resumed from its latest checkpoint continues bit-identically: data is a pure function of
 // (seed, step), and parameters, optimizer and integrator state are restored exactly.
-#include <memory>
+//
+// train() also returns what it wrote, so the caller (a reproduction's claims, the report) reads
+// nothing back from the directory.
 #include <string>
 
+#include "io/run_dir.h"
+#include "io/run_summary.h"
 #include "models/model.h"
-#include "tasks/task.h"
+#include "train/run_data.h"
 #include "train/run_spec.h"
 
 namespace ihlab {
 
 struct RunResult {
-  std::string status;  // "finished", "interrupted" or "diverged"
-  std::string message;
-  int64_t steps = 0;
-  double wall_seconds = 0;
-  Scalars final_metrics;  // the last metrics row
-  std::string checkpoint;  // newest checkpoint written
+  RunSpec spec;          // the resolved specification the run used
+  MetricsTable metrics;  // every row of metrics.csv, earlier sessions' included on resume
+  RunSummary summary;    // what summary.json holds
+  bool finished() const { return summary.finished(); }
 };
 
 struct TrainOptions {
@@ -35,11 +38,8 @@ struct TrainOptions {
   std::string command;
 };
 
-// The training set (fixed mode; empty in fresh mode) and validation set a run uses.
-std::pair<Batch, Batch> run_datasets(const RunSpec& spec, const Task& task);
-
 template <typename T>
-RunResult train(const RunSpec& spec, const Task& task, Model<T>& model, const std::string& out_dir,
+RunResult train(const RunSpec& spec, const RunData& data, Model<T>& model, const std::string& out_dir,
                 const TrainOptions& options = {});
 
 }  // namespace ihlab

@@ -1,0 +1,30 @@
+#pragma once
+// The task and the data sets of a run, built once from its spec and shared by everything in the
+// process that needs them: the trainer, a reproduction's reference model, its claims.
+#include <cstdint>
+#include <memory>
+
+#include "tasks/task.h"
+#include "train/run_spec.h"
+
+namespace ihlab {
+
+struct RunData {
+  std::shared_ptr<const Task> task;
+  Batch train;  // data.mode = "fixed": the training set; "fresh": empty
+  Batch val;    // the validation set
+};
+
+// Samples the data sets of `spec` from `task`: fixed mode draws one pool from the data stream and
+// splits it into training and validation sequences; fresh mode draws the validation set from the
+// evaluation stream.
+RunData make_run_data(const RunSpec& spec, std::shared_ptr<const Task> task);
+// Builds the task of the resolved [task] table, then samples as above.
+RunData make_run_data(const RunSpec& spec);
+
+// The batch of update `step`: a fresh draw keyed on the step, the whole training set, or a
+// mini-batch of it drawn without replacement by a stream keyed on the step. A pure function of
+// (seed, step), so a resumed run sees the batches an uninterrupted one would.
+Batch train_batch(const RunSpec& spec, const RunData& data, int64_t step);
+
+}  // namespace ihlab
