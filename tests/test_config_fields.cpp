@@ -154,7 +154,8 @@ TEST(ConfigFields, EnumsNameTheirChoices) {
         << e.what();
   }
   // The schema built from a declaration lists the enum's names as the only allowed strings.
-  const auto* method = schema_of<StageSpec>().find("method");
+  const Schema stage = schema_of<StageSpec>();
+  const auto* method = stage.find("method");
   ASSERT_NE(method, nullptr);
   EXPECT_EQ(method->spec.choices, (std::vector<std::string>{"optimizer", "flow"}));
 }
