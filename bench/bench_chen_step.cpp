@@ -78,11 +78,20 @@ int run(const Options& o) {
   f.tensors.push_back(to_raw("tokens", Tensor<int64_t>(Shape{batch.size, batch.length}, std::move(ids))));
   nlohmann::json labels = nlohmann::json::array();
   for (auto& s : model.subsets()) labels.push_back(s.label);
-  nlohmann::json cfg = {{"model", "gih"},     {"mode", o.mode},          {"loss", gih_loss_name(gc.loss)},
-                        {"vocab", gc.vocab},  {"length", tc.length},     {"heads", gc.heads},
-                        {"window", gc.window}, {"max_subset", gc.max_subset}, {"guard", gc.guard},
-                        {"subsets", labels},  {"sequences", o.sequences}, {"lr", lr},
-                        {"optimizer", "sgd"}, {"dtype", o.dtype}};
+  nlohmann::json cfg = {{"model", "gih"},
+                        {"mode", o.mode},
+                        {"loss", gih_loss_name(gc.loss)},
+                        {"vocab", gc.vocab},
+                        {"length", tc.length},
+                        {"heads", gc.heads},
+                        {"window", gc.window},
+                        {"max_subset", gc.max_subset},
+                        {"guard", gc.guard},
+                        {"subsets", labels},
+                        {"sequences", o.sequences},
+                        {"lr", lr},
+                        {"optimizer", "sgd"},
+                        {"dtype", o.dtype}};
   f.metadata["workload"] = "chen-step";
   f.metadata["config"] = cfg.dump();
   f.metadata["threads"] = std::to_string(o.threads);
@@ -109,14 +118,22 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (i + 1 >= argc) return usage(("missing value after " + a).c_str());
     std::string v = argv[++i];
-    if (a == "--dump") o.dir = v;
-    else if (a == "--steps") o.steps = std::atol(v.c_str());
-    else if (a == "--warmup") o.warmup = std::atol(v.c_str());
-    else if (a == "--threads") o.threads = std::atol(v.c_str());
-    else if (a == "--dtype") o.dtype = v;
-    else if (a == "--mode") o.mode = v;
-    else if (a == "--sequences") o.sequences = std::atol(v.c_str());
-    else return usage(("unknown option " + a).c_str());
+    if (a == "--dump")
+      o.dir = v;
+    else if (a == "--steps")
+      o.steps = std::atol(v.c_str());
+    else if (a == "--warmup")
+      o.warmup = std::atol(v.c_str());
+    else if (a == "--threads")
+      o.threads = std::atol(v.c_str());
+    else if (a == "--dtype")
+      o.dtype = v;
+    else if (a == "--mode")
+      o.mode = v;
+    else if (a == "--sequences")
+      o.sequences = std::atol(v.c_str());
+    else
+      return usage(("unknown option " + a).c_str());
   }
   if (o.dir.empty() || o.steps < 1 || o.warmup < 0 || o.threads < 1 || o.sequences < 1)
     return usage("need --dump DIR and --steps >= 1");

@@ -53,9 +53,9 @@ Setup make_smoke_step() {
   s.opt = Optimizer<float>::make(oc);
   s.lr = 0.02;
   s.batch = PreviousTokenTask(c.vocab, c.length).sample(batch, seed, StreamKind::Data, 1);
-  s.config = {{"model", "attn1"}, {"vocab", c.vocab},   {"length", c.length}, {"width", c.width},
-              {"window", c.window}, {"batch", batch},   {"lr", s.lr},         {"optimizer", "adam"},
-              {"beta1", oc.beta1},  {"beta2", oc.beta2}, {"eps", oc.eps},     {"dtype", "float32"}};
+  s.config = {{"model", "attn1"},   {"vocab", c.vocab},  {"length", c.length}, {"width", c.width},
+              {"window", c.window}, {"batch", batch},    {"lr", s.lr},         {"optimizer", "adam"},
+              {"beta1", oc.beta1},  {"beta2", oc.beta2}, {"eps", oc.eps},      {"dtype", "float32"}};
   return s;
 }
 
@@ -94,8 +94,10 @@ void dump_inputs(const std::string& dir, const std::string& workload, Setup& s, 
 }
 
 int usage(const char* msg) {
-  std::fprintf(stderr, "bench_step: %s\nusage: bench_step WORKLOAD --dump DIR --steps N [--warmup W] [--threads T]\n"
-               "workloads:", msg);
+  std::fprintf(stderr,
+               "bench_step: %s\nusage: bench_step WORKLOAD --dump DIR --steps N [--warmup W] [--threads T]\n"
+               "workloads:",
+               msg);
   for (auto& w : kWorkloads) std::fprintf(stderr, " %s", w.name);
   std::fprintf(stderr, "\n");
   return 2;
@@ -111,11 +113,16 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (i + 1 >= argc) return usage(("missing value after " + a).c_str());
     std::string v = argv[++i];
-    if (a == "--dump") dir = v;
-    else if (a == "--steps") steps = std::atol(v.c_str());
-    else if (a == "--warmup") warmup = std::atol(v.c_str());
-    else if (a == "--threads") threads = std::atol(v.c_str());
-    else return usage(("unknown option " + a).c_str());
+    if (a == "--dump")
+      dir = v;
+    else if (a == "--steps")
+      steps = std::atol(v.c_str());
+    else if (a == "--warmup")
+      warmup = std::atol(v.c_str());
+    else if (a == "--threads")
+      threads = std::atol(v.c_str());
+    else
+      return usage(("unknown option " + a).c_str());
   }
   const Workload* w = nullptr;
   for (auto& x : kWorkloads)

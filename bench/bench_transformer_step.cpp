@@ -216,34 +216,33 @@ int run(const Options& o) {
   for (auto& p : model.params().all()) f.tensors.push_back(to_raw(p.name, p.var.value()));
   f.tensors.push_back(batches_raw("tokens", batches, false));
   f.tensors.push_back(batches_raw("targets", batches, true));
-  nlohmann::json cfg = {
-      {"model", "transformer"},
-      {"vocab", c.vocab},
-      {"max_len", c.max_len},
-      {"layers", c.layers},
-      {"heads", c.heads},
-      {"width", c.width},
-      {"attention_only", c.attention_only},
-      {"mlp_hidden", c.attention_only ? 0 : c.mlp_hidden()},
-      {"norm", transformer_norm_name(c.norm)},
-      {"positional", transformer_positional_name(c.positional)},
-      {"rel_window", c.rel_window},
-      {"rpe_size", c.positional == TransformerPositional::Relative ? c.rpe_size() : 0},
-      {"self_attention", c.self_attention},
-      {"tied_unembedding", c.tied_unembedding},
-      {"attn_bias", c.attn_bias},
-      {"ln_eps", c.ln_eps},
-      {"task", w.task_desc},
-      {"batch", w.batch},
-      {"length", w.task->length()},
-      {"lr", w.lr},
-      {"clip", w.clip},
-      {"optimizer", "adamw"},
-      {"beta1", w.opt.beta1},
-      {"beta2", w.opt.beta2},
-      {"eps", w.opt.eps},
-      {"weight_decay", w.opt.weight_decay},
-      {"dtype", "float32"}};
+  nlohmann::json cfg = {{"model", "transformer"},
+                        {"vocab", c.vocab},
+                        {"max_len", c.max_len},
+                        {"layers", c.layers},
+                        {"heads", c.heads},
+                        {"width", c.width},
+                        {"attention_only", c.attention_only},
+                        {"mlp_hidden", c.attention_only ? 0 : c.mlp_hidden()},
+                        {"norm", transformer_norm_name(c.norm)},
+                        {"positional", transformer_positional_name(c.positional)},
+                        {"rel_window", c.rel_window},
+                        {"rpe_size", c.positional == TransformerPositional::Relative ? c.rpe_size() : 0},
+                        {"self_attention", c.self_attention},
+                        {"tied_unembedding", c.tied_unembedding},
+                        {"attn_bias", c.attn_bias},
+                        {"ln_eps", c.ln_eps},
+                        {"task", w.task_desc},
+                        {"batch", w.batch},
+                        {"length", w.task->length()},
+                        {"lr", w.lr},
+                        {"clip", w.clip},
+                        {"optimizer", "adamw"},
+                        {"beta1", w.opt.beta1},
+                        {"beta2", w.opt.beta2},
+                        {"eps", w.opt.eps},
+                        {"weight_decay", w.opt.weight_decay},
+                        {"dtype", "float32"}};
   IHLAB_CHECK(c.dropout == 0 && c.feature_dim == 0 && c.norm == TransformerNorm::Pre && c.self_attention &&
                   !c.tied_unembedding && !c.attn_bias,
               "bench_transformer_step: the PyTorch twin covers only dropout 0, no features, pre-LN, "
@@ -273,11 +272,12 @@ int run(const Options& o) {
   int fpc = 0;
   const double theo = theoretical_gflops(int(o.threads), &ghz, &fpc);
   std::printf("ihlab_ms=%.4f ihlab_min_ms=%.4f\nloss_first=%.9g loss_last=%.9g\n", ms, min_ms, first, last);
-  std::printf("params=%lld tokens_per_step=%lld flops_per_step=%.6g gflops=%.4g peak_gflops=%.4g "
-              "fraction_of_peak=%.3g theoretical_gflops=%.4g (%ld threads x %.2f GHz x %d flops/cycle) "
-              "fraction_of_theoretical=%.3g peak_source=eigen-sgemm-1024-per-thread\n",
-              (long long)model.params().numel(), (long long)(w.batch * w.task->length()), flops, gflops, peak,
-              gflops / peak, theo, o.threads, ghz, fpc, gflops / theo);
+  std::printf(
+      "params=%lld tokens_per_step=%lld flops_per_step=%.6g gflops=%.4g peak_gflops=%.4g "
+      "fraction_of_peak=%.3g theoretical_gflops=%.4g (%ld threads x %.2f GHz x %d flops/cycle) "
+      "fraction_of_theoretical=%.3g peak_source=eigen-sgemm-1024-per-thread\n",
+      (long long)model.params().numel(), (long long)(w.batch * w.task->length()), flops, gflops, peak, gflops / peak,
+      theo, o.threads, ghz, fpc, gflops / theo);
 
   if (o.profile) {
     // Pieces of a step on a fresh copy, summed over the same batches.
@@ -303,9 +303,10 @@ int run(const Options& o) {
       t_opt += ms_since(a);
     }
     const double n = double(o.steps);
-    std::printf("profile_zero_grad_ms=%.4f profile_forward_ms=%.4f profile_backward_ms=%.4f profile_clip_ms=%.4f "
-                "profile_optimizer_ms=%.4f\n",
-                t_zero / n, t_fwd / n, t_bwd / n, t_clip / n, t_opt / n);
+    std::printf(
+        "profile_zero_grad_ms=%.4f profile_forward_ms=%.4f profile_backward_ms=%.4f profile_clip_ms=%.4f "
+        "profile_optimizer_ms=%.4f\n",
+        t_zero / n, t_fwd / n, t_bwd / n, t_clip / n, t_opt / n);
   }
   return 0;
 }
@@ -330,12 +331,18 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (i + 1 >= argc) return usage(("missing value after " + a).c_str());
     std::string v = argv[++i];
-    if (a == "--dump") o.dir = v;
-    else if (a == "--steps") o.steps = std::atol(v.c_str());
-    else if (a == "--warmup") o.warmup = std::atol(v.c_str());
-    else if (a == "--threads") o.threads = std::atol(v.c_str());
-    else if (a == "--profile") o.profile = v != "0";
-    else return usage(("unknown option " + a).c_str());
+    if (a == "--dump")
+      o.dir = v;
+    else if (a == "--steps")
+      o.steps = std::atol(v.c_str());
+    else if (a == "--warmup")
+      o.warmup = std::atol(v.c_str());
+    else if (a == "--threads")
+      o.threads = std::atol(v.c_str());
+    else if (a == "--profile")
+      o.profile = v != "0";
+    else
+      return usage(("unknown option " + a).c_str());
   }
   if (o.dir.empty() || o.steps < 1 || o.warmup < 0 || o.threads < 1) return usage("need --dump DIR and --steps >= 1");
   try {

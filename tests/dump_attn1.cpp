@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
       f.tensors.push_back(to_raw("grad." + p.name, p.var.grad()));
     }
     auto ids = [&](const char* name, const std::vector<int32_t>& v) {
-      f.tensors.push_back(to_raw(name, Tensor<int64_t>(Shape{b.size, b.length}, std::vector<int64_t>(v.begin(), v.end()))));
+      f.tensors.push_back(
+          to_raw(name, Tensor<int64_t>(Shape{b.size, b.length}, std::vector<int64_t>(v.begin(), v.end()))));
     };
     ids("tokens", b.tokens);
     ids("targets", b.targets);

@@ -67,8 +67,8 @@ inline std::string index_str(const Shape& s, int64_t flat) {
 // sum(x * r) for a constant r of x's shape: a non-constant scalar aggregate of a tensor output.
 template <typename T>
 Var<T> weighted_sum(const Var<T>& x, const Tensor<T>& r) {
-  IHLAB_CHECK(x.shape() == r.shape(), "weighted_sum: output shape {} but weights {}",
-              shape_str(x.shape()), shape_str(r.shape()));
+  IHLAB_CHECK(x.shape() == r.shape(), "weighted_sum: output shape {} but weights {}", shape_str(x.shape()),
+              shape_str(r.shape()));
   const T* xv = x.value().data();
   double acc = 0;
   for (int64_t i = 0; i < r.numel(); ++i) acc += double(xv[i]) * double(r[i]);
@@ -130,9 +130,8 @@ inline ::testing::AssertionResult gradcheck(const ScalarFn& fn, const std::vecto
     }
     analytic[i] = vars[i].grad().clone();
     if (analytic[i].shape() != inputs[i].shape())
-      return ::testing::AssertionFailure()
-             << fmt::format("gradcheck: grad of input {} has shape {}, input has {}", i,
-                            shape_str(analytic[i].shape()), shape_str(inputs[i].shape()));
+      return ::testing::AssertionFailure() << fmt::format("gradcheck: grad of input {} has shape {}, input has {}", i,
+                                                          shape_str(analytic[i].shape()), shape_str(inputs[i].shape()));
   }
 
   // Numeric: fresh constant leaves per evaluation (no closures are built). Ops give bit-identical
@@ -161,9 +160,8 @@ inline ::testing::AssertionResult gradcheck(const ScalarFn& fn, const std::vecto
     for (int64_t j = 0; j < inputs[i].numel(); ++j) {
       const double a = analytic[i][j];
       if (!std::isfinite(a))
-        return ::testing::AssertionFailure()
-               << fmt::format("gradcheck: analytic grad of input {} at {} is {}", i,
-                              index_str(inputs[i].shape(), j), a);
+        return ::testing::AssertionFailure() << fmt::format("gradcheck: analytic grad of input {} at {} is {}", i,
+                                                            index_str(inputs[i].shape(), j), a);
       if (opt.skip && opt.skip(i, j)) continue;
       const double x = inputs[i][j];
       const double xp = x + opt.h, xm = x - opt.h;
@@ -176,16 +174,16 @@ inline ::testing::AssertionResult gradcheck(const ScalarFn& fn, const std::vecto
       const double ratio = std::isfinite(err) ? err / bound : HUGE_VAL;
       if (ratio > worst_ratio) {
         worst_ratio = ratio;
-        worst = fmt::format("input {} at {}: analytic {:.12g}, numeric {:.12g}, |diff| {:.3g}, bound {:.3g}",
-                            i, index_str(inputs[i].shape(), j), a, n, err, bound);
+        worst = fmt::format("input {} at {}: analytic {:.12g}, numeric {:.12g}, |diff| {:.3g}, bound {:.3g}", i,
+                            index_str(inputs[i].shape(), j), a, n, err, bound);
       }
     }
   }
   if (bad == 0) return ::testing::AssertionSuccess() << checked << " elements, max |diff| " << max_abs_err;
-  return ::testing::AssertionFailure()
-         << fmt::format("gradcheck: {} of {} elements out of tolerance (atol {}, rtol {}), max |diff| {:.3g}; "
-                        "worst: {}",
-                        bad, checked, opt.atol, opt.rtol, max_abs_err, worst);
+  return ::testing::AssertionFailure() << fmt::format(
+             "gradcheck: {} of {} elements out of tolerance (atol {}, rtol {}), max |diff| {:.3g}; "
+             "worst: {}",
+             bad, checked, opt.atol, opt.rtol, max_abs_err, worst);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,8 +222,8 @@ template <typename F>
     }
     if (worst <= tol * std::max(scale, 1e-30)) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << fmt::format(
-               "{}: f32 vs f64 max |diff| {:.3g} at {} (f32 {:.9g}, f64 {:.12g}) > {} * max|f64| {:.3g}", what,
-               worst, index_str(d.shape(), wi), double(fl[wi]), d[wi], tol, scale);
+               "{}: f32 vs f64 max |diff| {:.3g} at {} (f32 {:.9g}, f64 {:.12g}) > {} * max|f64| {:.3g}", what, worst,
+               index_str(d.shape(), wi), double(fl[wi]), d[wi], tol, scale);
   };
   if (auto r = compare("output", yd.value(), yf.value(), rtol); !r) return r;
 

@@ -24,8 +24,7 @@ const std::string kHeads = circuit_test::six_parameter_heads();
 
 nlohmann::json resolved(const std::string& task, const std::string& heads, const std::vector<std::string>& over = {}) {
   std::string toml = "dtype = \"float64\"\n[task]\nname = \"mixed-target\"\n" + task +
-                     "\n[model]\nname = \"attention-circuit\"\n" + heads +
-                     "\n[[stages]]\nsteps = 1\n";
+                     "\n[model]\nname = \"attention-circuit\"\n" + heads + "\n[[stages]]\nsteps = 1\n";
   nlohmann::json raw = parse_toml_string(toml, "test");
   for (auto& o : over) apply_override(raw, o);
   return run_schema().resolve(raw);
@@ -75,8 +74,8 @@ void expect_gradients_match(Model<double>& m, const Batch& b, double tol = 1e-7)
 }
 
 const std::vector<std::pair<std::string, double>> kGeneric = {
-    {"prev.slope", 0.7}, {"prev.value", 0.8}, {"ind.wk", 0.9}, {"ind.wq", -1.1},
-    {"ind.value", 0.6}, {"pos.slope", 0.4}, {"pos.value", 0.3}};
+    {"prev.slope", 0.7}, {"prev.value", 0.8}, {"ind.wk", 0.9},   {"ind.wq", -1.1},
+    {"ind.value", 0.6},  {"pos.slope", 0.4},  {"pos.value", 0.3}};
 
 TEST(MixedTarget, TargetsArePartsAndMatchTheDefinition) {
   MixedTargetConfig c;
@@ -163,8 +162,15 @@ min_back = 2
 value = 2
 )";
     Fixture s = make(resolved("length = 8\ndim = 2\nslots = 3", heads));
-    set_params(*s.model, {{"a.slope", 0.5}, {"a.value", 0.9}, {"b.wkq", 0.7}, {"b.value", -0.4}, {"c.wk", 0.8},
-                          {"c.wq", 1.2}, {"c.value", 0.5}, {"d.slope", 1.3}, {"d.value", 0.6}});
+    set_params(*s.model, {{"a.slope", 0.5},
+                          {"a.value", 0.9},
+                          {"b.wkq", 0.7},
+                          {"b.value", -0.4},
+                          {"c.wk", 0.8},
+                          {"c.wq", 1.2},
+                          {"c.value", 0.5},
+                          {"d.slope", 1.3},
+                          {"d.value", 0.6}});
     expect_gradients_match(*s.model, s.batch);
   }
 }
@@ -195,8 +201,13 @@ TEST(AttentionCircuit, SixParameterModelRepresentsTheTarget) {
   // Layer 1 a sharp previous-token head, layer 2 the target's own weights: the loss is ~0 and the
   // error split attributes nothing to either component.
   Fixture s = make(resolved("length = 20", kHeads), 500);
-  set_params(*s.model, {{"prev.slope", 60}, {"prev.value", 1}, {"ind.wk", std::sqrt(2.0)}, {"ind.wq", std::sqrt(2.0)},
-                        {"ind.value", 0.5}, {"pos.slope", 60}, {"pos.value", 0.5}});
+  set_params(*s.model, {{"prev.slope", 60},
+                        {"prev.value", 1},
+                        {"ind.wk", std::sqrt(2.0)},
+                        {"ind.wq", std::sqrt(2.0)},
+                        {"ind.value", 0.5},
+                        {"pos.slope", 60},
+                        {"pos.value", 0.5}});
   NoGradScope<double> ng(s.model->params());
   EXPECT_LT(s.model->loss(s.batch).item(), 1e-20);
   Scalars ev = s.model->evaluate(s.batch);

@@ -82,9 +82,14 @@ class TempDirTest : public ::testing::Test {
 // Values chosen to expose any lossy conversion: signed zero, infinities, NaN, denormals.
 template <typename T>
 Tensor<T> awkward_values(Shape shape) {
-  const T specials[] = {T(-0.0), std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
-                        std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::denorm_min(), T(1) / T(3),
-                        std::numeric_limits<T>::max(), T(-1e-30)};
+  const T specials[] = {T(-0.0),
+                        std::numeric_limits<T>::infinity(),
+                        -std::numeric_limits<T>::infinity(),
+                        std::numeric_limits<T>::quiet_NaN(),
+                        std::numeric_limits<T>::denorm_min(),
+                        T(1) / T(3),
+                        std::numeric_limits<T>::max(),
+                        T(-1e-30)};
   Tensor<T> t(shape);
   for (int64_t i = 0; i < t.numel(); ++i) t[i] = specials[i % 8] + (i >= 8 ? T(i) : T(0));
   return t;
@@ -103,7 +108,8 @@ Checkpoint<T> sample_checkpoint() {
               {"empty3", Tensor<T>({3, 0, 2})},
               {"a_last", awkward_values<T>({3})}};
   c.optimizer_state = {{"m.attn.w", awkward_values<T>({2, 5})}, {"step.attn.w", Tensor<T>::scalar(T(3))}};
-  c.extra = {{"flow.t", Tensor<double>::scalar(0.1)}, {"flow.y", awkward_values<double>({4})},
+  c.extra = {{"flow.t", Tensor<double>::scalar(0.1)},
+             {"flow.y", awkward_values<double>({4})},
              {"flow.none", Tensor<double>({0, 7})}};
   return c;
 }
@@ -460,7 +466,8 @@ TEST_F(RestoreParams, MissingExtraAndDuplicateParameters) {
   EXPECT_CONTAINS(restore_error(c), "parameter 'b' is in the model but not in the checkpoint");
   c.params.push_back({"b", Tensor<float>({5}, 9.0f)});
   c.params.push_back({"gone", Tensor<float>({1})});
-  EXPECT_CONTAINS(restore_error(c), "parameter 'gone' is in the checkpoint but not in the model (model has: attn.w, b)");
+  EXPECT_CONTAINS(restore_error(c),
+                  "parameter 'gone' is in the checkpoint but not in the model (model has: attn.w, b)");
   c.params.back() = {"b", Tensor<float>({5})};
   EXPECT_CONTAINS(restore_error(c), "checkpoint lists parameter 'b' twice");
   expect_store_unchanged();

@@ -131,7 +131,11 @@ TEST(RepeatedTokens, BadConfigNamesTheKey) {
   expect_error([] { make("repeated-tokens", {{"repeats", 1}}); }, {"repeats"});
   expect_error([] { make("repeated-tokens", {{"targets", "some"}}); }, {"targets", "repeats"});
   expect_error([] { RepeatedTokensTask(RepeatedTokensConfig{1, 25, 4, RepeatedTargets::All}); }, {"task.vocab", "1"});
-  expect_error([] { RepeatedTokensTask(RepeatedTokensConfig{8, 1 << 20, 1 << 20, RepeatedTargets::All}); }, {"task.block"});
+  expect_error(
+      [] {
+        RepeatedTokensTask(RepeatedTokensConfig{8, 1 << 20, 1 << 20, RepeatedTargets::All});
+      },
+      {"task.block"});
 }
 
 // ------------------------------------------------------------------------------ icl-mc: chains
@@ -499,7 +503,7 @@ TEST(Bursty, ContextComposition) {
     EXPECT_EQ(b.targets[r * b.length + 2 * c.pairs], s.labels[c.pairs]);
     if (s.bursty) {
       ++bursty;
-      EXPECT_EQ(int(copies.size()), c.pairs / c.burstiness);  // N/B classes ...
+      EXPECT_EQ(int(copies.size()), c.pairs / c.burstiness);    // N/B classes ...
       for (auto [cls, n] : copies) EXPECT_EQ(n, c.burstiness);  // ... B copies each
       EXPECT_EQ(copies.count(s.classes[c.pairs]), 1u) << "the query's class is in the context";
     } else {
@@ -565,7 +569,8 @@ TEST(Bursty, EvalSets) {
     const float* q = ic.features.data() + (r * ic.length + ic.length - 1) * c.dim;
     for (int k = 0; k < c.classes; k += 17) {
       double d2 = 0;
-      for (int d = 0; d < c.dim; ++d) d2 += (q[d] - world.prototypes[k * c.dim + d]) * (q[d] - world.prototypes[k * c.dim + d]);
+      for (int d = 0; d < c.dim; ++d)
+        d2 += (q[d] - world.prototypes[k * c.dim + d]) * (q[d] - world.prototypes[k * c.dim + d]);
       EXPECT_GT(d2, c.match_threshold());
     }
   }
@@ -592,8 +597,11 @@ TEST(Bursty, BadConfigNamesTheKey) {
   expect_error([] { make("bursty", {{"burstiness", 3}}); }, {"task.burstiness", "3", "task.pairs"});
   expect_error([] { make("bursty", {{"p_bursty", 1.5}}); }, {"p_bursty"});
   expect_error([] { make("bursty", {{"labels", 200}}); }, {"task.labels", "200", "task.classes"});
-  expect_error([] { make("bursty", {{"burstiness", 1}, {"pairs", 8}, {"labels", 4}, {"classes", 8}}); },
-               {"task.burstiness", "task.labels"});
+  expect_error(
+      [] {
+        make("bursty", {{"burstiness", 1}, {"pairs", 8}, {"labels", 4}, {"classes", 8}});
+      },
+      {"task.burstiness", "task.labels"});
   expect_error([] { make("bursty", {{"targets", "every"}}); }, {"targets"});
 }
 

@@ -18,7 +18,8 @@ Schema make_schema() {
   stage.integer("steps", 100, "optimizer steps in this stage", 1, 1000000)
       .real("lr", nullptr, "peak learning rate", 0, 10)
       .string("optimizer", "adamw", "update rule", {"sgd", "adam", "adamw"})
-      .table("sched", Schema().string("kind", "constant", "schedule", {"constant", "cosine"})
+      .table("sched", Schema()
+                          .string("kind", "constant", "schedule", {"constant", "cosine"})
                           .real("warmup", 0, "warmup fraction", 0, 1));
 
   Schema copy;
@@ -175,8 +176,9 @@ TEST(Config, UnknownKeyMessages) {
   json raw = minimal_raw();
   raw["task"] = {{"vocabb", 3}};
   std::string m = error_of([&] { s.resolve(raw); });
-  EXPECT_HAS(m, "config: unknown key 'task.vocabb' (allowed in [task] for name = \"copy\": "
-                "length, name, vocab); did you mean 'task.vocab'?");
+  EXPECT_HAS(m,
+             "config: unknown key 'task.vocabb' (allowed in [task] for name = \"copy\": "
+             "length, name, vocab); did you mean 'task.vocab'?");
 
   raw = minimal_raw();
   raw["sed"] = 3;
@@ -217,8 +219,9 @@ lr = "fast"
   raw = minimal_raw();
   raw["stages"][0]["optimizer"] = "adagrad";
   m = error_of([&] { s.resolve(raw); });
-  EXPECT_HAS(m, "config: key 'stages[0].optimizer' = \"adagrad\" is not allowed "
-                "(choose one of: sgd, adam, adamw)");
+  EXPECT_HAS(m,
+             "config: key 'stages[0].optimizer' = \"adagrad\" is not allowed "
+             "(choose one of: sgd, adam, adamw)");
 
   raw = minimal_raw();
   raw["seed"] = -1;
@@ -330,8 +333,7 @@ TEST(Config, ParseFileAndLoadConfig) {
     std::ofstream f(path);
     f << "seed = 7\n[task]\nname = \"sort\"\n[[stages]]\nlr = 0.1\n[[stages]]\nlr = 0.2\n";
   }
-  json cfg = load_config(path, {"stages.1.lr=0.5", "task.length=3", "model.name=gih"},
-                         make_schema());
+  json cfg = load_config(path, {"stages.1.lr=0.5", "task.length=3", "model.name=gih"}, make_schema());
   EXPECT_EQ(cfg["seed"], 7);
   EXPECT_EQ(cfg["task"]["name"], "sort");
   EXPECT_EQ(cfg["task"]["length"], 3);

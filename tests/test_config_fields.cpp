@@ -77,8 +77,7 @@ json perturbed(const Schema& s) {
 json minimal(const Schema& s) {
   json out = json::object();
   for (const auto& e : s.entries())
-    if (e.kind == Schema::Entry::Kind::TableArray && e.min_count > 0)
-      out[e.name] = json::array({minimal(*e.sub)});
+    if (e.kind == Schema::Entry::Kind::TableArray && e.min_count > 0) out[e.name] = json::array({minimal(*e.sub)});
   return out;
 }
 
@@ -149,8 +148,9 @@ TEST(ConfigFields, EnumsNameTheirChoices) {
     parse_enum<StageMethod>("ode", "stages[0].method");
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'stages[0].method' = \"ode\" is not allowed (choose one of: optimizer, flow)"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("'stages[0].method' = \"ode\" is not allowed (choose one of: optimizer, flow)"),
+        std::string::npos)
         << e.what();
   }
   // The schema built from a declaration lists the enum's names as the only allowed strings.

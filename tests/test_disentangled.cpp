@@ -73,7 +73,7 @@ TEST(ItemLabel, LayoutOrthonormalityAndRotation) {
       }
     for (int64_t i = 0; i < N; ++i) {
       EXPECT_NEAR(dot(f + 2 * i * F + D, f + 2 * N * F + D, D), 0.0, 1e-6);  // p_i vs the query's own p_N
-      for (int64_t a = 0; a < D; ++a) {  // label i carries M p_i
+      for (int64_t a = 0; a < D; ++a) {                                      // label i carries M p_i
         double mp = 0;
         for (int64_t c = 0; c < D; ++c) mp += M[a * D + c] * f[2 * i * F + D + c];
         EXPECT_NEAR(f[(2 * i + 1) * F + D + a], mp, 1e-6);
@@ -129,12 +129,13 @@ TEST(ItemLabel, BadConfigNamesTheKey) {
 // Token-only models refuse the task when the model is built, naming the key and what fits.
 TEST(ItemLabel, TokenOnlyModelsAreAConfigError) {
   for (std::string m : {"attn1", "gih", "gih-full"}) {
-    const std::string toml = "[task]\nname = \"item-label\"\npairs = 4\ndim = 16\n[model]\nname = \"" + m +
-                             "\"\n[[stages]]\nsteps = 1\n";
+    const std::string toml =
+        "[task]\nname = \"item-label\"\npairs = 4\ndim = 16\n[model]\nname = \"" + m + "\"\n[[stages]]\nsteps = 1\n";
     nlohmann::json c = run_schema().resolve(parse_toml_string(toml, "test"));
     std::unique_ptr<Task> task = make_task(c["task"]);
     expect_error([&] { make_model<double>(c["model"], *task, 1); },
-                 {"model.name", m, "token task", "item-label", "models that fit this task: transformer", "disentangled, disentangled-reduced"});
+                 {"model.name", m, "token task", "item-label", "models that fit this task: transformer",
+                  "disentangled, disentangled-reduced"});
   }
 }
 
@@ -211,9 +212,12 @@ Agreement compare(const ItemLabelConfig& c, const std::vector<double>& theta) {
   backward(loss);
   DisentangledWeights g;
   g.D = c.dim;
-  g.W1.assign(full.params().get("W1").var.node()->grad.span().begin(), full.params().get("W1").var.node()->grad.span().end());
-  g.W2.assign(full.params().get("W2").var.node()->grad.span().begin(), full.params().get("W2").var.node()->grad.span().end());
-  g.W3.assign(full.params().get("W3").var.node()->grad.span().begin(), full.params().get("W3").var.node()->grad.span().end());
+  g.W1.assign(full.params().get("W1").var.node()->grad.span().begin(),
+              full.params().get("W1").var.node()->grad.span().end());
+  g.W2.assign(full.params().get("W2").var.node()->grad.span().begin(),
+              full.params().get("W2").var.node()->grad.span().end());
+  g.W3.assign(full.params().get("W3").var.node()->grad.span().begin(),
+              full.params().get("W3").var.node()->grad.span().end());
   const auto& table = pseudo_parameter_table();
   const int64_t D = c.dim;
   Agreement a;
@@ -285,7 +289,8 @@ TEST(PseudoReduced, OneStepEqualsTheProjectedFullStep) {
   auto& phi = red.params().all()[0].var;
   for (int64_t i = 0; i < phi.value().numel(); ++i) phi.value().data()[i] -= h * phi.node()->grad.data()[i];
   std::vector<double> moved = red.theta();
-  for (size_t k = 0; k < th.size(); ++k) EXPECT_NEAR(moved[k], after.coef[k], 1e-11) << pseudo_parameter_table()[k].name;
+  for (size_t k = 0; k < th.size(); ++k)
+    EXPECT_NEAR(moved[k], after.coef[k], 1e-11) << pseudo_parameter_table()[k].name;
   double change = 0;
   for (size_t k = 0; k < th.size(); ++k) change += std::abs(moved[k] - th[k]);
   EXPECT_GT(change, 1e-4);
@@ -383,7 +388,8 @@ TEST(BridgeMeasures, MatchExplicitSumsOnRandomWeights) {
   for (int64_t i = 1; i < L; ++i)
     for (int64_t c = 0; c < w; ++c) {
       double k = 0, q = 0;
-      for (int64_t a = 0; a < w; ++a) k += at("pos.P", i - 1, a) * at("layer0.attn.Wk", a, c), q += at("pos.P", i, a) * at("layer0.attn.Wq", a, c);
+      for (int64_t a = 0; a < w; ++a)
+        k += at("pos.P", i - 1, a) * at("layer0.attn.Wk", a, c), q += at("pos.P", i, a) * at("layer0.attn.Wq", a, c);
       alpha += k * q;
     }
   double beta = 0, gamma = 0;

@@ -143,16 +143,14 @@ TEST(Flow, Errors) {
   EXPECT_THROW(dp.integrate(s, -1.0), Error);
 
   // y' = y^2 from y = 1 blows up at t = 1: the controller shrinks h below h_min and gives up.
-  DormandPrince blowup([](double, const std::vector<double>& y,
-                          std::vector<double>& dydt) { dydt[0] = y[0] * y[0]; },
+  DormandPrince blowup([](double, const std::vector<double>& y, std::vector<double>& dydt) { dydt[0] = y[0] * y[0]; },
                        FlowConfig{});
   FlowState b;
   b.y = {1.0};
   EXPECT_THROW(blowup.integrate(b, 2.0), Error);
 
-  DormandPrince nan_f(
-      [](double, const std::vector<double>&, std::vector<double>& dydt) { dydt[0] = NAN; },
-      FlowConfig{});
+  DormandPrince nan_f([](double, const std::vector<double>&, std::vector<double>& dydt) { dydt[0] = NAN; },
+                      FlowConfig{});
   FlowState n;
   n.y = {1.0};
   EXPECT_THROW(nan_f.step(n, 1.0), Error);

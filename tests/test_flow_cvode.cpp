@@ -78,7 +78,8 @@ length = 8
 [model]
 name = "attention-circuit"
 sigma_init = 0.1
-)") + circuit_test::six_parameter_heads() + R"(
+)") + circuit_test::six_parameter_heads() +
+                         R"(
 [data]
 mode = "fixed"
 train_size = 200

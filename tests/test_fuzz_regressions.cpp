@@ -116,7 +116,8 @@ TEST_F(FuzzRegression, LatestJsonMustNameAFileInTheDirectory) {
 // Found alongside the latest.json overflow (same catch of parse_error only): in a safetensors
 // header and in a checkpoint's "ihlab" metadata.
 TEST_F(FuzzRegression, SafetensorsHeaderNumberOverflow) {
-  const std::string p = write("a.safetensors", safetensors_bytes(R"({"x":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", "abcd"));
+  const std::string p = write(
+      "a.safetensors", safetensors_bytes(R"({"x":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", "abcd"));
   EXPECT_CONTAINS(error_of([&] { read_safetensors(p); }), "header is not valid JSON");
 }
 
@@ -135,9 +136,9 @@ TEST_F(FuzzRegression, CheckpointMetaNumberOverflow) {
 TEST_F(FuzzRegression, SafetensorsHeaderNestedTooDeep) {
   const int depth = 100000;
   const std::string deep = std::string(depth, '[') + std::string(depth, ']');
-  for (const std::string& header : {"{\"x\":" + deep + "}",
-                                    R"({"x":{"dtype":"F32","shape":[)" + deep + R"(],"data_offsets":[0,0]}})",
-                                    R"({"__metadata__":{"a":)" + deep + "}}"}) {
+  for (const std::string& header :
+       {"{\"x\":" + deep + "}", R"({"x":{"dtype":"F32","shape":[)" + deep + R"(],"data_offsets":[0,0]}})",
+        R"({"__metadata__":{"a":)" + deep + "}}"}) {
     const std::string p = write("deep.safetensors", safetensors_bytes(header));
     EXPECT_CONTAINS(error_of([&] { read_safetensors(p); }), "header nests values more than 16 levels deep");
   }
@@ -153,7 +154,8 @@ TEST_F(FuzzRegression, SafetensorsHeaderNestedTooDeep) {
 // The same for the JSON in a checkpoint's "ihlab" metadata, which the trainer copies on resume.
 TEST_F(FuzzRegression, CheckpointMetaNestedTooDeep) {
   SafetensorsFile f;
-  f.metadata = {{"format", kCheckpointFormat}, {"dtype", "F32"},
+  f.metadata = {{"format", kCheckpointFormat},
+                {"dtype", "F32"},
                 {"ihlab", "{\"config\": " + std::string(100000, '[') + std::string(100000, ']') + "}"}};
   write_safetensors((dir_ / "c.safetensors").string(), f);
   EXPECT_CONTAINS(error_of([&] { load_checkpoint<float>((dir_ / "c.safetensors").string()); }),
@@ -164,8 +166,7 @@ TEST_F(FuzzRegression, CheckpointMetaNestedTooDeep) {
 // run went on and reports failed on the file afterwards.
 TEST_F(FuzzRegression, MetricsResumeChecksKeptCells) {
   const std::string p = write("metrics.csv", "step,loss,lr\n0,2,0.02\n25,0.076923076923076.9,0.02\n");
-  EXPECT_CONTAINS(error_of([&] { MetricsLog log(p, 100); }),
-                  "line 3: '0.076923076923076.9' is not a number");
+  EXPECT_CONTAINS(error_of([&] { MetricsLog log(p, 100); }), "line 3: '0.076923076923076.9' is not a number");
   // Rows after the resume step are dropped unread, as before.
   write("metrics.csv", "step,loss,lr\n0,2,0.02\n125,garbage,0.02\n");
   MetricsLog log(p, 100);
@@ -177,9 +178,13 @@ TEST_F(FuzzRegression, MetricsResumeChecksKeptCells) {
 // line that is JSON but not an object ("1") threw nlohmann's type_error from json::value().
 TEST_F(FuzzRegression, AttentionLogResumeRefusesNonSnapshots) {
   const std::string good = R"({"step":0,"stage":0,"offset":0,"tokens":[1],"maps":[]})";
-  const std::vector<std::string> bad_lines = {R"({"maps":[{"head":0}],"offset":2,"stage":0})", "1",
-                                              R"({"step":"3"})", R"({"step":-4})", R"({"step":1.5})",
-                                              R"({"step":18446744073709551615})", "{\"step\": 1"};
+  const std::vector<std::string> bad_lines = {R"({"maps":[{"head":0}],"offset":2,"stage":0})",
+                                              "1",
+                                              R"({"step":"3"})",
+                                              R"({"step":-4})",
+                                              R"({"step":1.5})",
+                                              R"({"step":18446744073709551615})",
+                                              "{\"step\": 1"};
   for (const std::string& bad : bad_lines) {
     const std::string p = write("attention.jsonl", good + "\n" + bad + "\n");
     EXPECT_CONTAINS(error_of([&] { AttentionLog log(p, 4, 100); }), "attention.jsonl line 2: not a snapshot");

@@ -203,12 +203,13 @@ TEST(GihFull, ForwardMatchesDenseReference) {
         SCOPED_TRACE(fmt::format("mode {}, loss {}, self {}, L {}", int(mode), gih_loss_name(loss), self, L));
         EXPECT_NEAR(r.loss, ref.mean, 1e-10 * std::max(1.0, std::abs(ref.mean)));
         for (size_t i = 0; i < ref.y.size(); ++i) EXPECT_NEAR(r.y[i], ref.y[i], 1e-10);
-        for (size_t i = 0; i < ref.loss.size(); ++i) EXPECT_NEAR(r.seq_loss[i], ref.loss[i], 1e-10 * std::max(1.0, ref.loss[i]));
+        for (size_t i = 0; i < ref.loss.size(); ++i)
+          EXPECT_NEAR(r.seq_loss[i], ref.loss[i], 1e-10 * std::max(1.0, ref.loss[i]));
       }
 }
 
 FullParams params_of(GihFullModel<double>& m) {
-  return {m.w().value(), m.q().value(), m.k().value(), m.ov().value(),
+  return {m.w().value(),     m.q().value(),    m.k().value(), m.ov().value(),
           m.gamma().value(), m.beta().value(), m.c().value(), m.a().value()};
 }
 
@@ -243,8 +244,8 @@ TEST(GihFull, GradientsMatchFiniteDifferences) {
       FullParams p = random_params(cfg, 23);
       auto inputs = p.list();
       for (size_t i = 0; i < inputs.size(); ++i) {
-        SCOPED_TRACE(fmt::format("mode {}, loss {}, self {}, group param {}", int(mode), gih_loss_name(loss), self,
-                                 names[i]));
+        SCOPED_TRACE(
+            fmt::format("mode {}, loss {}, self {}, group param {}", int(mode), gih_loss_name(loss), self, names[i]));
         gc::Options o;
         o.wrt.assign(inputs.size(), false);
         o.wrt[i] = true;
@@ -344,8 +345,8 @@ TEST(GihFull, InitGroupsAndProbes) {
 }
 
 TEST(GihFull, RegistryBuildsIt) {
-  nlohmann::json tcfg = {{"name", "ngram-markov"}, {"vocab", 3},  {"length", 30},
-                         {"parents", {-1, -2}},     {"alpha", 0.1}, {"all_positions", false}};
+  nlohmann::json tcfg = {{"name", "ngram-markov"}, {"vocab", 3},   {"length", 30},
+                         {"parents", {-1, -2}},    {"alpha", 0.1}, {"all_positions", false}};
   auto task = make_task(tcfg);
   const ModelEntry* entry = nullptr;
   for (auto& e : model_registry())

@@ -46,9 +46,8 @@ std::vector<std::vector<int>> ref_subsets(int H, int D) {
       if (mask >> h & 1) s.push_back(h);
     if (int(s.size()) <= D) out.push_back(s);
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    return a.size() != b.size() ? a.size() < b.size() : a < b;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.size() != b.size() ? a.size() < b.size() : a < b; });
   return out;
 }
 
@@ -169,8 +168,8 @@ const std::vector<std::pair<GihMode, GihLoss>> kModeLoss = {{GihMode::Paper, Gih
                                                             {GihMode::Code, GihLoss::CeOnProbs}};
 
 std::string describe(const GihConfig& c) {
-  return fmt::format("mode {}, loss {}, kernel {}", c.mode == GihMode::Paper ? "paper" : "code",
-                     gih_loss_name(c.loss), c.kernel == GihKernel::Table ? "table" : "direct");
+  return fmt::format("mode {}, loss {}, kernel {}", c.mode == GihMode::Paper ? "paper" : "code", gih_loss_name(c.loss),
+                     c.kernel == GihKernel::Table ? "table" : "direct");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,9 +368,8 @@ TEST(GihGradient, WrongSignWouldBeCaught) {
   auto flipped = [&](const std::vector<VarD>& in) {
     VarD l1 = gih_loss(in[0], in[1], in[2], b, cfg);
     VarD l2 = gih_loss(VarD::leaf(in[0].value().clone(), false), in[1], in[2], b, cfg);
-    return make_result<double>("flip", l2.value().clone(), {l1}, [](Node<double>& n) {
-      n.parents[0]->grad_buffer()[0] -= n.grad[0];
-    });
+    return make_result<double>("flip", l2.value().clone(), {l1},
+                               [](Node<double>& n) { n.parents[0]->grad_buffer()[0] -= n.grad[0]; });
   };
   gc::Options o;
   o.wrt = {true, false, false};
@@ -529,7 +527,7 @@ TEST(GihModel, ProbesNameEverythingAndLogPStaysFinite) {
   };
   EXPECT_EQ(get("a"), 0.01);
   EXPECT_NEAR(get("p.110"), 1.0, 1e-15);
-  EXPECT_EQ(get("p.100"), 0.0);  // 1e-400 underflows...
+  EXPECT_EQ(get("p.100"), 0.0);                              // 1e-400 underflows...
   EXPECT_NEAR(get("logp.100"), 2 * std::log(1e-200), 1e-9);  // ...its log does not
   EXPECT_NEAR(get("logp.110") - get("logp.101"), -2 * std::log(1e-200), 1e-9);
   EXPECT_EQ(get("rpe.h0.o1"), 3.0);
@@ -588,13 +586,12 @@ TEST(GihNgramTask, LayoutTargetsAndReferences) {
   NgramBatch nb = sample_batch(tc, 50, 3, StreamKind::Data, 1);
   EXPECT_EQ(b.tokens, nb.tokens);
   for (int64_t r = 0; r < b.size; ++r)
-    for (int64_t c = 0; c < b.length; ++c)
-      EXPECT_EQ(b.targets[r * 21 + c], c == 20 ? b.tokens[r * 21 + c] : -1);
+    for (int64_t c = 0; c < b.length; ++c) EXPECT_EQ(b.targets[r * 21 + c], c == 20 ? b.tokens[r * 21 + c] : -1);
   auto refs = task.reference_losses(b);
   std::vector<std::string> names;
   for (auto& [k, v] : refs) names.push_back(k);
-  EXPECT_EQ(names, (std::vector<std::string>{"ref.uniform", "ref.bayes", "ref.unigram", "ref.ngram.m1",
-                                             "ref.ngram.m2"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"ref.uniform", "ref.bayes", "ref.unigram", "ref.ngram.m1", "ref.ngram.m2"}));
   EXPECT_NEAR(refs[1].second, mean_cross_entropy(bayes_predictor(tc), nb), 1e-15);
 
   tc.all_positions = true;
@@ -602,15 +599,14 @@ TEST(GihNgramTask, LayoutTargetsAndReferences) {
   Batch ba = all.sample(50, 3, StreamKind::Data, 1);
   EXPECT_EQ(ba.tokens, b.tokens);
   for (int64_t r = 0; r < ba.size; ++r)
-    for (int64_t c = 0; c < ba.length; ++c)
-      EXPECT_EQ(ba.targets[r * 21 + c], c >= 1 ? ba.tokens[r * 21 + c] : -1);
+    for (int64_t c = 0; c < ba.length; ++c) EXPECT_EQ(ba.targets[r * 21 + c], c >= 1 ? ba.tokens[r * 21 + c] : -1);
   auto per = per_position_cross_entropy(bayes_predictor(tc), nb);
   EXPECT_NEAR(all.reference_losses(ba)[1].second, std::accumulate(per.begin(), per.end(), 0.0) / 20, 1e-12);
 }
 
 TEST(GihRegistry, BuildsTheTaskAndTheModelFromConfig) {
-  nlohmann::json tcfg = {{"name", "ngram-markov"}, {"vocab", 3},  {"length", 30},
-                         {"parents", {-1, -2}},     {"alpha", 0.1}, {"all_positions", false}};
+  nlohmann::json tcfg = {{"name", "ngram-markov"}, {"vocab", 3},   {"length", 30},
+                         {"parents", {-1, -2}},    {"alpha", 0.1}, {"all_positions", false}};
   auto task = make_task(tcfg);
   EXPECT_EQ(task->length(), 31);
   const ModelEntry* entry = nullptr;

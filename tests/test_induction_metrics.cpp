@@ -15,14 +15,12 @@ constexpr int32_t kBos = 99;
 
 // [BOS] + block repeated `repeats` times, for each of B sequences. Block tokens are distinct within
 // a sequence (0..T-1 shifted by the sequence index) unless `block` is given.
-std::vector<int32_t> repeated_tokens(int64_t B, int64_t T, int repeats,
-                                     std::vector<int32_t> block = {}) {
+std::vector<int32_t> repeated_tokens(int64_t B, int64_t T, int repeats, std::vector<int32_t> block = {}) {
   std::vector<int32_t> tok;
   for (int64_t b = 0; b < B; ++b) {
     tok.push_back(kBos);
     for (int r = 0; r < repeats; ++r)
-      for (int64_t i = 0; i < T; ++i)
-        tok.push_back(block.empty() ? int32_t((i + b) % T) : block[i]);
+      for (int64_t i = 0; i < T; ++i) tok.push_back(block.empty() ? int32_t((i + b) % T) : block[i]);
   }
   return tok;
 }
@@ -76,8 +74,8 @@ TEST(PreviousToken, PerfectUniformAndBatch) {
   std::vector<double> self(size_t(L * L), 0.0);
   for (int64_t q = 0; q < L; ++q) self[q * L + q] = 1;
   EXPECT_EQ(previous_token_score(self, L), 0.0);
-  EXPECT_NEAR(tl_detect_head_score(previous_token_head(L), tl_previous_token_pattern(L), L),
-              double(L - 1) / double(L), 1e-6);
+  EXPECT_NEAR(tl_detect_head_score(previous_token_head(L), tl_previous_token_pattern(L), L), double(L - 1) / double(L),
+              1e-6);
 }
 
 TEST(PreviousToken, RejectsBadShapes) {
@@ -111,13 +109,11 @@ TEST(PrefixMatching, UniformCausalHeadClosedForm) {
   for (int64_t r = 1; r < R; ++r)
     for (int64_t i = 0; i < T; ++i) expect += double(r) / double(1 + r * T + i + 1);
   expect /= double((R - 1) * T);
-  EXPECT_NEAR(prefix_matching_score_repeated(uniform_causal_head(B, L), tok, L, 1, T), expect,
-              1e-6);
+  EXPECT_NEAR(prefix_matching_score_repeated(uniform_causal_head(B, L), tok, L, 1, T), expect, 1e-6);
   // The stripe only sees the most recent copy: mean of 1/(q+1) over the repeats.
   double stripe = 0;
   for (int64_t q = 1 + T; q < L; ++q) stripe += 1.0 / double(q + 1);
-  EXPECT_NEAR(induction_stripe_score(uniform_causal_head(B, L), L, 1, T),
-              stripe / double(L - 1 - T), 1e-6);
+  EXPECT_NEAR(induction_stripe_score(uniform_causal_head(B, L), L, 1, T), stripe / double(L - 1 - T), 1e-6);
 }
 
 TEST(PrefixMatching, RepeatedTokenInsideTheBlock) {
@@ -130,8 +126,7 @@ TEST(PrefixMatching, RepeatedTokenInsideTheBlock) {
   // Uniform head, queries 5..8 (tokens 3 5 3 7); earlier copies: q5 {1,3}, q6 {2}, q7 {1,3,5},
   // q8 {4}  ->  s = 2/6, 1/7, 3/8, 1/9.
   const double expect = (2.0 / 6 + 1.0 / 7 + 3.0 / 8 + 1.0 / 9) / 4;
-  EXPECT_NEAR(prefix_matching_score_repeated(uniform_causal_head(1, L), tok, L, 1, T), expect,
-              1e-6);
+  EXPECT_NEAR(prefix_matching_score_repeated(uniform_causal_head(1, L), tok, L, 1, T), expect, 1e-6);
   // first_query = 0 also scores q = 3 (token 3, copy at 1, target 2; the induction head parks on
   // BOS there, so s = 0): 4 / 5 of the repeats' score.
   EXPECT_NEAR(prefix_matching_score(A, tok, L, 0), 4.0 / 5.0, 1e-6);
@@ -251,8 +246,7 @@ TEST(OvCircuit, IdentityAndNegatedIdentity) {
 TEST(OvCircuit, RotationsPermutationsAndDiagonal) {
   // Rotation by theta: eigenvalues e^{+-i theta} -> cos(theta); 90 degrees -> 0.
   for (double theta : {std::numbers::pi / 2, std::numbers::pi / 3, 2.5}) {
-    const std::vector<double> R = {std::cos(theta), -std::sin(theta), std::sin(theta),
-                                   std::cos(theta)};
+    const std::vector<double> R = {std::cos(theta), -std::sin(theta), std::sin(theta), std::cos(theta)};
     EXPECT_NEAR(ov_eigenvalue_positivity(R, 2), std::cos(theta), 1e-12) << theta;
   }
   // Rotation(pi/3) (+) identity(2): (2 cos + 2) / 4 = 0.75.
@@ -326,10 +320,9 @@ TEST(Kl, ZeroForEqualAndHandValues) {
   EXPECT_NEAR(r.per_row_model_ref[0], a0, 1e-12);
   EXPECT_NEAR(r.per_row_ref_model[0], b0, 1e-12);
   EXPECT_NEAR(r.per_row_model_ref[1], std::log(2.0), 1e-12);  // 0 log 0 = 0
-  EXPECT_TRUE(std::isinf(r.per_row_ref_model[1]));           // ref mass where model has none
+  EXPECT_TRUE(std::isinf(r.per_row_ref_model[1]));            // ref mass where model has none
   EXPECT_NEAR(r.model_ref, 0.5 * (a0 + std::log(2.0)), 1e-12);
-  EXPECT_THROW(kl_divergences(std::vector<double>{-0.1, 1.1}, std::vector<double>{0.5, 0.5}, 2),
-               Error);
+  EXPECT_THROW(kl_divergences(std::vector<double>{-0.1, 1.1}, std::vector<double>{0.5, 0.5}, 2), Error);
   EXPECT_THROW(kl_divergences(p, std::vector<double>{0.5, 0.5}, 5), Error);
 }
 
@@ -402,8 +395,8 @@ TEST(PhaseTransition, SteepestRiseAndFallOfNoisySigmoid) {
   for (double t : steps) {
     const double sig = 1.0 / (1.0 + std::exp(-(t - center) / width));
     const double u = double(rng() >> 11) * 0x1.0p-53 - 0.5;
-    pm.push_back(sig + 0.04 * u);           // prefix-matching score: rises
-    icl.push_back(-0.8 * sig + 0.04 * u);   // ICL score (late - early): falls
+    pm.push_back(sig + 0.04 * u);          // prefix-matching score: rises
+    icl.push_back(-0.8 * sig + 0.04 * u);  // ICL score (late - early): falls
   }
   SmoothingOptions sm;
   sm.window = 5;

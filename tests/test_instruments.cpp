@@ -217,15 +217,15 @@ window = 2
 lr = 0.01
 steps = 3
 )";
-  EXPECT_EQ(names(config(base)), (std::vector<std::string>{"validation", "probes", "head-scores", "references",
-                                                           "attention-snapshots"}));
+  EXPECT_EQ(names(config(base)),
+            (std::vector<std::string>{"validation", "probes", "head-scores", "references", "attention-snapshots"}));
   nlohmann::json off = config(base);
   off["log"]["head_scores"] = 0;
   off["log"]["attention_snapshots"] = 0;
   EXPECT_EQ(names(off), (std::vector<std::string>{"validation", "probes", "references"}));
   nlohmann::json icl = config(base);
-  icl["task"] = {{"name", "icl-mc"}, {"states", 3}, {"length", 12}, {"order", 2}, {"alpha", 1.0},
-                 {"variant", "standard"}};
+  icl["task"] = {{"name", "icl-mc"}, {"states", 3},  {"length", 12},
+                 {"order", 2},       {"alpha", 1.0}, {"variant", "standard"}};
   EXPECT_EQ(names(icl)[1], "reference-kl");
   nlohmann::json flow = config(base);
   flow["data"]["mode"] = "fixed", flow["data"]["train_size"] = 8, flow["data"]["batch_size"] = 0;

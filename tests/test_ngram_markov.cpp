@@ -24,8 +24,7 @@ constexpr double kNormalQuantile999 = 3.090232;
 
 // The documented context order, written out independently of context_index:
 // first listed parent = least significant digit.
-int64_t documented_context(const std::vector<int>& s, int i, const std::vector<int>& pa, int d,
-                           bool reversed = false) {
+int64_t documented_context(const std::vector<int>& s, int i, const std::vector<int>& pa, int d, bool reversed = false) {
   int64_t ctx = 0, place = 1;
   for (size_t k = 0; k < pa.size(); ++k) {
     ctx += s[i + pa[reversed ? pa.size() - 1 - k : k]] * place;
@@ -38,8 +37,7 @@ int64_t documented_context(const std::vector<int>& s, int i, const std::vector<i
 double pearson_statistic(const MarkovKernel& k, const std::vector<int>& s, bool reversed) {
   const int d = k.vocab, m = k.max_lag();
   std::vector<double> counts(k.probs.size(), 0.0);  // [contexts, d]
-  for (int i = m; i < int(s.size()); ++i)
-    counts[documented_context(s, i, k.parents, d, reversed) * d + s[i]] += 1;
+  for (int i = m; i < int(s.size()); ++i) counts[documented_context(s, i, k.parents, d, reversed) * d + s[i]] += 1;
   double stat = 0;
   for (int64_t c = 0; c < k.contexts(); ++c) {
     double n = 0;
@@ -145,8 +143,8 @@ TEST(NgramPredictors, BayesBeatsBaselinesOnSampledData) {
   double unigram = mean_cross_entropy(unigram_predictor(3, 0.1), batch);
   double wrong = mean_cross_entropy(ngram_predictor(3, {-1}, 0.1), batch);
   double too_many = mean_cross_entropy(ngram_predictor(3, {-1, -2, -3}, 0.1), batch);
-  std::printf("[ losses   ] bayes %.4f  unigram %.4f  pa={-1} %.4f  pa={-1,-2,-3} %.4f  ln3 %.4f\n",
-              bayes, unigram, wrong, too_many, std::log(3.0));
+  std::printf("[ losses   ] bayes %.4f  unigram %.4f  pa={-1} %.4f  pa={-1,-2,-3} %.4f  ln3 %.4f\n", bayes, unigram,
+              wrong, too_many, std::log(3.0));
   EXPECT_LT(bayes, unigram - 0.1);
   EXPECT_LT(bayes, wrong);
   EXPECT_LT(bayes, too_many);
@@ -195,8 +193,8 @@ TEST(ChiSquareMi, HandComputedFlipChain) {
   MarkovKernel k{2, {-1}, {q, 1 - q, 1 - q, q}};
   WindowJoint j = stationary_window_joint(k, 2);
   auto modified = [](double stay) { return 0.5 * (2 * stay * stay + 2 * (1 - stay) * (1 - stay) - 1); };
-  EXPECT_NEAR(chi_square_mi(j, {-1}), modified(q), 1e-12);                 // 0.32
-  EXPECT_NEAR(chi_square_mi(j, {-1}, 1), 2 * modified(q), 1e-12);          // 0.64
+  EXPECT_NEAR(chi_square_mi(j, {-1}), modified(q), 1e-12);         // 0.32
+  EXPECT_NEAR(chi_square_mi(j, {-1}, 1), 2 * modified(q), 1e-12);  // 0.64
   EXPECT_NEAR(chi_square_mi(j, {-2}), modified(q * q + (1 - q) * (1 - q)), 1e-12);
   EXPECT_NEAR(chi_square_mi(j, {}), 0.0, 1e-15);
   // Identical rows: tokens are i.i.d., nothing is informative.
@@ -210,8 +208,8 @@ void print_survey(const char* name, const MiSurvey& r) {
   for (const auto& s : r.ranked) {
     std::string label = "{";
     for (size_t i = 0; i < s.subset.size(); ++i) label += fmt::format("{}{}", i ? "," : "", s.subset[i]);
-    std::printf("[ %-8s ] %-8s mean %.4f +- %.4f  argmax %.3f\n", name, (label + "}").c_str(), s.mean,
-                s.std_error, s.argmax_fraction);
+    std::printf("[ %-8s ] %-8s mean %.4f +- %.4f  argmax %.3f\n", name, (label + "}").c_str(), s.mean, s.std_error,
+                s.argmax_fraction);
   }
 }
 

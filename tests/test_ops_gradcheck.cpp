@@ -43,19 +43,16 @@ Var<T> sum_log_plus(const Var<T>& x, double c) {
   });
 }
 
-void expect_values(const Tensor<double>& got, const Shape& shape, const std::vector<double>& want,
-                   double tol = 1e-12) {
+void expect_values(const Tensor<double>& got, const Shape& shape, const std::vector<double>& want, double tol = 1e-12) {
   ASSERT_EQ(got.shape(), shape) << "got " << shape_str(got.shape()) << ", want " << shape_str(shape);
   ASSERT_EQ(got.numel(), int64_t(want.size()));
-  for (int64_t i = 0; i < got.numel(); ++i)
-    EXPECT_NEAR(got[i], want[i], tol) << "at " << index_str(shape, i);
+  for (int64_t i = 0; i < got.numel(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "at " << index_str(shape, i);
 }
 
 std::vector<double> to_vec(const TensorD& t) { return std::vector<double>(t.data(), t.data() + t.numel()); }
 
 // Naive reference matmul of one [m, k] x [k, n] block, honoring transposes.
-std::vector<double> naive_mm(const double* a, const double* b, int64_t m, int64_t k, int64_t n, bool ta,
-                             bool tb) {
+std::vector<double> naive_mm(const double* a, const double* b, int64_t m, int64_t k, int64_t n, bool ta, bool tb) {
   std::vector<double> c(m * n, 0.0);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -535,8 +532,11 @@ TEST(OpsGradcheck, MaskedSoftmaxSmallBiasLargeMask) {
   EXPECT_TRUE(check_agg([&](const auto& v) { return O::masked_softmax(v[0], v[1], mask, {2, 3, 3}); }, {x, bias}));
   Options only_bias;
   only_bias.wrt = {false, true};
-  EXPECT_TRUE(check_agg([&](const auto& v) { return O::masked_softmax(v[0], v[1], mask, {2, 3, 3}); }, {x, bias},
-                        only_bias));
+  EXPECT_TRUE(check_agg(
+      [&](const auto& v) {
+        return O::masked_softmax(v[0], v[1], mask, {2, 3, 3});
+      },
+      {x, bias}, only_bias));
 }
 
 TEST(OpsForward, BandMask) {
@@ -754,8 +754,8 @@ TEST(OpsF32VsF64, Matmul) {
     for (bool tb : {false, true}) {
       SCOPED_TRACE(fmt::format("trans_a={} trans_b={}", ta, tb));
       TensorD a = randn(rs, ta ? Shape{6, 5} : Shape{5, 6}), b = randn(rs, tb ? Shape{7, 6} : Shape{6, 7});
-      EXPECT_TRUE(f32_matches_f64([=]<typename T>(const std::vector<Var<T>>& v) { return O::matmul(v[0], v[1], ta, tb); },
-                                  {a, b}));
+      EXPECT_TRUE(f32_matches_f64(
+          [=]<typename T>(const std::vector<Var<T>>& v) { return O::matmul(v[0], v[1], ta, tb); }, {a, b}));
       TensorD ba = randn(rs, ta ? Shape{2, 3, 6, 5} : Shape{2, 3, 5, 6});
       TensorD bb = randn(rs, tb ? Shape{2, 3, 7, 6} : Shape{2, 3, 6, 7});
       EXPECT_TRUE(f32_matches_f64([=]<typename T>(const std::vector<Var<T>>& v) { return O::bmm(v[0], v[1], ta, tb); },
@@ -791,8 +791,11 @@ TEST(OpsF32VsF64, Shape) {
   TensorD x = randn(rs, {2, 3, 4}), y = randn(rs, {2, 3, 2});
   EXPECT_TRUE(f32_matches_f64([]<typename T>(const std::vector<Var<T>>& v) { return O::reshape(v[0], {6, 4}); }, {x}));
   EXPECT_TRUE(f32_matches_f64([]<typename T>(const std::vector<Var<T>>& v) { return O::transpose_last2(v[0]); }, {x}));
-  EXPECT_TRUE(f32_matches_f64([]<typename T>(const std::vector<Var<T>>& v) { return O::concat_last<T>({v[0], v[1]}); },
-                              {x, y}));
+  EXPECT_TRUE(f32_matches_f64(
+      []<typename T>(const std::vector<Var<T>>& v) {
+        return O::concat_last<T>({v[0], v[1]});
+      },
+      {x, y}));
 }
 
 TEST(OpsF32VsF64, Reduce) {
@@ -807,7 +810,9 @@ TEST(OpsF32VsF64, Attention) {
   auto rs = test_stream(240);
   TensorD x = randn(rs, {2, 2, 4, 4}), bias = randn(rs, {2, 4, 4}), w = randn(rs, {2, 3});
   EXPECT_TRUE(f32_matches_f64(
-      []<typename T>(const std::vector<Var<T>>& v) { return O::masked_softmax(v[0], v[1], kMask44, {4, 4}); },
+      []<typename T>(const std::vector<Var<T>>& v) {
+        return O::masked_softmax(v[0], v[1], kMask44, {4, 4});
+      },
       {x, bias}));
   EXPECT_TRUE(f32_matches_f64([]<typename T>(const std::vector<Var<T>>& v) { return O::relative_bias(v[0], 4); }, {w}));
   auto band = O::band_mask(4, 0, 2);
@@ -830,14 +835,17 @@ TEST(OpsF32VsF64, Norm) {
 
 TEST(OpsF32VsF64, Loss) {
   auto rs = test_stream(260);
-  TensorD table = randn(rs, {5, 3}), logits = randn(rs, {4, 5}), p = uniform(rs, {4, 5}, 0.1, 1),
-          a = randn(rs, {3, 4}), b = randn(rs, {3, 4});
+  TensorD table = randn(rs, {5, 3}), logits = randn(rs, {4, 5}), p = uniform(rs, {4, 5}, 0.1, 1), a = randn(rs, {3, 4}),
+          b = randn(rs, {3, 4});
   b = round_to_float(b);
   const std::vector<int32_t> ids = {1, 4, 1, 0}, t = {2, -1, 0, 4};
-  EXPECT_TRUE(f32_matches_f64([&]<typename T>(const std::vector<Var<T>>& v) { return O::embedding(v[0], ids, {2, 2}); },
-                              {table}));
-  EXPECT_TRUE(f32_matches_f64([&]<typename T>(const std::vector<Var<T>>& v) { return O::cross_entropy(v[0], t); },
-                              {logits}));
+  EXPECT_TRUE(f32_matches_f64(
+      [&]<typename T>(const std::vector<Var<T>>& v) {
+        return O::embedding(v[0], ids, {2, 2});
+      },
+      {table}));
+  EXPECT_TRUE(
+      f32_matches_f64([&]<typename T>(const std::vector<Var<T>>& v) { return O::cross_entropy(v[0], t); }, {logits}));
   EXPECT_TRUE(f32_matches_f64([&]<typename T>(const std::vector<Var<T>>& v) { return O::nll_prob(v[0], t); }, {p}));
   EXPECT_TRUE(f32_matches_f64(
       [&]<typename T>(const std::vector<Var<T>>& v) { return O::mse(v[0], b.template cast<T>()); }, {a}));

@@ -100,9 +100,7 @@ std::vector<TorchCase> torch_cases() {
        {{0.489499986, -0.978999972, 1.96800005},
         {0.504530251, -0.994060457, 1.95011604},
         {0.505840242, -1.00328338, 1.94528782}},
-       {{0.4895, -0.979, 1.968},
-        {0.50453025, -0.9940605, 1.950116},
-        {0.50584023395, -1.0032834679, 1.9452877368}}},
+       {{0.4895, -0.979, 1.968}, {0.50453025, -0.9940605, 1.950116}, {0.50584023395, -1.0032834679, 1.9452877368}}},
       {"SGD(momentum=0.9, weight_decay=0.01, nesterov=True)",
        sgd(0.9, 0.01, true),
        {{0.480049998, -0.960099995, 1.93920004},
@@ -202,8 +200,8 @@ TYPED_TEST(OptimizerTyped, LateParamGetsItsOwnStepCount) {
   const bool f32 = std::is_same_v<T, float>;
   std::vector<double> want_a = f32 ? std::vector<double>{0.700000048, -2.29999971}
                                    : std::vector<double>{0.7000000060000007, -2.2999999879999997};
-  std::vector<double> want_b = f32 ? std::vector<double>{0.400000006, 0.600000024}
-                                   : std::vector<double>{0.399999999, 0.6000000004999999};
+  std::vector<double> want_b =
+      f32 ? std::vector<double>{0.400000006, 0.600000024} : std::vector<double>{0.399999999, 0.6000000004999999};
   for (int i = 0; i < 2; ++i) {
     expect_close(store.find("a")->var.value()[i], want_a[i], "a");
     expect_close(store.find("b")->var.value()[i], want_b[i], "b");
@@ -228,8 +226,8 @@ TYPED_TEST(OptimizerTyped, ParamWithoutGradIsUntouched) {
 // Save after 2 steps, load into a fresh optimizer, continue both for 2 more: bit-identical.
 TYPED_TEST(OptimizerTyped, StateRoundTripContinuesIdentically) {
   using T = TypeParam;
-  for (const OptimizerConfig& cfg : {sgd(0.9, 0.01, true), adam("adam", 0.9, 0.999, 1e-8, 0.1),
-                                     adam("adamw", 0.8, 0.99, 1e-6, 0.1)}) {
+  for (const OptimizerConfig& cfg :
+       {sgd(0.9, 0.01, true), adam("adam", 0.9, 0.999, 1e-8, 0.1), adam("adamw", 0.8, 0.99, 1e-6, 0.1)}) {
     ParamStore<T> s1, s2;
     s1.add("attn.w", "W", Tensor<T>({3}, std::vector<T>(kW0.begin(), kW0.end())));
     s1.add("attn.b", "W", Tensor<T>({1}, T(0.25)));
@@ -257,8 +255,7 @@ TYPED_TEST(OptimizerTyped, StateRoundTripContinuesIdentically) {
     for (const char* name : {"attn.w", "attn.b"}) {
       auto a = values(*s1.find(name)), b = values(*s2.find(name));
       ASSERT_EQ(a.size(), b.size());
-      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(T)))
-          << enum_name(cfg.kind) << " " << name;
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(T))) << enum_name(cfg.kind) << " " << name;
     }
   }
 }
@@ -288,8 +285,7 @@ TEST(Optimizer, ConfigErrorsNameTheProblem) {
   auto msg = error_of([&] { parse_enum<OptimizerKind>("rmsprop", "stages[0].optimizer"); });
   EXPECT_NE(msg.find("'stages[0].optimizer' = \"rmsprop\""), std::string::npos) << msg;
   EXPECT_NE(msg.find("sgd, adam, adamw"), std::string::npos) << msg;
-  EXPECT_NE(error_of([] { Optimizer<float>::make(sgd(0, 0, true)); }).find("nesterov"),
-            std::string::npos);
+  EXPECT_NE(error_of([] { Optimizer<float>::make(sgd(0, 0, true)); }).find("nesterov"), std::string::npos);
   auto a = adam("adam", 0.9, 0.999, 1e-8, 0);
   a.momentum = 0.9;
   EXPECT_NE(error_of([&] { Optimizer<float>::make(a); }).find("momentum"), std::string::npos);
@@ -311,20 +307,17 @@ TEST(Optimizer, LoadStateRejectsBadCheckpoints) {
   msg = error_of([&] { adam_opt->load_state(1, V{{"m.w", Tensor<double>({2})}}); });
   EXPECT_NE(msg.find("lacks slot"), std::string::npos) << msg;
   // A step count that is not a whole number.
-  EXPECT_THROW(adam_opt->load_state(1, V{{"m.w", Tensor<double>({2})},
-                                         {"v.w", Tensor<double>({2})},
-                                         {"step.w", Tensor<double>::scalar(1.5)}}),
-               Error);
+  EXPECT_THROW(
+      adam_opt->load_state(
+          1, V{{"m.w", Tensor<double>({2})}, {"v.w", Tensor<double>({2})}, {"step.w", Tensor<double>::scalar(1.5)}}),
+      Error);
   EXPECT_THROW(adam_opt->load_state(1, V{{"nodot", Tensor<double>({2})}}), Error);
   // Plain SGD keeps no state at all.
-  EXPECT_THROW(
-      Optimizer<double>::make(sgd(0, 0, false))->load_state(0, V{{"buf.w", Tensor<double>({2})}}),
-      Error);
+  EXPECT_THROW(Optimizer<double>::make(sgd(0, 0, false))->load_state(0, V{{"buf.w", Tensor<double>({2})}}), Error);
 
   // Shapes are checked against the param when it is next updated.
-  adam_opt->load_state(1, V{{"m.w", Tensor<double>({2})},
-                            {"v.w", Tensor<double>({2})},
-                            {"step.w", Tensor<double>::scalar(1)}});
+  adam_opt->load_state(
+      1, V{{"m.w", Tensor<double>({2})}, {"v.w", Tensor<double>({2})}, {"step.w", Tensor<double>::scalar(1)}});
   ParamStore<double> store;
   store.add("w", "W", Tensor<double>({3}, 1.0));
   set_grad(*store.find("w"), {1.0, 1.0, 1.0});
@@ -387,8 +380,7 @@ TEST(Schedule, Cosine) {
   EXPECT_DOUBLE_EQ(learning_rate(c, 1.0, 2, 10), 1.0);              // q = 0
   EXPECT_DOUBLE_EQ(learning_rate(c, 1.0, 6, 10), 0.1 + 0.9 * 0.5);  // q = 1/2: cos = 0
   const double q = 7.0 / 8;                                         // last step, 9
-  EXPECT_DOUBLE_EQ(learning_rate(c, 1.0, 9, 10),
-                   0.1 + 0.9 * 0.5 * (1 + std::cos(std::numbers::pi * q)));
+  EXPECT_DOUBLE_EQ(learning_rate(c, 1.0, 9, 10), 0.1 + 0.9 * 0.5 * (1 + std::cos(std::numbers::pi * q)));
   EXPECT_DOUBLE_EQ(learning_rate(c, 1.0, 10, 10), 0.1);  // reaches base * r at N
   EXPECT_DOUBLE_EQ(learning_rate(c, 1.0, 30, 10), 0.1);  // and stays
   c.warmup_steps = 0;

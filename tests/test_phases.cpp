@@ -31,8 +31,11 @@ struct Curve {
 // Four phases: drop 1e-2..1e1 (slope -0.6 per ln t... in ln loss per decade: -1.4), plateau
 // 1e1..10^2.4, transition 10^2.4..10^2.8 (-12 per decade), convergence slope -1 per decade (that is
 // d ln L / d ln t = -0.43).
-const std::vector<std::pair<double, double>> kFour = {
-    {-2.0, std::log(0.2)}, {1.0, std::log(0.02)}, {2.4, std::log(0.018)}, {2.8, std::log(0.018) - 4.8}, {4.0, std::log(0.018) - 4.8 - 1.0}};
+const std::vector<std::pair<double, double>> kFour = {{-2.0, std::log(0.2)},
+                                                      {1.0, std::log(0.02)},
+                                                      {2.4, std::log(0.018)},
+                                                      {2.8, std::log(0.018) - 4.8},
+                                                      {4.0, std::log(0.018) - 4.8 - 1.0}};
 
 Curve sample(const std::vector<std::pair<double, double>>& corners, double per_decade, double noise, uint64_t seed,
              bool jitter) {
@@ -81,8 +84,8 @@ TEST(Phases, FourPhasesOnNoisyIrregularlySampledCurves) {
 
 TEST(Phases, TwoPlateausAndAnInitialOne) {
   // Flat 1..10 (initial), drop, plateau 10^1.5..10^2.5, drop, plateau 10^3..10^3.6, drop, tail.
-  const std::vector<std::pair<double, double>> corners = {
-      {0.0, 0.0}, {1.0, 0.0}, {1.5, -2.0}, {2.5, -2.1}, {2.8, -4.5}, {3.6, -4.6}, {3.9, -7.0}, {4.5, -7.1}};
+  const std::vector<std::pair<double, double>> corners = {{0.0, 0.0},  {1.0, 0.0},  {1.5, -2.0}, {2.5, -2.1},
+                                                          {2.8, -4.5}, {3.6, -4.6}, {3.9, -7.0}, {4.5, -7.1}};
   Curve c = sample(corners, 30, 0.03, 4, false);
   PhaseSegmentation p = segment_phases(c.t, c.loss);
   ASSERT_EQ(p.plateaus.size(), 2u) << p.summary();
@@ -101,7 +104,8 @@ TEST(Phases, PowerLawHasNoPlateau) {
   PhaseSegmentation p = segment_phases(c.t, c.loss);
   EXPECT_FALSE(p.found) << p.summary();
   // A plateau without a large enough drop after it is not a plateau either.
-  const std::vector<std::pair<double, double>> shallow = {{0.0, 0.0}, {1.0, -2.0}, {2.0, -2.0}, {2.5, -2.5}, {3.0, -2.5}};
+  const std::vector<std::pair<double, double>> shallow = {
+      {0.0, 0.0}, {1.0, -2.0}, {2.0, -2.0}, {2.5, -2.5}, {3.0, -2.5}};
   Curve s = sample(shallow, 20, 0.0, 2, false);
   EXPECT_FALSE(segment_phases(s.t, s.loss).found);
 }

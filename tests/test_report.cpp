@@ -193,7 +193,8 @@ TEST(Report, DataAndHtmlOfARun) {
   // A "</script>" inside the data must not end the data element early.
   d["summary"]["message"] = "</script><script>alert(1)</script>";
   std::string html = render_report_html(d);
-  for (const char* key : {"@TITLE@", "@CSS@", "@DATA@", "@PLOTLY@", "@APP@"}) EXPECT_EQ(html.find(key), std::string::npos);
+  for (const char* key : {"@TITLE@", "@CSS@", "@DATA@", "@PLOTLY@", "@APP@"})
+    EXPECT_EQ(html.find(key), std::string::npos);
   EXPECT_EQ(html.find("</script><script>alert"), std::string::npos);
   EXPECT_NE(html.find("plotly.js"), std::string::npos);
   ReportResult r = write_report(dir, {.figures = false, .quiet = true});

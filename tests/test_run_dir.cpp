@@ -68,8 +68,8 @@ class RunDirTest : public ::testing::Test {
 class Metrics : public RunDirTest {};
 
 TEST_F(Metrics, WritesHeaderAndReadsBackBitExact) {
-  const std::vector<double> values = {0.1, 1.0 / 3, 1e-300, std::numeric_limits<double>::denorm_min(), -2.5e17,
-                                      123456789.123456789, -0.0};
+  const std::vector<double> values = {
+      0.1, 1.0 / 3, 1e-300, std::numeric_limits<double>::denorm_min(), -2.5e17, 123456789.123456789, -0.0};
   {
     MetricsLog log(path("metrics.csv"));
     for (size_t i = 0; i < values.size(); ++i) log.log(int64_t(i), {{"x", values[i]}, {"y", -values[i]}});
@@ -243,9 +243,8 @@ TEST_F(Summary, RoundTripsThroughTheFileWithTheSameKeys) {
   nlohmann::json j = read_json(path("summary.json"));
   std::vector<std::string> keys;
   for (auto& [k, v] : j.items()) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"checkpoint", "claims", "dtype", "final", "message", "name",
-                                            "reproduction", "runs", "seed", "status", "steps", "threads",
-                                            "wall_seconds"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"checkpoint", "claims", "dtype", "final", "message", "name", "reproduction",
+                                            "runs", "seed", "status", "steps", "threads", "wall_seconds"}));
   EXPECT_EQ(j["status"], "diverged");
   EXPECT_EQ(j["final"], (nlohmann::json{{"loss", 0.5}}));
   RunSummary back = read_summary(dir_.string());

@@ -48,9 +48,7 @@ TEST(Reproduce, Chen2024ThreeStagePaperMode) { expect_all_claims_hold("chen2024-
 TEST(Reproduce, Chen2024ThreeStageCodeMode) { expect_all_claims_hold("chen2024-three-stage", "code"); }
 TEST(Reproduce, Chen2024Joint) { expect_all_claims_hold("chen2024-joint"); }
 TEST(Reproduce, Chen2024Full) { expect_all_claims_hold("chen2024-full"); }
-TEST(Reproduce, Chen2024Generalization) {
-  expect_all_claims_hold("chen2024-generalization");
-}
+TEST(Reproduce, Chen2024Generalization) { expect_all_claims_hold("chen2024-generalization"); }
 
 TEST(Reproduce, Olsson2022RepeatedTokens) { expect_all_claims_hold("olsson2022-repeated-tokens"); }
 TEST(Reproduce, Edelman2024IclMc) {

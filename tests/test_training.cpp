@@ -234,7 +234,8 @@ TEST(Training, InterruptSavesACheckpointAndResumes) {
 
 TEST(Training, DivergenceStopsWithAClearMessageAndKeepsAGoodCheckpoint) {
   std::string dir = fresh_dir("diverge");
-  RunResult r = run_config(config({"stages.0.optimizer=\"sgd\"", "stages.0.lr=1e12", "stages.0.steps=200"}), dir, quiet());
+  RunResult r =
+      run_config(config({"stages.0.optimizer=\"sgd\"", "stages.0.lr=1e12", "stages.0.steps=200"}), dir, quiet());
   EXPECT_EQ(r.summary.status, RunStatus::Diverged);
   EXPECT_NE(r.summary.message.find("diverged at step"), std::string::npos) << r.summary.message;
   auto summary = read_json(dir + "/summary.json");
@@ -262,10 +263,10 @@ TEST(Training, RefusesToOverwriteARunAndRefusesAChangedConfigOnResume) {
 
 TEST(Training, GradientFlowStageLowersTheLoss) {
   std::string dir = fresh_dir("flow");
-  RunResult r = run_config(config({"data.mode=\"fixed\"", "data.train_size=64", "data.batch_size=0",
-                                   "stages.0.method=\"flow\"", "stages.0.time=5.0", "stages.0.lr=1.0",
-                                   "stages.0.rtol=1e-5", "stages.1.steps=1"}),
-                           dir, quiet());
+  RunResult r =
+      run_config(config({"data.mode=\"fixed\"", "data.train_size=64", "data.batch_size=0", "stages.0.method=\"flow\"",
+                         "stages.0.time=5.0", "stages.0.lr=1.0", "stages.0.rtol=1e-5", "stages.1.steps=1"}),
+                 dir, quiet());
   ASSERT_EQ(r.summary.status, RunStatus::Finished) << r.summary.message;
   MetricsTable m = read_metrics(dir + "/metrics.csv");
   auto t = m.column("t");
@@ -281,9 +282,9 @@ TEST(Training, GradientFlowStageLowersTheLoss) {
 // stop_loss ends a stage at the first step whose loss is at or below it; the next stage then runs,
 // and a run interrupted before that step and resumed stops at the same step.
 TEST(Training, StopLossEndsAStageEarlyAndResumesBitIdentically) {
-  const std::vector<std::string> o = {"data.mode=\"fixed\"", "data.train_size=64", "data.batch_size=0",
+  const std::vector<std::string> o = {"data.mode=\"fixed\"",      "data.train_size=64",   "data.batch_size=0",
                                       "stages.0.method=\"flow\"", "stages.0.time=1000.0", "stages.0.lr=1.0",
-                                      "stages.0.rtol=1e-5", "log.every=1", "stages.1.steps=3"};
+                                      "stages.0.rtol=1e-5",       "log.every=1",          "stages.1.steps=3"};
   std::string plain = fresh_dir("stop_plain");
   ASSERT_EQ(run_config(config(o), plain, quiet()).summary.status, RunStatus::Finished);
   MetricsTable m0 = read_metrics(plain + "/metrics.csv");

@@ -215,16 +215,15 @@ TEST(Transformer, DropoutIsDeterministicAndOnlyInTraining) {
   Batch b = random_batch(4, 6, 5, 10), b2 = random_batch(4, 6, 5, 11);
   m.params().set_trainable({"all"});
   const double l1 = m.loss(b).item(), l2 = m.loss(b).item();
-  EXPECT_EQ(l1, l2);                                      // same batch, same masks
-  EXPECT_NE(l1, plain.loss(b).item());                    // dropout is on in training
+  EXPECT_EQ(l1, l2);                    // same batch, same masks
+  EXPECT_NE(l1, plain.loss(b).item());  // dropout is on in training
   {
-    NoGradScope<double> no_grad(m.params());              // the trainer's validation loss
+    NoGradScope<double> no_grad(m.params());  // the trainer's validation loss
     EXPECT_EQ(m.loss(b).item(), plain.loss(b).item());
   }
   EXPECT_EQ(m.evaluate(b2), plain.evaluate(b2));
   auto pm = m.per_position_losses(b2), pp = plain.per_position_losses(b2);
-  for (size_t i = 0; i < pm.size(); ++i)
-    EXPECT_TRUE(pm[i] == pp[i] || (std::isnan(pm[i]) && std::isnan(pp[i]))) << i;
+  for (size_t i = 0; i < pm.size(); ++i) EXPECT_TRUE(pm[i] == pp[i] || (std::isnan(pm[i]) && std::isnan(pp[i]))) << i;
   auto am = m.attention(b2, 0), ap = plain.attention(b2, 0);
   for (size_t i = 0; i < am.size(); ++i) EXPECT_EQ(am[i].weights, ap[i].weights);
   // Another model instance with the same seed draws the same masks; another seed does not.
@@ -307,9 +306,8 @@ TEST(Transformer, GroupsNamesInitAndProbes) {
   c.attention_only = false, c.feature_dim = 2, c.rel_window = 3, c.self_attention = false;
   Transformer<double> m(c, 1);
   EXPECT_EQ(m.name(), "transformer");
-  EXPECT_EQ(m.params().groups(),
-            (std::vector<std::string>{"embed", "layer0.attn", "layer0.rpe", "layer0.mlp", "layer1.attn", "layer1.rpe",
-                                      "layer1.mlp", "unembed"}));
+  EXPECT_EQ(m.params().groups(), (std::vector<std::string>{"embed", "layer0.attn", "layer0.rpe", "layer0.mlp",
+                                                           "layer1.attn", "layer1.rpe", "layer1.mlp", "unembed"}));
   EXPECT_EQ(m.params().get("layer0.rpe.w").var.shape(), (Shape{2, 3}));
   EXPECT_EQ(m.params().get("embed.W_in").var.shape(), (Shape{2, 8}));
   EXPECT_EQ(m.params().get("layer1.mlp.W1").var.shape(), (Shape{8, 32}));

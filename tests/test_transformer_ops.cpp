@@ -31,8 +31,8 @@ void expect_close(const TensorD& got, const std::vector<double>& want, double to
   int64_t at = 0;
   for (int64_t i = 0; i < got.numel(); ++i)
     if (std::abs(got[i] - want[i]) > worst) worst = std::abs(got[i] - want[i]), at = i;
-  EXPECT_LE(worst, tol) << what << ": max |diff| at " << index_str(got.shape(), at) << " (got " << got[at]
-                        << ", want " << want[at] << ")";
+  EXPECT_LE(worst, tol) << what << ": max |diff| at " << index_str(got.shape(), at) << " (got " << got[at] << ", want "
+                        << want[at] << ")";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,8 +103,7 @@ TEST(TransformerOps, BandedAttentionMatchesNaiveLoops) {
     TensorD drop = make_drop(rs, {c.B, c.H, c.L, c.L});
     O::BandedAttention spec{c.H, c.lo, c.hi, 1.0 / std::sqrt(double(c.dh))};
     Tensor<double> P;
-    auto out = O::banded_attention(leafd(qkv), c.bias ? leafd(bias) : VarD(), spec,
-                                   c.drop ? drop : TensorD(), &P);
+    auto out = O::banded_attention(leafd(qkv), c.bias ? leafd(bias) : VarD(), spec, c.drop ? drop : TensorD(), &P);
     auto [Oref, Pref] = ref_attention(qkv, c.bias ? &bias : nullptr, c.drop ? &drop : nullptr, c, spec.scale);
     ASSERT_EQ(out.shape(), (Shape{c.B, c.L, c.H * c.dh}));
     ASSERT_EQ(P.shape(), (Shape{c.B, c.H, c.L, c.L}));
@@ -221,8 +220,8 @@ TEST(TransformerOps, NormLinearMatchesComposition) {
     VarD h = norm ? O::layer_norm(leafd(x), leafd(g), leafd(be), 1e-5) : leafd(x);
     auto ref = O::concat_last<double>({O::add(O::linear(h, leafd(W1)), leafd(b1)), O::linear(h, leafd(W2))});
     ASSERT_EQ(y.shape(), (Shape{3, 4, 7}));
-    expect_close(y.value(), std::vector<double>(ref.value().data(), ref.value().data() + ref.value().numel()),
-                 1e-13, "output");
+    expect_close(y.value(), std::vector<double>(ref.value().data(), ref.value().data() + ref.value().numel()), 1e-13,
+                 "output");
     auto f = [&](const auto& v) { return O::norm_linear(v[0], norm, v[1], v[2], 1e-5, {v[3], v[4]}, {v[5], v[6]}); };
     Options o;
     o.wrt = {true, norm, norm, true, true, true, true};
@@ -232,8 +231,8 @@ TEST(TransformerOps, NormLinearMatchesComposition) {
   {
     auto y = O::norm_linear(leafd(x), true, leafd(g), leafd(be), 1e-5, {leafd(W2)}, {leafd(b2)}, true);
     auto ref = O::gelu(O::add(O::linear(O::layer_norm(leafd(x), leafd(g), leafd(be), 1e-5), leafd(W2)), leafd(b2)));
-    expect_close(y.value(), std::vector<double>(ref.value().data(), ref.value().data() + ref.value().numel()),
-                 1e-13, "gelu output");
+    expect_close(y.value(), std::vector<double>(ref.value().data(), ref.value().data() + ref.value().numel()), 1e-13,
+                 "gelu output");
     auto f = [&](const auto& v) { return O::norm_linear(v[0], true, v[1], v[2], 1e-5, {v[3]}, {v[4]}, true); };
     EXPECT_TRUE(check_agg(f, {x, g, be, W2, b2}));
     // float32 uses Eigen's rational erf (a couple of ulp) instead of std::erf.
@@ -246,9 +245,11 @@ TEST(TransformerOps, NormLinearMatchesComposition) {
   Options o;
   o.rtol = 1e-5;
   EXPECT_TRUE(check_agg(f, {xb, W}, o));
-  EXPECT_TRUE(f32_matches_f64([&](const auto& v) {
-    return O::norm_linear(v[0], true, v[1], v[2], 1e-5, {v[3], v[4]}, {v[5], v[6]});
-  }, {x, g, be, W1, W2, b1, b2}, 1e-5, 1e-4));
+  EXPECT_TRUE(f32_matches_f64(
+      [&](const auto& v) {
+        return O::norm_linear(v[0], true, v[1], v[2], 1e-5, {v[3], v[4]}, {v[5], v[6]});
+      },
+      {x, g, be, W1, W2, b1, b2}, 1e-5, 1e-4));
   EXPECT_THROW(O::norm_linear(leafd(x), true, VarD(), VarD(), 1e-5, {leafd(TensorD({5, 2}))}), Error);
 }
 
@@ -262,8 +263,8 @@ TEST(TransformerOps, LinearResidualMatchesComposition) {
     VarD branch = O::add(O::linear(leafd(a), leafd(W)), leafd(b));
     if (masked) branch = O::mul(branch, leafd(m, false));
     auto ref = O::add(leafd(x), branch);
-    expect_close(y.value(), std::vector<double>(ref.value().data(), ref.value().data() + ref.value().numel()),
-                 1e-13, "output");
+    expect_close(y.value(), std::vector<double>(ref.value().data(), ref.value().data() + ref.value().numel()), 1e-13,
+                 "output");
   }
   TensorD xs = randn(rs, {2, 3, 5}), as = randn(rs, {2, 3, 3}), ms = make_drop(rs, {2, 3, 5});
   auto f = [&](const auto& v) { return O::linear_residual(v[0], v[1], v[2], v[3], ms); };

@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
     const double ploss = pseudo_loss(pseudo_grams(b, task.rotation(), D, plan), plan, theta, &pgrad);
 
     SafetensorsFile f;
-    f.tensors.push_back(to_raw("features", Tensor<double>({B, L, 2 * D}, std::vector<double>(b.features.begin(), b.features.end()))));
+    f.tensors.push_back(
+        to_raw("features", Tensor<double>({B, L, 2 * D}, std::vector<double>(b.features.begin(), b.features.end()))));
     f.tensors.push_back(to_raw("values", Tensor<double>({B, D}, b.values)));
     f.tensors.push_back(to_raw("M", Tensor<double>({D, D}, task.rotation())));
     for (auto& p : model.params().all()) {

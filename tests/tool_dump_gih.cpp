@@ -82,21 +82,21 @@ int main(int argc, char** argv) {
     f.tensors.push_back(to_raw("seq_loss", Tensor<double>(Shape{n}, seq)));
     nlohmann::json labels = nlohmann::json::array();
     for (auto& s : model.subsets()) labels.push_back(s.label);
-    f.metadata["config"] = nlohmann::json{{"model", "gih"},
-                                          {"vocab", cfg.vocab},
-                                          {"mode", mode},
-                                          {"loss", gih_loss_name(cfg.loss)},
-                                          {"kernel", kernel},
-                                          {"guard", cfg.guard},
-                                          {"heads", cfg.heads},
-                                          {"window", cfg.window},
-                                          {"max_subset", cfg.max_subset},
-                                          {"subsets", labels},
-                                          {"sequences", n},
-                                          {"length", L},
-                                          {"seed", seed},
-                                          {"dtype", "float64"}}
-                               .dump();
+    f.metadata["config"] = nlohmann::json{
+        {"model", "gih"},
+        {"vocab", cfg.vocab},
+        {"mode", mode},
+        {"loss", gih_loss_name(cfg.loss)},
+        {"kernel", kernel},
+        {"guard", cfg.guard},
+        {"heads", cfg.heads},
+        {"window", cfg.window},
+        {"max_subset", cfg.max_subset},
+        {"subsets", labels},
+        {"sequences", n},
+        {"length", L},
+        {"seed", seed},
+        {"dtype", "float64"}}.dump();
     write_safetensors(out, f);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tool_dump_gih: %s\n", e.what());

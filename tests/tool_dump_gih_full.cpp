@@ -90,23 +90,23 @@ int main(int argc, char** argv) {
     f.tensors.push_back(to_raw("seq_loss", Tensor<double>(Shape{n}, seq)));
     nlohmann::json labels = nlohmann::json::array();
     for (auto& s : model.subsets()) labels.push_back(s.label);
-    f.metadata["config"] = nlohmann::json{{"model", "gih-full"},
-                                          {"vocab", cfg.base.vocab},
-                                          {"mode", mode},
-                                          {"loss", gih_loss_name(cfg.base.loss)},
-                                          {"guard", cfg.base.guard},
-                                          {"ln_eps", cfg.ln_eps},
-                                          {"proj_init", cfg.proj_init},
-                                          {"self_attention", cfg.self_attention},
-                                          {"heads", cfg.base.heads},
-                                          {"window", cfg.base.window},
-                                          {"max_subset", cfg.base.max_subset},
-                                          {"subsets", labels},
-                                          {"sequences", n},
-                                          {"length", L},
-                                          {"seed", seed},
-                                          {"dtype", "float64"}}
-                               .dump();
+    f.metadata["config"] = nlohmann::json{
+        {"model", "gih-full"},
+        {"vocab", cfg.base.vocab},
+        {"mode", mode},
+        {"loss", gih_loss_name(cfg.base.loss)},
+        {"guard", cfg.base.guard},
+        {"ln_eps", cfg.ln_eps},
+        {"proj_init", cfg.proj_init},
+        {"self_attention", cfg.self_attention},
+        {"heads", cfg.base.heads},
+        {"window", cfg.base.window},
+        {"max_subset", cfg.base.max_subset},
+        {"subsets", labels},
+        {"sequences", n},
+        {"length", L},
+        {"seed", seed},
+        {"dtype", "float64"}}.dump();
     write_safetensors(out, f);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tool_dump_gih_full: %s\n", e.what());

@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
     c.attention_only = j.value("attention_only", c.attention_only);
     c.mlp_width = j.value("mlp_width", c.mlp_width);
     c.norm = parse_transformer_norm(j.value("norm", std::string(transformer_norm_name(c.norm))));
-    c.positional = parse_transformer_positional(
-        j.value("positional", std::string(transformer_positional_name(c.positional))));
+    c.positional =
+        parse_transformer_positional(j.value("positional", std::string(transformer_positional_name(c.positional))));
     c.rel_window = j.value("rel_window", c.rel_window);
     c.self_attention = j.value("self_attention", c.self_attention);
     c.tied_unembedding = j.value("tied_unembedding", c.tied_unembedding);
@@ -126,44 +126,45 @@ int main(int argc, char** argv) {
     for (int64_t l = 0; l < c.layers; ++l) {
       f.tensors.push_back(to_raw("attention.l" + std::to_string(l), probs[l]));
       for (int64_t h = 0; h < c.heads && Dv == 0; ++h)
-        f.tensors.push_back(to_raw(fmt::format("ov.l{}.h{}", l, h),
-                                   Tensor<double>(Shape{c.vocab, c.vocab}, model.ov_circuit(l, h))));
+        f.tensors.push_back(
+            to_raw(fmt::format("ov.l{}.h{}", l, h), Tensor<double>(Shape{c.vocab, c.vocab}, model.ov_circuit(l, h))));
       if (c.dropout > 0) {
         const uint64_t hash = td::batch_hash(b);
         f.tensors.push_back(to_raw(fmt::format("drop.l{}.probs", l),
                                    td::dropout_multipliers<double>({B, c.heads, L, L}, c.dropout, seed, hash,
                                                                    td::site_id(l, td::kAttnProbs))));
-        f.tensors.push_back(to_raw(fmt::format("drop.l{}.attn_out", l),
-                                   td::dropout_multipliers<double>({B, L, c.width}, c.dropout, seed, hash,
-                                                                   td::site_id(l, td::kAttnOut))));
+        f.tensors.push_back(to_raw(
+            fmt::format("drop.l{}.attn_out", l),
+            td::dropout_multipliers<double>({B, L, c.width}, c.dropout, seed, hash, td::site_id(l, td::kAttnOut))));
         if (!c.attention_only)
-          f.tensors.push_back(to_raw(fmt::format("drop.l{}.mlp_out", l),
-                                     td::dropout_multipliers<double>({B, L, c.width}, c.dropout, seed, hash,
-                                                                     td::site_id(l, td::kMlpOut))));
+          f.tensors.push_back(to_raw(
+              fmt::format("drop.l{}.mlp_out", l),
+              td::dropout_multipliers<double>({B, L, c.width}, c.dropout, seed, hash, td::site_id(l, td::kMlpOut))));
       }
     }
-    nlohmann::json meta = {{"vocab", c.vocab},
-                           {"max_len", c.max_len},
-                           {"feature_dim", c.feature_dim},
-                           {"value_dim", c.value_dim},
-                           {"regression_loss", c.regression_loss == TransformerRegressionLoss::Mse ? "mse" : "candidates"},
-                           {"layers", c.layers},
-                           {"heads", c.heads},
-                           {"width", c.width},
-                           {"attention_only", c.attention_only},
-                           {"mlp_width", c.mlp_hidden()},
-                           {"norm", transformer_norm_name(c.norm)},
-                           {"positional", transformer_positional_name(c.positional)},
-                           {"rel_window", c.rel_window},
-                           {"self_attention", c.self_attention},
-                           {"tied_unembedding", c.tied_unembedding},
-                           {"dropout", c.dropout},
-                           {"attn_bias", c.attn_bias},
-                           {"rope_base", c.rope_base},
-                           {"ln_eps", c.ln_eps},
-                           {"batch", B},
-                           {"length", L},
-                           {"seed", seed}};
+    nlohmann::json meta = {
+        {"vocab", c.vocab},
+        {"max_len", c.max_len},
+        {"feature_dim", c.feature_dim},
+        {"value_dim", c.value_dim},
+        {"regression_loss", c.regression_loss == TransformerRegressionLoss::Mse ? "mse" : "candidates"},
+        {"layers", c.layers},
+        {"heads", c.heads},
+        {"width", c.width},
+        {"attention_only", c.attention_only},
+        {"mlp_width", c.mlp_hidden()},
+        {"norm", transformer_norm_name(c.norm)},
+        {"positional", transformer_positional_name(c.positional)},
+        {"rel_window", c.rel_window},
+        {"self_attention", c.self_attention},
+        {"tied_unembedding", c.tied_unembedding},
+        {"dropout", c.dropout},
+        {"attn_bias", c.attn_bias},
+        {"rope_base", c.rope_base},
+        {"ln_eps", c.ln_eps},
+        {"batch", B},
+        {"length", L},
+        {"seed", seed}};
     f.metadata["config"] = meta.dump();
     write_safetensors(argv[1], f);
   } catch (const std::exception& e) {

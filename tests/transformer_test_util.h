@@ -38,7 +38,6 @@ void randomize(Transformer<T>& m, uint64_t seed) {
   }
 }
 
-
 // Sets one thread for its scope (tiny problems: parallel regions cost more than they save).
 struct OneThread {
   int saved = num_threads();
@@ -52,7 +51,7 @@ inline double loss_at(Transformer<double>& m, const Batch& b) { return m.loss(b)
 
 // Analytic gradient of every parameter element against central differences of the loss.
 inline ::testing::AssertionResult model_gradcheck(Transformer<double>& m, const Batch& b, double h = 1e-5,
-                                           double rtol = 1e-6, double atol = 1e-8) {
+                                                  double rtol = 1e-6, double atol = 1e-8) {
   m.params().set_trainable({"all"});
   m.params().zero_grad();
   backward(m.loss(b));

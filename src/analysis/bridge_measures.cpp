@@ -11,8 +11,10 @@ using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajo
 
 Mat get(const ParamMap& p, const std::string& name, int64_t cols) {
   auto it = p.find(name);
-  IHLAB_CHECK(it != p.end(), "bridge measures: the model has no parameter '{}' (needs a 2-layer attention-only "
-                             "transformer with learned positions and feature inputs)", name);
+  IHLAB_CHECK(it != p.end(),
+              "bridge measures: the model has no parameter '{}' (needs a 2-layer attention-only "
+              "transformer with learned positions and feature inputs)",
+              name);
   const NamedMatrix& m = it->second;
   IHLAB_CHECK(cols < 0 || m.cols == cols, "bridge measures: '{}' has {} columns, expected {}", name, m.cols, cols);
   return Eigen::Map<const Mat>(m.v.data(), m.rows, m.cols);

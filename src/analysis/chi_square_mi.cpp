@@ -18,9 +18,7 @@ int64_t ipow(int64_t base, int exp) {
 }
 
 // The digit of `state` at lag j (1-based): the token j steps before the next one.
-int digit_at_lag(int64_t state, int lag, int vocab) {
-  return int((state / ipow(vocab, lag - 1)) % vocab);
-}
+int digit_at_lag(int64_t state, int lag, int vocab) { return int((state / ipow(vocab, lag - 1)) % vocab); }
 
 // Kernel row index for the token that follows window `state` (parents read as lags).
 int64_t parent_context(const MarkovKernel& k, int64_t state) {
@@ -33,8 +31,7 @@ int64_t parent_context(const MarkovKernel& k, int64_t state) {
 }
 
 void check_window(const MarkovKernel& k, int window) {
-  IHLAB_CHECK(window >= k.max_lag(), "chi_square_mi: window {} is shorter than max|parent| = {}",
-              window, k.max_lag());
+  IHLAB_CHECK(window >= k.max_lag(), "chi_square_mi: window {} is shorter than max|parent| = {}", window, k.max_lag());
 }
 }  // namespace
 
@@ -42,8 +39,8 @@ int64_t window_states(int vocab, int window) {
   int64_t n = 1;
   for (int j = 0; j < window; ++j) {
     n *= vocab;
-    IHLAB_CHECK(n <= kMaxWindowStates, "chi_square_mi: vocab^window = {}^{} exceeds {} states",
-                vocab, window, kMaxWindowStates);
+    IHLAB_CHECK(n <= kMaxWindowStates, "chi_square_mi: vocab^window = {}^{} exceeds {} states", vocab, window,
+                kMaxWindowStates);
   }
   return n;
 }
@@ -97,7 +94,7 @@ WindowJoint stationary_window_joint(const MarkovKernel& k, int window) {
   j.vocab = k.vocab;
   j.window = window;
   std::vector<double> mu = stationary_distribution(k, window);  // [d^W]
-  j.mu.resize(mu.size() * k.vocab);                            // [d^W, d]
+  j.mu.resize(mu.size() * k.vocab);                             // [d^W, d]
   for (int64_t s = 0; s < int64_t(mu.size()); ++s) {
     const double* row = k.row(parent_context(k, s));
     for (int x = 0; x < k.vocab; ++x) j.mu[s * k.vocab + x] = mu[s] * row[x];
@@ -109,8 +106,7 @@ std::vector<double> subset_joint(const WindowJoint& j, const std::vector<int>& s
   std::set<int> seen;
   for (int p : subset)
     IHLAB_CHECK(p < 0 && -p <= j.window && seen.insert(p).second,
-                "chi_square_mi: subset offset {} is invalid; allowed: distinct offsets in -{}..-1",
-                p, j.window);
+                "chi_square_mi: subset offset {} is invalid; allowed: distinct offsets in -{}..-1", p, j.window);
   const int d = j.vocab;
   const int64_t states = int64_t(j.mu.size()) / d;
   std::vector<double> out(ipow(d, int(subset.size())) * d, 0.0);  // [d^|S|, d]
@@ -175,8 +171,8 @@ MiSurvey survey_chi_square_mi(const MiSurveyConfig& cfg) {
   std::set<int> seen;
   int window = cfg.task.max_lag();
   for (int c : cfg.candidates) {
-    IHLAB_CHECK(c < 0 && seen.insert(c).second,
-                "mi survey: candidates contains {}; allowed: distinct negative offsets", c);
+    IHLAB_CHECK(c < 0 && seen.insert(c).second, "mi survey: candidates contains {}; allowed: distinct negative offsets",
+                c);
     window = std::max(window, -c);
   }
   const auto subsets = enumerate_subsets(cfg.candidates, cfg.max_subset);
@@ -202,8 +198,7 @@ MiSurvey survey_chi_square_mi(const MiSurveyConfig& cfg) {
     const double* v = value.data() + k * ns;
     scores[std::max_element(v, v + ns) - v].argmax_fraction += 1.0 / nk;
   }
-  std::stable_sort(scores.begin(), scores.end(),
-                   [](const SubsetMi& a, const SubsetMi& b) { return a.mean > b.mean; });
+  std::stable_sort(scores.begin(), scores.end(), [](const SubsetMi& a, const SubsetMi& b) { return a.mean > b.mean; });
   MiSurvey out;
   out.ranked = std::move(scores);
   out.best = out.ranked.front().subset;

@@ -54,12 +54,12 @@ double chi_square_mi(const WindowJoint& joint, const std::vector<int>& subset, d
 
 // Averaging I~(S; pi) over kernels from the prior.
 struct MiSurveyConfig {
-  NgramMarkovConfig task;              // vocab, parents, alpha of the prior (length unused)
+  NgramMarkovConfig task;                      // vocab, parents, alpha of the prior (length unused)
   std::vector<int> candidates = {-1, -2, -3};  // offsets a subset may use
-  int max_subset = 2;                  // D: subsets with |S| <= D, the empty set included
+  int max_subset = 2;                          // D: subsets with |S| <= D, the empty set included
   int n_kernels = 200;
-  uint64_t seed = 0;                   // kernel k uses RandomStream(seed, Eval, kMiSurveyStream, k)
-  double power = 2;                    // 2 = modified, 1 = ordinary chi-square MI
+  uint64_t seed = 0;  // kernel k uses RandomStream(seed, Eval, kMiSurveyStream, k)
+  double power = 2;   // 2 = modified, 1 = ordinary chi-square MI
 };
 inline constexpr uint64_t kMiSurveyStream = 0x4d49'5355'5256ull;  // keeps survey draws apart from eval batches
 

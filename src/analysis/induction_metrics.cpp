@@ -26,15 +26,13 @@ int64_t batch_of(const char* fn, std::span<const T> attn, int64_t L) {
   IHLAB_CHECK(L >= 1, "{}: sequence length must be >= 1, got {}", fn, L);
   const int64_t per = L * L;
   IHLAB_CHECK(!attn.empty() && int64_t(attn.size()) % per == 0,
-              "{}: attention has {} values, not a positive multiple of L*L = {}", fn, attn.size(),
-              per);
+              "{}: attention has {} values, not a positive multiple of L*L = {}", fn, attn.size(), per);
   return int64_t(attn.size()) / per;
 }
 
 void check_tokens(const char* fn, std::span<const int32_t> tokens, int64_t B, int64_t L) {
-  IHLAB_CHECK(int64_t(tokens.size()) == B * L,
-              "{}: {} tokens given for {} sequences of length {} ({} expected)", fn, tokens.size(),
-              B, L, B * L);
+  IHLAB_CHECK(int64_t(tokens.size()) == B * L, "{}: {} tokens given for {} sequences of length {} ({} expected)", fn,
+              tokens.size(), B, L, B * L);
 }
 
 template <typename T>
@@ -50,12 +48,10 @@ double previous_token_impl(std::span<const T> attn, int64_t L) {
 }
 
 template <typename T>
-double prefix_matching_impl(std::span<const T> attn, std::span<const int32_t> tokens, int64_t L,
-                            int64_t first_query) {
+double prefix_matching_impl(std::span<const T> attn, std::span<const int32_t> tokens, int64_t L, int64_t first_query) {
   const int64_t B = batch_of("prefix_matching_score", attn, L);
   check_tokens("prefix_matching_score", tokens, B, L);
-  IHLAB_CHECK(first_query >= 0, "prefix_matching_score: first_query must be >= 0, got {}",
-              first_query);
+  IHLAB_CHECK(first_query >= 0, "prefix_matching_score: first_query must be >= 0, got {}", first_query);
   double sum = 0;
   int64_t count = 0;
   for (int64_t b = 0; b < B; ++b) {
@@ -73,12 +69,10 @@ double prefix_matching_impl(std::span<const T> attn, std::span<const int32_t> to
 }
 
 void check_repeat_layout(const char* fn, int64_t L, int64_t prefix_len, int64_t block_len) {
-  IHLAB_CHECK(prefix_len >= 0 && block_len >= 1,
-              "{}: need prefix_len >= 0 and block_len >= 1, got {} and {}", fn, prefix_len,
-              block_len);
-  IHLAB_CHECK(prefix_len + 2 * block_len <= L,
-              "{}: L = {} cannot hold a prefix of {} and two blocks of {}", fn, L, prefix_len,
-              block_len);
+  IHLAB_CHECK(prefix_len >= 0 && block_len >= 1, "{}: need prefix_len >= 0 and block_len >= 1, got {} and {}", fn,
+              prefix_len, block_len);
+  IHLAB_CHECK(prefix_len + 2 * block_len <= L, "{}: L = {} cannot hold a prefix of {} and two blocks of {}", fn, L,
+              prefix_len, block_len);
 }
 
 template <typename T>
@@ -121,8 +115,8 @@ template <typename T>
 double tl_detect_checked(std::span<const T> attn, std::span<const double> pattern, int64_t L,
                          const TlDetectOptions& opt) {
   IHLAB_CHECK(L >= 1 && int64_t(attn.size()) == L * L && int64_t(pattern.size()) == L * L,
-              "tl_detect_head_score: attention ({}) and pattern ({}) must hold L*L = {} values",
-              attn.size(), pattern.size(), L * L);
+              "tl_detect_head_score: attention ({}) and pattern ({}) must hold L*L = {} values", attn.size(),
+              pattern.size(), L * L);
   return tl_detect_impl(attn.data(), pattern.data(), L, opt);
 }
 
@@ -154,13 +148,12 @@ double copying_row(const T* l, int64_t V, F&& attended_mass) {
 }
 
 template <typename T>
-double copying_impl(std::span<const T> head_logits, std::span<const T> attn,
-                    std::span<const int32_t> tokens, int64_t L, int64_t V, int64_t first_query) {
+double copying_impl(std::span<const T> head_logits, std::span<const T> attn, std::span<const int32_t> tokens, int64_t L,
+                    int64_t V, int64_t first_query) {
   const int64_t B = batch_of("copying_score", attn, L);
   check_tokens("copying_score", tokens, B, L);
   IHLAB_CHECK(V >= 1 && int64_t(head_logits.size()) == B * L * V,
-              "copying_score: head logits have {} values, expected B*L*V = {}*{}*{}",
-              head_logits.size(), B, L, V);
+              "copying_score: head logits have {} values, expected B*L*V = {}*{}*{}", head_logits.size(), B, L, V);
   IHLAB_CHECK(first_query >= 0, "copying_score: first_query must be >= 0, got {}", first_query);
   double sum = 0;
   int64_t count = 0;
@@ -168,51 +161,43 @@ double copying_impl(std::span<const T> head_logits, std::span<const T> attn,
     for (int64_t q = first_query; q < L; ++q) {
       const T* A = attn.data() + (b * L + q) * L;
       const int32_t* tok = tokens.data() + b * L;
-      const double s =
-          copying_row(head_logits.data() + (b * L + q) * V, V, [&](auto&& lp) {
-            double m = 0;
-            for (int64_t k = 0; k <= q; ++k) {
-              IHLAB_CHECK(tok[k] >= 0 && tok[k] < V, "copying_score: token {} outside [0, {})",
-                          tok[k], V);
-              m += double(A[k]) * lp(tok[k]);
-            }
-            return m;
-          });
+      const double s = copying_row(head_logits.data() + (b * L + q) * V, V, [&](auto&& lp) {
+        double m = 0;
+        for (int64_t k = 0; k <= q; ++k) {
+          IHLAB_CHECK(tok[k] >= 0 && tok[k] < V, "copying_score: token {} outside [0, {})", tok[k], V);
+          m += double(A[k]) * lp(tok[k]);
+        }
+        return m;
+      });
       if (!std::isnan(s)) sum += s, ++count;
     }
   return count > 0 ? sum / double(count) : kNaN;
 }
 
 void check_square(const char* fn, std::span<const double> M, int64_t V) {
-  IHLAB_CHECK(V >= 1 && int64_t(M.size()) == V * V,
-              "{}: OV circuit has {} values, expected V*V with V = {}", fn, M.size(), V);
+  IHLAB_CHECK(V >= 1 && int64_t(M.size()) == V * V, "{}: OV circuit has {} values, expected V*V with V = {}", fn,
+              M.size(), V);
 }
 
 }  // namespace
 
-double previous_token_score(std::span<const float> a, int64_t L) {
-  return previous_token_impl(a, L);
-}
-double previous_token_score(std::span<const double> a, int64_t L) {
-  return previous_token_impl(a, L);
-}
+double previous_token_score(std::span<const float> a, int64_t L) { return previous_token_impl(a, L); }
+double previous_token_score(std::span<const double> a, int64_t L) { return previous_token_impl(a, L); }
 
-double prefix_matching_score(std::span<const float> a, std::span<const int32_t> t, int64_t L,
-                             int64_t first_query) {
+double prefix_matching_score(std::span<const float> a, std::span<const int32_t> t, int64_t L, int64_t first_query) {
   return prefix_matching_impl(a, t, L, first_query);
 }
-double prefix_matching_score(std::span<const double> a, std::span<const int32_t> t, int64_t L,
-                             int64_t first_query) {
+double prefix_matching_score(std::span<const double> a, std::span<const int32_t> t, int64_t L, int64_t first_query) {
   return prefix_matching_impl(a, t, L, first_query);
 }
 
-double prefix_matching_score_repeated(std::span<const float> a, std::span<const int32_t> t,
-                                      int64_t L, int64_t prefix_len, int64_t block_len) {
+double prefix_matching_score_repeated(std::span<const float> a, std::span<const int32_t> t, int64_t L,
+                                      int64_t prefix_len, int64_t block_len) {
   check_repeat_layout("prefix_matching_score_repeated", L, prefix_len, block_len);
   return prefix_matching_impl(a, t, L, prefix_len + block_len);
 }
-double prefix_matching_score_repeated(std::span<const double> a, std::span<const int32_t> t,
-                                      int64_t L, int64_t prefix_len, int64_t block_len) {
+double prefix_matching_score_repeated(std::span<const double> a, std::span<const int32_t> t, int64_t L,
+                                      int64_t prefix_len, int64_t block_len) {
   check_repeat_layout("prefix_matching_score_repeated", L, prefix_len, block_len);
   return prefix_matching_impl(a, t, L, prefix_len + block_len);
 }
@@ -232,8 +217,8 @@ std::vector<double> tl_previous_token_pattern(int64_t L) {
 }
 
 std::vector<double> tl_duplicate_token_pattern(std::span<const int32_t> tokens, int64_t L) {
-  IHLAB_CHECK(L >= 1 && int64_t(tokens.size()) == L,
-              "tl_duplicate_token_pattern: {} tokens given for L = {}", tokens.size(), L);
+  IHLAB_CHECK(L >= 1 && int64_t(tokens.size()) == L, "tl_duplicate_token_pattern: {} tokens given for L = {}",
+              tokens.size(), L);
   std::vector<double> P(size_t(L * L), 0.0);
   for (int64_t q = 0; q < L; ++q)
     for (int64_t k = 0; k < q; ++k)
@@ -242,8 +227,8 @@ std::vector<double> tl_duplicate_token_pattern(std::span<const int32_t> tokens, 
 }
 
 std::vector<double> tl_induction_pattern(std::span<const int32_t> tokens, int64_t L) {
-  IHLAB_CHECK(L >= 1 && int64_t(tokens.size()) == L,
-              "tl_induction_pattern: {} tokens given for L = {}", tokens.size(), L);
+  IHLAB_CHECK(L >= 1 && int64_t(tokens.size()) == L, "tl_induction_pattern: {} tokens given for L = {}", tokens.size(),
+              L);
   std::vector<double> P(size_t(L * L), 0.0);
   for (int64_t q = 0; q < L; ++q)
     for (int64_t k = 1; k <= q; ++k)
@@ -260,8 +245,7 @@ double tl_detect_head_score(std::span<const double> a, std::span<const double> P
   return tl_detect_checked(a, P, L, opt);
 }
 
-double tl_induction_score(std::span<const float> a, std::span<const int32_t> t, int64_t L,
-                          const TlDetectOptions& opt) {
+double tl_induction_score(std::span<const float> a, std::span<const int32_t> t, int64_t L, const TlDetectOptions& opt) {
   return tl_induction_impl(a, t, L, opt);
 }
 double tl_induction_score(std::span<const double> a, std::span<const int32_t> t, int64_t L,
@@ -269,12 +253,12 @@ double tl_induction_score(std::span<const double> a, std::span<const int32_t> t,
   return tl_induction_impl(a, t, L, opt);
 }
 
-double copying_score(std::span<const float> lg, std::span<const float> a,
-                     std::span<const int32_t> t, int64_t L, int64_t V, int64_t first_query) {
+double copying_score(std::span<const float> lg, std::span<const float> a, std::span<const int32_t> t, int64_t L,
+                     int64_t V, int64_t first_query) {
   return copying_impl(lg, a, t, L, V, first_query);
 }
-double copying_score(std::span<const double> lg, std::span<const double> a,
-                     std::span<const int32_t> t, int64_t L, int64_t V, int64_t first_query) {
+double copying_score(std::span<const double> lg, std::span<const double> a, std::span<const int32_t> t, int64_t L,
+                     int64_t V, int64_t first_query) {
   return copying_impl(lg, a, t, L, V, first_query);
 }
 
@@ -313,8 +297,10 @@ double ov_self_map_fraction(std::span<const double> M, int64_t V) {
     const double* row = M.data() + s * V;
     bool ok = !std::isnan(row[s]);
     for (int64_t t = 0; t < V && ok; ++t) {
-      if (std::isnan(row[t])) ok = false;
-      else if (t < s ? row[t] >= row[s] : row[t] > row[s]) ok = false;  // lowest index wins ties
+      if (std::isnan(row[t]))
+        ok = false;
+      else if (t < s ? row[t] >= row[s] : row[t] > row[s])
+        ok = false;  // lowest index wins ties
     }
     hits += ok;
   }
@@ -322,12 +308,11 @@ double ov_self_map_fraction(std::span<const double> M, int64_t V) {
 }
 
 Scalars repeated_tokens_head_scalars(const std::string& prefix, std::span<const float> attn,
-                                     std::span<const int32_t> tokens, int64_t L,
-                                     int64_t prefix_len, int64_t block_len) {
+                                     std::span<const int32_t> tokens, int64_t L, int64_t prefix_len,
+                                     int64_t block_len) {
   return {
       {prefix + "prev_token", previous_token_score(attn, L)},
-      {prefix + "prefix_matching",
-       prefix_matching_score_repeated(attn, tokens, L, prefix_len, block_len)},
+      {prefix + "prefix_matching", prefix_matching_score_repeated(attn, tokens, L, prefix_len, block_len)},
       {prefix + "induction_stripe", induction_stripe_score(attn, L, prefix_len, block_len)},
       {prefix + "tl_induction", tl_induction_score(attn, tokens, L)},
   };

@@ -47,20 +47,20 @@ double previous_token_score(std::span<const double> attn, int64_t L);
 // Attention to several earlier copies is summed (a head may split its weight between them), so a
 // perfect head scores 1. Queries without an earlier copy of their token are left out. Returns NaN
 // when no query qualifies. first_query = 0 scores every repeated token, wherever it sits.
-double prefix_matching_score(std::span<const float> attn, std::span<const int32_t> tokens,
-                             int64_t L, int64_t first_query = 0);
-double prefix_matching_score(std::span<const double> attn, std::span<const int32_t> tokens,
-                             int64_t L, int64_t first_query = 0);
+double prefix_matching_score(std::span<const float> attn, std::span<const int32_t> tokens, int64_t L,
+                             int64_t first_query = 0);
+double prefix_matching_score(std::span<const double> attn, std::span<const int32_t> tokens, int64_t L,
+                             int64_t first_query = 0);
 
 // Olsson's setting: sequences laid out as prefix_len tokens (1 for [BOS]) followed by a block of
 // block_len random tokens repeated (2 or more times). Averages prefix_matching_score over the
 // positions of the second and later repeats only (first_query = prefix_len + block_len), so
 // accidental repeats inside the first block do not count. Olsson's protocol: [BOS] + 25 tokens x 4
 // repeats, 10 sequences (pass them as the batch).
-double prefix_matching_score_repeated(std::span<const float> attn, std::span<const int32_t> tokens,
-                                      int64_t L, int64_t prefix_len, int64_t block_len);
-double prefix_matching_score_repeated(std::span<const double> attn, std::span<const int32_t> tokens,
-                                      int64_t L, int64_t prefix_len, int64_t block_len);
+double prefix_matching_score_repeated(std::span<const float> attn, std::span<const int32_t> tokens, int64_t L,
+                                      int64_t prefix_len, int64_t block_len);
+double prefix_matching_score_repeated(std::span<const double> attn, std::span<const int32_t> tokens, int64_t L,
+                                      int64_t prefix_len, int64_t block_len);
 
 // Token-free induction "stripe" on the same layout: mean over b and over queries q in
 // [prefix_len + block_len, L) of A[b, q, q - block_len + 1], the position right after the most
@@ -69,10 +69,8 @@ double prefix_matching_score_repeated(std::span<const double> attn, std::span<co
 // most recent copy. [choice] The TransformerLens tutorial's stripe
 // (pattern.diagonal(-T+1).mean() on [BOS] r r) also averages the two first-block entries
 // q = T-1 and T; this one does not, so a perfect induction head scores 1 here.
-double induction_stripe_score(std::span<const float> attn, int64_t L, int64_t prefix_len,
-                              int64_t block_len);
-double induction_stripe_score(std::span<const double> attn, int64_t L, int64_t prefix_len,
-                              int64_t block_len);
+double induction_stripe_score(std::span<const float> attn, int64_t L, int64_t prefix_len, int64_t block_len);
+double induction_stripe_score(std::span<const double> attn, int64_t L, int64_t prefix_len, int64_t block_len);
 
 // TransformerLens `detect_head` (transformer_lens/head_detector.py), reimplemented.
 // Detection patterns P [L, L] (0/1, lower triangular) for one sequence:
@@ -97,8 +95,8 @@ struct TlDetectOptions {
 // One sequence: attn and pattern both [L, L]. Mul returns NaN when sum(A') == 0.
 double tl_detect_head_score(std::span<const float> attn, std::span<const double> pattern, int64_t L,
                             const TlDetectOptions& opt = {});
-double tl_detect_head_score(std::span<const double> attn, std::span<const double> pattern,
-                            int64_t L, const TlDetectOptions& opt = {});
+double tl_detect_head_score(std::span<const double> attn, std::span<const double> pattern, int64_t L,
+                            const TlDetectOptions& opt = {});
 
 // TL "induction_head" score of a batch: the per-sequence detect_head score with the induction
 // pattern of that sequence's tokens, averaged over the B sequences (TL stacks per-prompt scores and
@@ -123,12 +121,10 @@ double tl_induction_score(std::span<const double> attn, std::span<const int32_t>
 // out; NaN if none remain.
 // Note (literal reading of Olsson's definition): a head that attends to m distinct tokens equally and copies
 // them perfectly gets r = 1/m, not 1.
-double copying_score(std::span<const float> head_logits, std::span<const float> attn,
-                     std::span<const int32_t> tokens, int64_t L, int64_t V,
-                     int64_t first_query = 0);
-double copying_score(std::span<const double> head_logits, std::span<const double> attn,
-                     std::span<const int32_t> tokens, int64_t L, int64_t V,
-                     int64_t first_query = 0);
+double copying_score(std::span<const float> head_logits, std::span<const float> attn, std::span<const int32_t> tokens,
+                     int64_t L, int64_t V, int64_t first_query = 0);
+double copying_score(std::span<const double> head_logits, std::span<const double> attn, std::span<const int32_t> tokens,
+                     int64_t L, int64_t V, int64_t first_query = 0);
 
 // Weight-only copying score: the sequence score above when token s attends only to itself, so
 // l = M[s, :]; mean over input tokens s of 2 r_s - 1 with r_s = l'_s[s] / sum_t l'_s[t]. Rows with
@@ -163,8 +159,7 @@ std::vector<double> mean_per_position(std::span<const double> losses, int64_t B,
 // Olsson's "500th" and "50th" tokens are indices 499 and 49 (kOlssonIclLate / kOlssonIclEarly).
 inline constexpr int64_t kOlssonIclLate = 499;
 inline constexpr int64_t kOlssonIclEarly = 49;
-double in_context_learning_score(std::span<const double> per_position_loss, int64_t late,
-                                 int64_t early);
+double in_context_learning_score(std::span<const double> per_position_loss, int64_t late, int64_t early);
 
 // ---------------------------------------------------------------------------------------------
 // Distance to reference predictors
@@ -177,17 +172,14 @@ double in_context_learning_score(std::span<const double> per_position_loss, int6
 // Conventions: 0 log(0 / x) = 0; p_t > 0 with q_t = 0 gives +inf (and vice versa). Rows are used as
 // given (not renormalized); negative or NaN entries throw.
 struct KlResult {
-  double model_ref = 0;  // mean over rows of KL(model || ref)
-  double ref_model = 0;  // mean over rows of KL(ref || model)
+  double model_ref = 0;                   // mean over rows of KL(model || ref)
+  double ref_model = 0;                   // mean over rows of KL(ref || model)
   std::vector<double> per_row_model_ref;  // [N]
   std::vector<double> per_row_ref_model;  // [N]
 };
-KlResult kl_divergences(std::span<const float> model_probs, std::span<const float> ref_probs,
-                        int64_t V);
-KlResult kl_divergences(std::span<const float> model_probs, std::span<const double> ref_probs,
-                        int64_t V);
-KlResult kl_divergences(std::span<const double> model_probs, std::span<const double> ref_probs,
-                        int64_t V);
+KlResult kl_divergences(std::span<const float> model_probs, std::span<const float> ref_probs, int64_t V);
+KlResult kl_divergences(std::span<const float> model_probs, std::span<const double> ref_probs, int64_t V);
+KlResult kl_divergences(std::span<const double> model_probs, std::span<const double> ref_probs, int64_t V);
 
 // ---------------------------------------------------------------------------------------------
 // Phase-transition time from logged series (docs/metrics.md#phase-transition-times): the step where
@@ -207,17 +199,15 @@ struct SeriesEvent {
 // closer, kl_bigram[j] < kl_unigram[j], at every one of the `persistence` consecutive logged points
 // j = i .. i + persistence - 1 (points with NaN are "not closer"). [choice] A run cut short by the
 // end of the series does not count; index 0 is returned if bigram is closer from the start.
-SeriesEvent unigram_to_bigram_switch(std::span<const double> steps,
-                                     std::span<const double> kl_unigram,
+SeriesEvent unigram_to_bigram_switch(std::span<const double> steps, std::span<const double> kl_unigram,
                                      std::span<const double> kl_bigram, int persistence = 1);
 
 enum class Direction { Rise, Fall };
 
 // Threshold crossing: first logged point i with values[j] >= threshold (Rise) or <= threshold
 // (Fall) for j = i .. i + persistence - 1 (same run rule as above).
-SeriesEvent threshold_crossing(std::span<const double> steps, std::span<const double> values,
-                               double threshold, Direction dir = Direction::Rise,
-                               int persistence = 1);
+SeriesEvent threshold_crossing(std::span<const double> steps, std::span<const double> values, double threshold,
+                               Direction dir = Direction::Rise, int persistence = 1);
 
 struct SmoothingOptions {
   // Centered moving average over `window` logged points (odd, >= 1; 1 = no smoothing), truncated
@@ -238,7 +228,7 @@ std::vector<double> smooth_series(std::span<const double> steps, std::span<const
 // [choice] The event is placed at the middle of the steepest interval; ties go to the earliest.
 struct SteepestChange {
   bool found = false;
-  int64_t index = -1;  // the interval is [index, index + 1]
+  int64_t index = -1;                                      // the interval is [index, index + 1]
   double step = std::numeric_limits<double>::quiet_NaN();  // (steps[index] + steps[index+1]) / 2
   double step_before = std::numeric_limits<double>::quiet_NaN();
   double step_after = std::numeric_limits<double>::quiet_NaN();
@@ -246,8 +236,7 @@ struct SteepestChange {
   std::vector<double> smoothed;
 };
 SteepestChange steepest_change(std::span<const double> steps, std::span<const double> values,
-                               const SmoothingOptions& smoothing = {},
-                               Direction dir = Direction::Rise);
+                               const SmoothingOptions& smoothing = {}, Direction dir = Direction::Rise);
 
 // ---------------------------------------------------------------------------------------------
 // Logging bundles (column names prefix + name)
@@ -256,8 +245,7 @@ SteepestChange steepest_change(std::span<const double> steps, std::span<const do
 // {prev_token, prefix_matching, induction_stripe, tl_induction} of one head on a batch laid out as
 // prefix_len tokens + a block of block_len tokens repeated.
 Scalars repeated_tokens_head_scalars(const std::string& prefix, std::span<const float> attn,
-                                     std::span<const int32_t> tokens, int64_t L, int64_t prefix_len,
-                                     int64_t block_len);
+                                     std::span<const int32_t> tokens, int64_t L, int64_t prefix_len, int64_t block_len);
 // {ov_eig_positivity, ov_self_fraction, ov_copying} of one head's OV circuit M [V, V].
 Scalars ov_circuit_scalars(const std::string& prefix, std::span<const double> M, int64_t V);
 

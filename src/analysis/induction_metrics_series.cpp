@@ -36,8 +36,7 @@ double kl_term(double p, double q) {
 template <typename P, typename Q>
 KlResult kl_impl(std::span<const P> p, std::span<const Q> q, int64_t V) {
   IHLAB_CHECK(V >= 1 && !p.empty() && p.size() == q.size() && int64_t(p.size()) % V == 0,
-              "kl_divergences: model ({}) and reference ({}) must both hold N*V values, V = {}",
-              p.size(), q.size(), V);
+              "kl_divergences: model ({}) and reference ({}) must both hold N*V values, V = {}", p.size(), q.size(), V);
   const int64_t N = int64_t(p.size()) / V;
   KlResult r;
   r.per_row_model_ref.assign(size_t(N), 0.0);
@@ -46,8 +45,7 @@ KlResult kl_impl(std::span<const P> p, std::span<const Q> q, int64_t V) {
     double a = 0, b = 0;
     for (int64_t t = 0; t < V; ++t) {
       const double pv = double(p[n * V + t]), qv = double(q[n * V + t]);
-      IHLAB_CHECK(pv >= 0 && qv >= 0,
-                  "kl_divergences: row {} token {}: probabilities must be >= 0 (model {}, ref {})",
+      IHLAB_CHECK(pv >= 0 && qv >= 0, "kl_divergences: row {} token {}: probabilities must be >= 0 (model {}, ref {})",
                   n, t, pv, qv);
       a += kl_term(pv, qv);
       b += kl_term(qv, pv);
@@ -66,16 +64,14 @@ void check_steps(const char* fn, std::span<const double> steps, size_t n) {
   IHLAB_CHECK(steps.size() == n, "{}: {} steps for {} values", fn, steps.size(), n);
   for (size_t i = 0; i < steps.size(); ++i) {
     IHLAB_CHECK(std::isfinite(steps[i]), "{}: step {} is not finite", fn, i);
-    IHLAB_CHECK(i == 0 || steps[i] > steps[i - 1],
-                "{}: steps must be strictly increasing (step[{}] = {} after {})", fn, i, steps[i],
-                steps[i - 1]);
+    IHLAB_CHECK(i == 0 || steps[i] > steps[i - 1], "{}: steps must be strictly increasing (step[{}] = {} after {})", fn,
+                i, steps[i], steps[i - 1]);
   }
 }
 
 // First i starting a run of `persistence` consecutive points that satisfy ok(j).
 template <typename F>
-SeriesEvent first_persistent_run(const char* fn, std::span<const double> steps, size_t n,
-                                 int persistence, F&& ok) {
+SeriesEvent first_persistent_run(const char* fn, std::span<const double> steps, size_t n, int persistence, F&& ok) {
   IHLAB_CHECK(persistence >= 1, "{}: persistence must be >= 1, got {}", fn, persistence);
   SeriesEvent e;
   int64_t run = 0;
@@ -103,39 +99,29 @@ std::vector<double> mean_per_position(std::span<const double> l, int64_t B, int6
 double in_context_learning_score(std::span<const double> loss, int64_t late, int64_t early) {
   const int64_t L = int64_t(loss.size());
   IHLAB_CHECK(late >= 0 && late < L && early >= 0 && early < L,
-              "in_context_learning_score: positions late = {} and early = {} must lie in [0, {})",
-              late, early, L);
+              "in_context_learning_score: positions late = {} and early = {} must lie in [0, {})", late, early, L);
   return loss[late] - loss[early];
 }
 
-KlResult kl_divergences(std::span<const float> p, std::span<const float> q, int64_t V) {
-  return kl_impl(p, q, V);
-}
-KlResult kl_divergences(std::span<const float> p, std::span<const double> q, int64_t V) {
-  return kl_impl(p, q, V);
-}
-KlResult kl_divergences(std::span<const double> p, std::span<const double> q, int64_t V) {
-  return kl_impl(p, q, V);
-}
+KlResult kl_divergences(std::span<const float> p, std::span<const float> q, int64_t V) { return kl_impl(p, q, V); }
+KlResult kl_divergences(std::span<const float> p, std::span<const double> q, int64_t V) { return kl_impl(p, q, V); }
+KlResult kl_divergences(std::span<const double> p, std::span<const double> q, int64_t V) { return kl_impl(p, q, V); }
 
 SeriesEvent unigram_to_bigram_switch(std::span<const double> steps, std::span<const double> kl_uni,
                                      std::span<const double> kl_bi, int persistence) {
-  IHLAB_CHECK(kl_uni.size() == kl_bi.size(),
-              "unigram_to_bigram_switch: {} unigram KLs but {} bigram KLs", kl_uni.size(),
-              kl_bi.size());
+  IHLAB_CHECK(kl_uni.size() == kl_bi.size(), "unigram_to_bigram_switch: {} unigram KLs but {} bigram KLs",
+              kl_uni.size(), kl_bi.size());
   check_steps("unigram_to_bigram_switch", steps, kl_uni.size());
   return first_persistent_run("unigram_to_bigram_switch", steps, kl_uni.size(), persistence,
                               [&](size_t j) { return kl_bi[j] < kl_uni[j]; });
 }
 
-SeriesEvent threshold_crossing(std::span<const double> steps, std::span<const double> values,
-                               double threshold, Direction dir, int persistence) {
+SeriesEvent threshold_crossing(std::span<const double> steps, std::span<const double> values, double threshold,
+                               Direction dir, int persistence) {
   check_steps("threshold_crossing", steps, values.size());
-  return first_persistent_run("threshold_crossing", steps, values.size(), persistence,
-                              [&](size_t j) {
-                                return dir == Direction::Rise ? values[j] >= threshold
-                                                              : values[j] <= threshold;
-                              });
+  return first_persistent_run("threshold_crossing", steps, values.size(), persistence, [&](size_t j) {
+    return dir == Direction::Rise ? values[j] >= threshold : values[j] <= threshold;
+  });
 }
 
 std::vector<double> smooth_series(std::span<const double> steps, std::span<const double> values,
@@ -143,8 +129,7 @@ std::vector<double> smooth_series(std::span<const double> steps, std::span<const
   check_steps("smooth_series", steps, values.size());
   const bool by_steps = opt.window_steps > 0;
   IHLAB_CHECK(by_steps || (opt.window >= 1 && opt.window % 2 == 1),
-              "smooth_series: window must be an odd number of logged points >= 1, got {}",
-              opt.window);
+              "smooth_series: window must be an odd number of logged points >= 1, got {}", opt.window);
   const int64_t n = int64_t(values.size()), half = opt.window / 2;
   std::vector<double> out(size_t(n), kNaN);
   for (int64_t i = 0; i < n; ++i) {

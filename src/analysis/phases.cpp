@@ -14,10 +14,11 @@ std::string PhaseSegmentation::summary() const {
   if (!found) return "no plateau followed by a transition";
   std::string s = fmt::format("initial drop to t={:.4g} (x{:.3g})", initial_drop_end, initial_drop);
   for (size_t i = 0; i < plateaus.size(); ++i)
-    s += fmt::format("; plateau {:.4g}..{:.4g} at {:.4g}; transition {:.4g}..{:.4g}, steepest t={:.4g} "
-                     "(slope {:.3g}, x{:.3g})",
-                     plateaus[i].start, plateaus[i].end, plateaus[i].level, transitions[i].start,
-                     transitions[i].end, transitions[i].steepest, transitions[i].slope, transitions[i].drop);
+    s += fmt::format(
+        "; plateau {:.4g}..{:.4g} at {:.4g}; transition {:.4g}..{:.4g}, steepest t={:.4g} "
+        "(slope {:.3g}, x{:.3g})",
+        plateaus[i].start, plateaus[i].end, plateaus[i].level, transitions[i].start, transitions[i].end,
+        transitions[i].steepest, transitions[i].slope, transitions[i].drop);
   return s + fmt::format("; convergence from t={:.4g}", convergence_start);
 }
 
@@ -130,8 +131,8 @@ PhaseSegmentation segment_phases(const std::vector<double>& t, const std::vector
     };
     const int64_t mid = (r.a + r.b) / 2;
     out.plateaus.push_back({std::exp(u_start), std::exp(u_end), std::exp(sv[mid])});
-    out.transitions.push_back({std::exp(u_end), T(steep), std::exp(u_conv), slope[steep],
-                               std::exp(smooth_at(u_end) - smooth_at(u_conv))});
+    out.transitions.push_back(
+        {std::exp(u_end), T(steep), std::exp(u_conv), slope[steep], std::exp(smooth_at(u_end) - smooth_at(u_conv))});
     if (out.plateaus.size() == 1) {
       out.initial_drop_end = std::exp(u_start);
       out.initial_drop = std::exp(sv[0] - smooth_at(u_start));

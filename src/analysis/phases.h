@@ -46,13 +46,13 @@ struct Transition {
 };
 
 struct PhaseSegmentation {
-  bool found = false;                 // at least one plateau followed by a transition
-  double initial_drop_end = 0;        // t where the first plateau starts
-  double initial_drop = 0;            // loss(first point) / loss(initial_drop_end), smoothed
-  std::vector<Plateau> plateaus;      // in time order; transitions[i] follows plateaus[i]
+  bool found = false;             // at least one plateau followed by a transition
+  double initial_drop_end = 0;    // t where the first plateau starts
+  double initial_drop = 0;        // loss(first point) / loss(initial_drop_end), smoothed
+  std::vector<Plateau> plateaus;  // in time order; transitions[i] follows plateaus[i]
   std::vector<Transition> transitions;
-  double convergence_start = 0;       // t where the last transition ends
-  std::string summary() const;        // one line for logs and claims
+  double convergence_start = 0;  // t where the last transition ends
+  std::string summary() const;   // one line for logs and claims
 };
 
 // Throws ihlab::Error if t and loss differ in length or fewer than 8 usable points remain.

@@ -63,7 +63,8 @@ std::string command_line(int argc, char** argv) {
 }
 
 int cmd_sweep(const std::string& config, const std::string& out, const std::vector<std::string>& vary,
-              const std::vector<std::string>& fits, const std::vector<std::string>& overrides, const std::string& command) {
+              const std::vector<std::string>& fits, const std::vector<std::string>& overrides,
+              const std::string& command) {
   SweepOptions o;
   for (auto& v : vary) o.axes.push_back(parse_sweep_axis(v));
   for (auto& f : fits) o.fits.push_back(parse_sweep_fit(f));
@@ -168,12 +169,15 @@ int main(int argc, char** argv) {
                   "re-check the claims of the finished reproduction in --out without training");
   repro->add_option("--compat", ropt.compat, "paper (default) or code: the authors' code semantics")
       ->check(CLI::IsMember({"paper", "code"}));
-  repro->footer("Writes the run directory of `ihlab train` with the claims in summary.json and prints the claims table.\n"
-                "Exit status: 0 ran to the end (claims may still fail: see the table), 2 bad input, 3 diverged, 130 interrupted.");
+  repro->footer(
+      "Writes the run directory of `ihlab train` with the claims in summary.json and prints the claims table.\n"
+      "Exit status: 0 ran to the end (claims may still fail: see the table), 2 bad input, 3 diverged, 130 "
+      "interrupted.");
 
   std::string sweep_config, sweep_out;
   std::vector<std::string> sweep_vary, sweep_fit, sweep_overrides;
-  auto* sweep = app.add_subcommand("sweep", "Train one config over a grid of overrides; fit scaling laws across the runs");
+  auto* sweep =
+      app.add_subcommand("sweep", "Train one config over a grid of overrides; fit scaling laws across the runs");
   sweep->add_option("config", sweep_config, "TOML configuration file")->required();
   sweep->add_option("overrides", sweep_overrides, "key=value overrides applied to every run");
   sweep->add_option("--out", sweep_out, "sweep directory (runs/, sweep.csv, summary.json, report.html)")->required();
@@ -186,8 +190,9 @@ int main(int argc, char** argv) {
       ->expected(1)
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  sweep->footer("Rerunning the same command skips finished runs and resumes interrupted ones.\n"
-                "Exit status: 0 every run finished, 2 bad input, 3 some run did not finish, 130 interrupted.");
+  sweep->footer(
+      "Rerunning the same command skips finished runs and resumes interrupted ones.\n"
+      "Exit status: 0 every run finished, 2 bad input, 3 some run did not finish, 130 interrupted.");
 
   std::string report_dir;
   bool no_figures = false;

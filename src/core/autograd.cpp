@@ -6,8 +6,7 @@ namespace ihlab {
 
 template <typename T>
 void backward(const Var<T>& root) {
-  IHLAB_CHECK(root.value().numel() == 1, "backward: root must be a scalar, got shape {}",
-              shape_str(root.shape()));
+  IHLAB_CHECK(root.value().numel() == 1, "backward: root must be a scalar, got shape {}", shape_str(root.shape()));
   if (!root.requires_grad()) return;
 
   // Iterative DFS post-order: deep graphs (long unrolled stages) must not overflow the stack.

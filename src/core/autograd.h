@@ -62,8 +62,7 @@ class Var {
 
 // Builds the result node of an op. `fn` runs in backward only if some input needs a gradient.
 template <typename T>
-Var<T> make_result(const char* op, Tensor<T> value, std::vector<Var<T>> inputs,
-                   std::function<void(Node<T>&)> fn) {
+Var<T> make_result(const char* op, Tensor<T> value, std::vector<Var<T>> inputs, std::function<void(Node<T>&)> fn) {
   auto n = std::make_shared<Node<T>>();
   n->value = std::move(value);
   n->op = op;

@@ -17,9 +17,9 @@ template <typename... Args>
   throw Error(fmt::format(f, std::forward<Args>(args)...));
 }
 
-#define IHLAB_CHECK(cond, ...)                      \
-  do {                                              \
-    if (!(cond)) ::ihlab::fail(__VA_ARGS__);        \
+#define IHLAB_CHECK(cond, ...)               \
+  do {                                       \
+    if (!(cond)) ::ihlab::fail(__VA_ARGS__); \
   } while (0)
 
 }  // namespace ihlab

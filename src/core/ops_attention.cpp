@@ -98,7 +98,7 @@ std::vector<uint8_t> band_mask(int64_t length, int64_t lo, int64_t hi) {
   return m;
 }
 
-#define INST(T)                                                                                       \
+#define INST(T)                                                                                            \
   template Var<T> masked_softmax(const Var<T>&, const Var<T>&, const std::vector<uint8_t>&, const Shape&); \
   template Var<T> relative_bias(const Var<T>&, int64_t);
 IHLAB_INSTANTIATE_OPS(INST)

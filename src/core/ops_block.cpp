@@ -145,12 +145,11 @@ struct ConcatLinear {
 
 // Checks every W_i [d, n_i] and b_i [n_i] against x [..., d] and concatenates them.
 template <typename T>
-ConcatLinear<T> concat_linear(const Var<T>& x, int64_t d, const std::vector<Var<T>>& W,
-                              const std::vector<Var<T>>& b) {
+ConcatLinear<T> concat_linear(const Var<T>& x, int64_t d, const std::vector<Var<T>>& W, const std::vector<Var<T>>& b) {
   ConcatLinear<T> cl;
   for (size_t i = 0; i < W.size(); ++i) {
-    IHLAB_CHECK(W[i].value().ndim() == 2 && W[i].dim(0) == d, "norm_linear: weight {} is {}, x is {} (need [{}, n])",
-                i, shape_str(W[i].shape()), shape_str(x.shape()), d);
+    IHLAB_CHECK(W[i].value().ndim() == 2 && W[i].dim(0) == d, "norm_linear: weight {} is {}, x is {} (need [{}, n])", i,
+                shape_str(W[i].shape()), shape_str(x.shape()), d);
     if (!b.empty() && b[i].defined()) check_same_shape("norm_linear(bias)", b[i].shape(), Shape{W[i].dim(1)});
     cl.widths.push_back(W[i].dim(1));
     cl.nt += cl.widths.back();
@@ -191,8 +190,8 @@ void layer_norm_rows(const T* px, int64_t lo, int64_t r, int64_t d, double eps, 
 // the saved statistics exactly as layer_norm_rows made them (two numbers a row are kept instead
 // of a copy of x).  px: [N, d];  mean, rstd: [N];  ga, be: [d];  xhat, hn: [r, d] out.
 template <typename T>
-void layer_norm_rows_recompute(const T* px, int64_t lo, int64_t r, int64_t d, const T* mean, const T* rstd,
-                               const T* ga, const T* be, T* xhat, T* hn) {
+void layer_norm_rows_recompute(const T* px, int64_t lo, int64_t r, int64_t d, const T* mean, const T* rstd, const T* ga,
+                               const T* be, T* xhat, T* hn) {
   for (int64_t i = 0; i < r; ++i) {
     const T* __restrict xi = px + (lo + i) * d;
     T* __restrict xh = xhat + i * d;
@@ -207,8 +206,8 @@ void layer_norm_rows_recompute(const T* px, int64_t lo, int64_t r, int64_t d, co
 //   xhat, dh: [r, d];  ga: [d];  rstd: [N];  dg, db: [d] (this chunk's partials, or nullptr);
 //   dx: [N, d] (rows lo.. added to, or nullptr).
 template <typename T>
-void layer_norm_rows_backward(const T* xhat, const T* dh, const T* ga, const T* rstd, int64_t lo, int64_t r,
-                              int64_t d, T* __restrict dg, T* __restrict db, T* dx_all) {
+void layer_norm_rows_backward(const T* xhat, const T* dh, const T* ga, const T* rstd, int64_t lo, int64_t r, int64_t d,
+                              T* __restrict dg, T* __restrict db, T* dx_all) {
   std::vector<T> dhg_buf(d);  // dh * gamma of one row
   for (int64_t i = 0; i < r; ++i) {
     const T* __restrict xh = xhat + i * d;
@@ -234,10 +233,10 @@ template <typename T>
 struct NormLinearSaved {
   int64_t N = 0, d = 0, nt = 0, nw = 0;  // rows, input width, output width, number of weights
   bool norm = false;
-  std::vector<int64_t> widths;           // [nw]
-  RowMat<T> Wc;                          // [d, nt]
-  std::shared_ptr<T[]> mean, rstd;       // [N] (with norm)
-  std::shared_ptr<T[]> pre;              // [N, nt]: h W + b before GELU (with gelu)
+  std::vector<int64_t> widths;      // [nw]
+  RowMat<T> Wc;                     // [d, nt]
+  std::shared_ptr<T[]> mean, rstd;  // [N] (with norm)
+  std::shared_ptr<T[]> pre;         // [N, nt]: h W + b before GELU (with gelu)
 };
 
 // What every row chunk of one forward call reads.
@@ -249,7 +248,7 @@ struct NormLinearForward {
   const T* ga;  // [d] gamma (ones without)
   const T* be;  // [d] beta (zeros without)
   double eps;
-  T* out;       // [N, nt]
+  T* out;  // [N, nt]
 };
 
 // Forward of rows lo..hi: out = [GELU](LN(x) Wc + bc).
@@ -265,8 +264,10 @@ void norm_linear_rows(const NormLinearForward<T>& f, int64_t lo, int64_t hi) {
     h = hn.data();
   }
   Mat<T> y(sv.pre ? sv.pre.get() + lo * nt : f.out + lo * nt, r, nt);
-  if (thin(d, nt)) small_nn(h, d, f.cl.Wc.data(), nt, y.data(), nt, r, d, nt);
-  else y.noalias() = CMat<T>(h, r, d) * f.cl.Wc;
+  if (thin(d, nt))
+    small_nn(h, d, f.cl.Wc.data(), nt, y.data(), nt, r, d, nt);
+  else
+    y.noalias() = CMat<T>(h, r, d) * f.cl.Wc;
   if (f.cl.any_bias) y.rowwise() += f.cl.bc;
   if (sv.pre) gelu_forward(sv.pre.get() + lo * nt, f.out + lo * nt, r * nt);
 }
@@ -316,13 +317,17 @@ void norm_linear_rows_backward(const NormLinearBackward<T>& b, int64_t lo, int64
     layer_norm_rows_recompute(b.px, lo, r, d, sv.mean.get(), sv.rstd.get(), b.ga, b.be, xhat.data(), hn.data());
     h = hn.data();
   }
-  if (gr.want_w && small) small_tn(h, d, Gc.data(), nt, gr.dW.data() + c * d * nt, nt, r, d, nt);
-  else if (gr.want_w) Mat<T>(gr.dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
+  if (gr.want_w && small)
+    small_tn(h, d, Gc.data(), nt, gr.dW.data() + c * d * nt, nt, r, d, nt);
+  else if (gr.want_w)
+    Mat<T>(gr.dW.data() + c * d * nt, d, nt).noalias() = CMat<T>(h, r, d).transpose() * Gc;
   if (gr.want_b) column_sums(Gc.data(), r, nt, gr.db.data() + c * nt);
   if (!gr.gx && !gr.gg && !gr.gbeta) return;
   RowMat<T> dh(r, d);
-  if (small) small_nn(Gc.data(), nt, b.WcT.data(), d, dh.data(), d, r, nt, d);
-  else dh.noalias() = Gc * sv.Wc.transpose();
+  if (small)
+    small_nn(Gc.data(), nt, b.WcT.data(), d, dh.data(), d, r, nt, d);
+  else
+    dh.noalias() = Gc * sv.Wc.transpose();
   if (!sv.norm) {
     Mat<T>(gr.gx->data() + lo * d, r, d) += dh;
     return;
@@ -378,8 +383,7 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
                    const std::vector<Var<T>>& W, const std::vector<Var<T>>& b, bool gelu) {
   IHLAB_CHECK(x.value().ndim() >= 1, "norm_linear: x must have rank >= 1");
   IHLAB_CHECK(!W.empty() && (b.empty() || b.size() == W.size()),
-              "norm_linear: need one or more weights and as many biases (or none), got {} and {}", W.size(),
-              b.size());
+              "norm_linear: need one or more weights and as many biases (or none), got {} and {}", W.size(), b.size());
   const int64_t d = x.shape().back(), N = x.value().numel() / std::max<int64_t>(d, 1);
   if (norm && gamma.defined()) check_same_shape("norm_linear(gamma)", gamma.shape(), Shape{d});
   if (norm && beta.defined()) check_same_shape("norm_linear(beta)", beta.shape(), Shape{d});
@@ -412,8 +416,8 @@ Var<T> norm_linear(const Var<T>& x, bool norm, const Var<T>& gamma, const Var<T>
 
 template <typename T>
 Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const Var<T>& b, const Tensor<T>& m) {
-  IHLAB_CHECK(W.value().ndim() == 2 && a.value().ndim() >= 1 && a.shape().back() == W.dim(0) &&
-                  x.value().ndim() >= 1 && x.shape().back() == W.dim(1),
+  IHLAB_CHECK(W.value().ndim() == 2 && a.value().ndim() >= 1 && a.shape().back() == W.dim(0) && x.value().ndim() >= 1 &&
+                  x.shape().back() == W.dim(1),
               "linear_residual: x {}, a {} and W {} do not fit (need x[..., n], a[..., k], W[k, n])",
               shape_str(x.shape()), shape_str(a.shape()), shape_str(W.shape()));
   const int64_t k = W.dim(0), n = W.dim(1), N = x.value().numel() / std::max<int64_t>(n, 1);
@@ -427,8 +431,10 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
   parallel_for(N, kRowChunk, [&](int64_t lo, int64_t hi) {
     const int64_t r = hi - lo;
     Mat<T> y(out.data() + lo * n, r, n);
-    if (thin(k, n)) SM<T>::nn(pa + lo * k, k, W.value().data(), n, y.data(), n, r, k, n, false);
-    else y.noalias() = CMat<T>(pa + lo * k, r, k) * CMat<T>(W.value().data(), k, n);
+    if (thin(k, n))
+      SM<T>::nn(pa + lo * k, k, W.value().data(), n, y.data(), n, r, k, n, false);
+    else
+      y.noalias() = CMat<T>(pa + lo * k, r, k) * CMat<T>(W.value().data(), k, n);
     if (b.defined()) y.rowwise() += Eigen::Map<const RowVec<T>>(b.value().data(), n);
     if (pm) y.array() *= CMat<T>(pm + lo * n, r, n).array();
     y += CMat<T>(x.value().data() + lo * n, r, n);
@@ -455,10 +461,14 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
       if (pm) Gm = Gc.array() * CMat<T>(pm + lo * n, r, n).array();
       const T* gbr = pm ? Gm.data() : G + lo * n;
       CMat<T> Gb(gbr, r, n);
-      if (ga && small) SM<T>::nn(gbr, n, WT.data(), k, ga->data() + lo * k, k, r, n, k, true);
-      else if (ga) Mat<T>(ga->data() + lo * k, r, k).noalias() += Gb * CMat<T>(pW, k, n).transpose();
-      if (gW && small) SM<T>::tn(pa + lo * k, k, gbr, n, dW.data() + c * k * n, n, r, k, n);
-      else if (gW) Mat<T>(dW.data() + c * k * n, k, n).noalias() = CMat<T>(pa + lo * k, r, k).transpose() * Gb;
+      if (ga && small)
+        SM<T>::nn(gbr, n, WT.data(), k, ga->data() + lo * k, k, r, n, k, true);
+      else if (ga)
+        Mat<T>(ga->data() + lo * k, r, k).noalias() += Gb * CMat<T>(pW, k, n).transpose();
+      if (gW && small)
+        SM<T>::tn(pa + lo * k, k, gbr, n, dW.data() + c * k * n, n, r, k, n);
+      else if (gW)
+        Mat<T>(dW.data() + c * k * n, k, n).noalias() = CMat<T>(pa + lo * k, r, k).transpose() * Gb;
       if (gb) column_sums(gbr, r, n, db.data() + c * n);
     });
     if (gW) add_partials(dW, chunks, k * n, gW->data());
@@ -466,9 +476,9 @@ Var<T> linear_residual(const Var<T>& x, const Var<T>& a, const Var<T>& W, const 
   });
 }
 
-#define INST(T)                                                                                             \
-  template Var<T> norm_linear(const Var<T>&, bool, const Var<T>&, const Var<T>&, double,                    \
-                              const std::vector<Var<T>>&, const std::vector<Var<T>>&, bool);                \
+#define INST(T)                                                                                                      \
+  template Var<T> norm_linear(const Var<T>&, bool, const Var<T>&, const Var<T>&, double, const std::vector<Var<T>>&, \
+                              const std::vector<Var<T>>&, bool);                                                     \
   template Var<T> linear_residual(const Var<T>&, const Var<T>&, const Var<T>&, const Var<T>&, const Tensor<T>&);
 IHLAB_INSTANTIATE_OPS(INST)
 

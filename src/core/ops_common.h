@@ -12,10 +12,9 @@ inline constexpr int64_t kGrain = 1 << 14;
 // True if `small` is a suffix of `big` (the broadcast rule of ops.h). Returns the repeat count.
 inline int64_t suffix_repeats(const char* op, const Shape& big, const Shape& small) {
   bool ok = small.size() <= big.size();
-  for (size_t i = 0; ok && i < small.size(); ++i)
-    ok = small[small.size() - 1 - i] == big[big.size() - 1 - i];
-  IHLAB_CHECK(ok, "{}: shape {} does not broadcast against {} (it must equal a suffix)", op,
-              shape_str(small), shape_str(big));
+  for (size_t i = 0; ok && i < small.size(); ++i) ok = small[small.size() - 1 - i] == big[big.size() - 1 - i];
+  IHLAB_CHECK(ok, "{}: shape {} does not broadcast against {} (it must equal a suffix)", op, shape_str(small),
+              shape_str(big));
   return numel_of(big) / std::max<int64_t>(numel_of(small), 1);
 }
 

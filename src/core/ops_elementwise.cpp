@@ -93,36 +93,54 @@ Var<T> unary(const char* op, const Var<T>& a, F f, D dfdx) {
 
 }  // namespace
 
-template <typename T> Var<T> add(const Var<T>& a, const Var<T>& b) { return binary("add", Bin::Add, a, b); }
-template <typename T> Var<T> sub(const Var<T>& a, const Var<T>& b) { return binary("sub", Bin::Sub, a, b); }
-template <typename T> Var<T> mul(const Var<T>& a, const Var<T>& b) { return binary("mul", Bin::Mul, a, b); }
-template <typename T> Var<T> div(const Var<T>& a, const Var<T>& b) { return binary("div", Bin::Div, a, b); }
+template <typename T>
+Var<T> add(const Var<T>& a, const Var<T>& b) {
+  return binary("add", Bin::Add, a, b);
+}
+template <typename T>
+Var<T> sub(const Var<T>& a, const Var<T>& b) {
+  return binary("sub", Bin::Sub, a, b);
+}
+template <typename T>
+Var<T> mul(const Var<T>& a, const Var<T>& b) {
+  return binary("mul", Bin::Mul, a, b);
+}
+template <typename T>
+Var<T> div(const Var<T>& a, const Var<T>& b) {
+  return binary("div", Bin::Div, a, b);
+}
 
 template <typename T>
 Var<T> scale(const Var<T>& a, double s) {
   T c = T(s);
-  return unary("scale", a, [c](T x) { return c * x; }, [c](T, T) { return c; });
+  return unary(
+      "scale", a, [c](T x) { return c * x; }, [c](T, T) { return c; });
 }
 template <typename T>
 Var<T> add_scalar(const Var<T>& a, double s) {
   T c = T(s);
-  return unary("add_scalar", a, [c](T x) { return x + c; }, [](T, T) { return T(1); });
+  return unary(
+      "add_scalar", a, [c](T x) { return x + c; }, [](T, T) { return T(1); });
 }
 template <typename T>
 Var<T> square(const Var<T>& a) {
-  return unary("square", a, [](T x) { return x * x; }, [](T x, T) { return T(2) * x; });
+  return unary(
+      "square", a, [](T x) { return x * x; }, [](T x, T) { return T(2) * x; });
 }
 template <typename T>
 Var<T> exp(const Var<T>& a) {
-  return unary("exp", a, [](T x) { return std::exp(x); }, [](T, T y) { return y; });
+  return unary(
+      "exp", a, [](T x) { return std::exp(x); }, [](T, T y) { return y; });
 }
 template <typename T>
 Var<T> log(const Var<T>& a) {
-  return unary("log", a, [](T x) { return std::log(x); }, [](T x, T) { return T(1) / x; });
+  return unary(
+      "log", a, [](T x) { return std::log(x); }, [](T x, T) { return T(1) / x; });
 }
 template <typename T>
 Var<T> relu(const Var<T>& a) {
-  return unary("relu", a, [](T x) { return x > 0 ? x : T(0); }, [](T x, T) { return x > 0 ? T(1) : T(0); });
+  return unary(
+      "relu", a, [](T x) { return x > 0 ? x : T(0); }, [](T x, T) { return x > 0 ? T(1) : T(0); });
 }
 template <typename T>
 Var<T> gelu(const Var<T>& a) {
@@ -133,17 +151,17 @@ Var<T> gelu(const Var<T>& a) {
       [=](T x, T) { return T(0.5) * (T(1) + std::erf(x * inv_sqrt2)) + x * inv_sqrt2pi * std::exp(T(-0.5) * x * x); });
 }
 
-#define INST(T)                                           \
-  template Var<T> add(const Var<T>&, const Var<T>&);      \
-  template Var<T> sub(const Var<T>&, const Var<T>&);      \
-  template Var<T> mul(const Var<T>&, const Var<T>&);      \
-  template Var<T> div(const Var<T>&, const Var<T>&);      \
-  template Var<T> scale(const Var<T>&, double);           \
-  template Var<T> add_scalar(const Var<T>&, double);      \
-  template Var<T> square(const Var<T>&);                  \
-  template Var<T> exp(const Var<T>&);                     \
-  template Var<T> log(const Var<T>&);                     \
-  template Var<T> relu(const Var<T>&);                    \
+#define INST(T)                                      \
+  template Var<T> add(const Var<T>&, const Var<T>&); \
+  template Var<T> sub(const Var<T>&, const Var<T>&); \
+  template Var<T> mul(const Var<T>&, const Var<T>&); \
+  template Var<T> div(const Var<T>&, const Var<T>&); \
+  template Var<T> scale(const Var<T>&, double);      \
+  template Var<T> add_scalar(const Var<T>&, double); \
+  template Var<T> square(const Var<T>&);             \
+  template Var<T> exp(const Var<T>&);                \
+  template Var<T> log(const Var<T>&);                \
+  template Var<T> relu(const Var<T>&);               \
   template Var<T> gelu(const Var<T>&);
 IHLAB_INSTANTIATE_OPS(INST)
 

@@ -77,13 +77,14 @@ Var<T> cross_entropy(const Var<T>& logits, const std::vector<int32_t>& targets) 
   for (double l : row_loss) total += l;
   return make_result<T>("cross_entropy", Tensor<T>::scalar(T(total / count)), {logits},
                         [targets, N, V, count, probs = std::move(probs)](Node<T>& node) {
-    T g = node.grad[0] / T(count);
-    T* gz = node.parents[0]->grad_buffer().data();
-    for (int64_t r = 0; r < N; ++r) {
-      if (targets[r] < 0) continue;
-      for (int64_t j = 0; j < V; ++j) gz[r * V + j] += g * (probs[r * V + j] - (j == targets[r] ? T(1) : T(0)));
-    }
-  });
+                          T g = node.grad[0] / T(count);
+                          T* gz = node.parents[0]->grad_buffer().data();
+                          for (int64_t r = 0; r < N; ++r) {
+                            if (targets[r] < 0) continue;
+                            for (int64_t j = 0; j < V; ++j)
+                              gz[r * V + j] += g * (probs[r * V + j] - (j == targets[r] ? T(1) : T(0)));
+                          }
+                        });
 }
 
 template <typename T>
@@ -102,12 +103,12 @@ Var<T> nll_prob(const Var<T>& probs, const std::vector<int32_t>& targets, double
   IHLAB_CHECK(count > 0, "nll_prob: every target is ignored (-1)");
   return make_result<T>("nll_prob", Tensor<T>::scalar(T(total / count)), {probs},
                         [targets, V, count, guard](Node<T>& node) {
-    T g = node.grad[0] / T(count);
-    const T* p = node.parents[0]->value.data();
-    T* gp = node.parents[0]->grad_buffer().data();
-    for (size_t r = 0; r < targets.size(); ++r)
-      if (targets[r] >= 0) gp[r * V + targets[r]] -= g / (p[r * V + targets[r]] + T(guard));
-  });
+                          T g = node.grad[0] / T(count);
+                          const T* p = node.parents[0]->value.data();
+                          T* gp = node.parents[0]->grad_buffer().data();
+                          for (size_t r = 0; r < targets.size(); ++r)
+                            if (targets[r] >= 0) gp[r * V + targets[r]] -= g / (p[r * V + targets[r]] + T(guard));
+                        });
 }
 
 template <typename T>
@@ -128,11 +129,11 @@ Var<T> mse(const Var<T>& a, const Tensor<T>& b) {
   });
 }
 
-#define INST(T)                                                                             \
-  template Var<T> embedding(const Var<T>&, const std::vector<int32_t>&, const Shape&);      \
-  template Tensor<T> one_hot(const std::vector<int32_t>&, const Shape&, int64_t);          \
-  template Var<T> cross_entropy(const Var<T>&, const std::vector<int32_t>&);               \
-  template Var<T> nll_prob(const Var<T>&, const std::vector<int32_t>&, double);            \
+#define INST(T)                                                                        \
+  template Var<T> embedding(const Var<T>&, const std::vector<int32_t>&, const Shape&); \
+  template Tensor<T> one_hot(const std::vector<int32_t>&, const Shape&, int64_t);      \
+  template Var<T> cross_entropy(const Var<T>&, const std::vector<int32_t>&);           \
+  template Var<T> nll_prob(const Var<T>&, const std::vector<int32_t>&, double);        \
   template Var<T> mse(const Var<T>&, const Tensor<T>&);
 IHLAB_INSTANTIATE_OPS(INST)
 

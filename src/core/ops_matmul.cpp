@@ -15,15 +15,19 @@ using CMat = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, E
 
 // c (+)= op(a) @ op(b) for one matrix; a stored [ra, ca], b stored [rb, cb], c [m, n].
 template <typename T>
-void gemm(const T* a, int64_t ra, int64_t ca, bool ta, const T* b, int64_t rb, int64_t cb, bool tb,
-          T* c, int64_t m, int64_t n, bool accumulate) {
+void gemm(const T* a, int64_t ra, int64_t ca, bool ta, const T* b, int64_t rb, int64_t cb, bool tb, T* c, int64_t m,
+          int64_t n, bool accumulate) {
   CMat<T> A(a, ra, ca), B(b, rb, cb);
   Mat<T> C(c, m, n);
   if (!accumulate) C.setZero();
-  if (!ta && !tb) C.noalias() += A * B;
-  else if (ta && !tb) C.noalias() += A.transpose() * B;
-  else if (!ta && tb) C.noalias() += A * B.transpose();
-  else C.noalias() += A.transpose() * B.transpose();
+  if (!ta && !tb)
+    C.noalias() += A * B;
+  else if (ta && !tb)
+    C.noalias() += A.transpose() * B;
+  else if (!ta && tb)
+    C.noalias() += A * B.transpose();
+  else
+    C.noalias() += A.transpose() * B.transpose();
 }
 
 struct BmmDims {
@@ -32,18 +36,18 @@ struct BmmDims {
 
 template <typename T>
 BmmDims bmm_dims(const char* op, const Shape& sa, const Shape& sb, bool ta, bool tb) {
-  IHLAB_CHECK(sa.size() >= 2 && sa.size() == sb.size(), "{}: need equal ranks >= 2, got {} and {}", op,
-              shape_str(sa), shape_str(sb));
-  IHLAB_CHECK(std::equal(sa.begin(), sa.end() - 2, sb.begin()), "{}: leading dims differ: {} vs {}", op,
-              shape_str(sa), shape_str(sb));
+  IHLAB_CHECK(sa.size() >= 2 && sa.size() == sb.size(), "{}: need equal ranks >= 2, got {} and {}", op, shape_str(sa),
+              shape_str(sb));
+  IHLAB_CHECK(std::equal(sa.begin(), sa.end() - 2, sb.begin()), "{}: leading dims differ: {} vs {}", op, shape_str(sa),
+              shape_str(sb));
   BmmDims d;
   d.ra = sa[sa.size() - 2], d.ca = sa.back(), d.rb = sb[sb.size() - 2], d.cb = sb.back();
   d.m = ta ? d.ca : d.ra;
   d.k = ta ? d.ra : d.ca;
   int64_t kb = tb ? d.cb : d.rb;
   d.n = tb ? d.rb : d.cb;
-  IHLAB_CHECK(d.k == kb, "{}: inner dims differ: {}{} @ {}{}", op, shape_str(sa), ta ? "^T" : "",
-              shape_str(sb), tb ? "^T" : "");
+  IHLAB_CHECK(d.k == kb, "{}: inner dims differ: {}{} @ {}{}", op, shape_str(sa), ta ? "^T" : "", shape_str(sb),
+              tb ? "^T" : "");
   d.batch = numel_of(Shape(sa.begin(), sa.end() - 2));
   return d;
 }
@@ -79,14 +83,18 @@ Var<T> product(const char* op, const Var<T>& a, const Var<T>& b, bool ta, bool t
         //   !ta: dA = G op(B)^T   ta: dA = (G op(B)^T)^T = op(B) G^T
         if (ga) {
           T* dA = ga->data() + i * sa;
-          if (!ta) gemm(gi, d.m, d.n, false, bi, d.rb, d.cb, !tb, dA, d.ra, d.ca, true);
-          else gemm(bi, d.rb, d.cb, tb, gi, d.m, d.n, true, dA, d.ra, d.ca, true);
+          if (!ta)
+            gemm(gi, d.m, d.n, false, bi, d.rb, d.cb, !tb, dA, d.ra, d.ca, true);
+          else
+            gemm(bi, d.rb, d.cb, tb, gi, d.m, d.n, true, dA, d.ra, d.ca, true);
         }
         //   !tb: dB = op(A)^T G   tb: dB = G^T op(A)
         if (gb) {
           T* dB = gb->data() + i * sb;
-          if (!tb) gemm(ai, d.ra, d.ca, !ta, gi, d.m, d.n, false, dB, d.rb, d.cb, true);
-          else gemm(gi, d.m, d.n, true, ai, d.ra, d.ca, ta, dB, d.rb, d.cb, true);
+          if (!tb)
+            gemm(ai, d.ra, d.ca, !ta, gi, d.m, d.n, false, dB, d.rb, d.cb, true);
+          else
+            gemm(gi, d.m, d.n, true, ai, d.ra, d.ca, ta, dB, d.rb, d.cb, true);
         }
       }
     });
@@ -119,9 +127,9 @@ Var<T> linear(const Var<T>& x, const Var<T>& w) {
   return reshape(matmul(x2, w), out);
 }
 
-#define INST(T)                                                            \
-  template Var<T> matmul(const Var<T>&, const Var<T>&, bool, bool);        \
-  template Var<T> bmm(const Var<T>&, const Var<T>&, bool, bool);           \
+#define INST(T)                                                     \
+  template Var<T> matmul(const Var<T>&, const Var<T>&, bool, bool); \
+  template Var<T> bmm(const Var<T>&, const Var<T>&, bool, bool);    \
   template Var<T> linear(const Var<T>&, const Var<T>&);
 IHLAB_INSTANTIATE_OPS(INST)
 

@@ -124,8 +124,8 @@ struct Tile {
 
   // Y[r] += alpha * sum_{t < U} Wt[r * ldw + t] X[t * xs] for r < rows (the value average P V and
   // dQ = dS K): RG rows at a time, each key row loaded once per group.
-  static void gather(const T* Wt, int64_t ldw, int rows, const T* X, int64_t xs, int64_t U, int64_t dh,
-                     T alpha, T* Y, int64_t ys) {
+  static void gather(const T* Wt, int64_t ldw, int rows, const T* X, int64_t xs, int64_t U, int64_t dh, T alpha, T* Y,
+                     int64_t ys) {
     for (int r0 = 0; r0 < rows; r0 += RG) {
       std::array<HeadVec, RG> acc;
       for (auto& v : acc) v = HeadVec::Zero(dh);
@@ -142,8 +142,8 @@ struct Tile {
   // dK = dS^T Q and dV = Pd^T G); rows past the tile's end have zero weights. The kRows rows of x
   // are copied into registers once (fixed dh), and even and odd rows go into two accumulators,
   // halving the dependent chain. alpha multiplies always (1 * v is exact).
-  static void key_sums(const T* Wt, int64_t ldw, const std::array<const T*, kRows>& x, int64_t U, int64_t dh,
-                       T alpha, T* Y, int64_t ys) {
+  static void key_sums(const T* Wt, int64_t ldw, const std::array<const T*, kRows>& x, int64_t U, int64_t dh, T alpha,
+                       T* Y, int64_t ys) {
     if constexpr (DH > 0) {
       HeadVec xr[kRows];
       for (int r = 0; r < kRows; ++r) xr[r] = head(x[r], dh);
@@ -196,9 +196,9 @@ void transpose_head(const T* src, int64_t L, int64_t dh, int64_t HD, int64_t ld,
 template <typename T>
 struct Job {
   const T *q, *k, *v, *bias = nullptr, *drop = nullptr, *bias_end = nullptr, *drop_end = nullptr;
-  T* P = nullptr;  // band layout
+  T* P = nullptr;                                                                 // band layout
   T *o = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr, *dbias = nullptr;  // dbias: band layout
-  const T* g = nullptr;  // dO
+  const T* g = nullptr;                                                           // dO
 };
 
 // Scratch of a job: a transposed head slab (its slack columns stay zero) and two [kRows, lds]
@@ -208,8 +208,11 @@ struct Scratch {
   int64_t ld, lds;  // columns of the transposed slab (L + slack for the last register) and of a tile
   std::vector<T> MT, s, p;
   explicit Scratch(const Geometry& g)
-      : ld(round_up(g.L, kW<T>) + kW<T>), lds(round_up(g.L, kW<T>) + 2 * kW<T>), MT(g.dh * ld),
-        s(kRows * lds), p(kRows * lds) {}
+      : ld(round_up(g.L, kW<T>) + kW<T>),
+        lds(round_up(g.L, kW<T>) + 2 * kW<T>),
+        MT(g.dh * ld),
+        s(kRows * lds),
+        p(kRows * lds) {}
 };
 
 // The rows i0 .. i0 + rows - 1 of a tile and the union [k0, k0 + U) of their key ranges (U = 0:
@@ -379,8 +382,7 @@ Var<T> banded_attention(const Var<T>& qkv, const Var<T>& bias, const BandedAtten
                         Tensor<T>* probs) {
   const Shape& s = qkv.shape();
   IHLAB_CHECK(s.size() == 3 && spec.heads >= 1 && s[2] % (3 * spec.heads) == 0,
-              "banded_attention: qkv must be [B, L, 3 * heads * dh] with heads = {}, got {}", spec.heads,
-              shape_str(s));
+              "banded_attention: qkv must be [B, L, 3 * heads * dh] with heads = {}, got {}", spec.heads, shape_str(s));
   IHLAB_CHECK(spec.lo >= 0 && spec.hi >= spec.lo, "banded_attention: band lo = {}, hi = {} (need 0 <= lo <= hi)",
               spec.lo, spec.hi);
   const Geometry g{s[0], s[1], spec.heads, s[2] / (3 * spec.heads), s[2] / 3, s[2]};
@@ -463,9 +465,8 @@ Var<T> banded_attention(const Var<T>& qkv, const Var<T>& bias, const BandedAtten
   });
 }
 
-#define INST(T)                                                                                            \
-  template Var<T> banded_attention(const Var<T>&, const Var<T>&, const BandedAttention&, const Tensor<T>&,  \
-                                   Tensor<T>*);
+#define INST(T) \
+  template Var<T> banded_attention(const Var<T>&, const Var<T>&, const BandedAttention&, const Tensor<T>&, Tensor<T>*);
 IHLAB_INSTANTIATE_OPS(INST)
 
 }  // namespace ihlab::ops

@@ -61,33 +61,33 @@ Var<T> layer_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, doub
   }
   return make_result<T>("layer_norm", std::move(out), {x, gamma, beta},
                         [d, rows, xhat = std::move(xhat), rstd = std::move(rstd)](Node<T>& node) {
-    const T* g = node.grad.data();
-    const T* pg = node.parents[1] ? node.parents[1]->value.data() : nullptr;
-    Tensor<T>* gx = detail::grad_of(node, 0);
-    Tensor<T>* gg = detail::grad_of(node, 1);
-    Tensor<T>* gb = detail::grad_of(node, 2);
-    for (int64_t r = 0; r < rows; ++r) {
-      // With dh = g * gamma: dx = rstd * (dh - mean(dh) - xhat * mean(dh * xhat)).
-      T m1 = 0, m2 = 0;
-      for (int64_t j = 0; j < d; ++j) {
-        T dh = g[r * d + j] * (pg ? pg[j] : T(1));
-        m1 += dh;
-        m2 += dh * xhat[r * d + j];
-      }
-      m1 /= T(d);
-      m2 /= T(d);
-      for (int64_t j = 0; j < d; ++j) {
-        T dh = g[r * d + j] * (pg ? pg[j] : T(1));
-        if (gx) (*gx)[r * d + j] += rstd[r] * (dh - m1 - xhat[r * d + j] * m2);
-        if (gg) (*gg)[j] += g[r * d + j] * xhat[r * d + j];
-        if (gb) (*gb)[j] += g[r * d + j];
-      }
-    }
-  });
+                          const T* g = node.grad.data();
+                          const T* pg = node.parents[1] ? node.parents[1]->value.data() : nullptr;
+                          Tensor<T>* gx = detail::grad_of(node, 0);
+                          Tensor<T>* gg = detail::grad_of(node, 1);
+                          Tensor<T>* gb = detail::grad_of(node, 2);
+                          for (int64_t r = 0; r < rows; ++r) {
+                            // With dh = g * gamma: dx = rstd * (dh - mean(dh) - xhat * mean(dh * xhat)).
+                            T m1 = 0, m2 = 0;
+                            for (int64_t j = 0; j < d; ++j) {
+                              T dh = g[r * d + j] * (pg ? pg[j] : T(1));
+                              m1 += dh;
+                              m2 += dh * xhat[r * d + j];
+                            }
+                            m1 /= T(d);
+                            m2 /= T(d);
+                            for (int64_t j = 0; j < d; ++j) {
+                              T dh = g[r * d + j] * (pg ? pg[j] : T(1));
+                              if (gx) (*gx)[r * d + j] += rstd[r] * (dh - m1 - xhat[r * d + j] * m2);
+                              if (gg) (*gg)[j] += g[r * d + j] * xhat[r * d + j];
+                              if (gb) (*gb)[j] += g[r * d + j];
+                            }
+                          }
+                        });
 }
 
-#define INST(T)                                                                        \
-  template Var<T> l2_normalize(const Var<T>&, double);                                 \
+#define INST(T)                                        \
+  template Var<T> l2_normalize(const Var<T>&, double); \
   template Var<T> layer_norm(const Var<T>&, const Var<T>&, const Var<T>&, double);
 IHLAB_INSTANTIATE_OPS(INST)
 

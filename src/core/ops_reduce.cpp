@@ -48,9 +48,9 @@ Var<T> sum_last(const Var<T>& a) {
   });
 }
 
-#define INST(T)                             \
-  template Var<T> sum(const Var<T>&);       \
-  template Var<T> mean(const Var<T>&);      \
+#define INST(T)                        \
+  template Var<T> sum(const Var<T>&);  \
+  template Var<T> mean(const Var<T>&); \
   template Var<T> sum_last(const Var<T>&);
 IHLAB_INSTANTIATE_OPS(INST)
 

@@ -63,8 +63,8 @@ Var<T> rotary(const Var<T>& x, int64_t head_dim, double base, int64_t columns) {
   const int64_t B = s[0], L = s[1], C = s[2], cols = columns == 0 ? C : columns;
   IHLAB_CHECK(head_dim >= 2 && head_dim % 2 == 0, "rotary: head_dim = {} must be even and >= 2", head_dim);
   IHLAB_CHECK(cols >= 0 && cols <= C && cols % head_dim == 0,
-              "rotary: columns = {} must be a multiple of head_dim = {} within the {} columns of {}", columns,
-              head_dim, C, shape_str(s));
+              "rotary: columns = {} must be a multiple of head_dim = {} within the {} columns of {}", columns, head_dim,
+              C, shape_str(s));
   IHLAB_CHECK(base > 0, "rotary: base = {} must be positive", base);
   std::vector<T> cs, sn;
   rotary_tables(L, head_dim, base, cs, sn);
@@ -72,10 +72,10 @@ Var<T> rotary(const Var<T>& x, int64_t head_dim, double base, int64_t columns) {
   rotate(x.value().data(), out.data(), false, B, L, C, cols, head_dim, cs.data(), sn.data(), T(1));
   return make_result<T>("rotary", std::move(out), {x},
                         [B, L, C, cols, head_dim, cs = std::move(cs), sn = std::move(sn)](Node<T>& node) {
-    // dx = R^T g = R(-angle) g; the pass-through columns get g unchanged.
-    rotate(node.grad.data(), node.parents[0]->grad_buffer().data(), true, B, L, C, cols, head_dim, cs.data(),
-           sn.data(), T(-1));
-  });
+                          // dx = R^T g = R(-angle) g; the pass-through columns get g unchanged.
+                          rotate(node.grad.data(), node.parents[0]->grad_buffer().data(), true, B, L, C, cols, head_dim,
+                                 cs.data(), sn.data(), T(-1));
+                        });
 }
 
 #define INST(T) template Var<T> rotary(const Var<T>&, int64_t, double, int64_t);

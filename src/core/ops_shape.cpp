@@ -72,9 +72,9 @@ Var<T> concat_last(const std::vector<Var<T>>& parts) {
   });
 }
 
-#define INST(T)                                         \
-  template Var<T> reshape(const Var<T>&, Shape);        \
-  template Var<T> transpose_last2(const Var<T>&);       \
+#define INST(T)                                   \
+  template Var<T> reshape(const Var<T>&, Shape);  \
+  template Var<T> transpose_last2(const Var<T>&); \
   template Var<T> concat_last(const std::vector<Var<T>>&);
 IHLAB_INSTANTIATE_OPS(INST)
 

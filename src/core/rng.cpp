@@ -26,8 +26,7 @@ uint64_t mix64(uint64_t z) {
 }  // namespace
 
 RandomStream::RandomStream(uint64_t seed, StreamKind kind, uint64_t substream, uint64_t substream2)
-    : key_{uint32_t(seed), uint32_t(seed >> 32)},
-      sub_(mix64(mix64(mix64(uint64_t(kind)) ^ substream) ^ substream2)) {}
+    : key_{uint32_t(seed), uint32_t(seed >> 32)}, sub_(mix64(mix64(mix64(uint64_t(kind)) ^ substream) ^ substream2)) {}
 
 uint32_t RandomStream::next_u32() {
   if (used_ == 4) {

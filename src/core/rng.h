@@ -22,11 +22,11 @@ class RandomStream {
 
   uint32_t next_u32();
   uint64_t next_u64();
-  double uniform();                      // in [0, 1), 53 random bits
-  double uniform_open();                 // in (0, 1)
-  double normal();                       // standard normal (Box-Muller, both halves used)
-  int64_t randint(int64_t n);            // uniform in [0, n), unbiased
-  double gamma(double shape);            // Gamma(shape, 1), Marsaglia-Tsang (boosted below 1)
+  double uniform();            // in [0, 1), 53 random bits
+  double uniform_open();       // in (0, 1)
+  double normal();             // standard normal (Box-Muller, both halves used)
+  int64_t randint(int64_t n);  // uniform in [0, n), unbiased
+  double gamma(double shape);  // Gamma(shape, 1), Marsaglia-Tsang (boosted below 1)
   std::vector<double> dirichlet(int d, double alpha);
   int categorical(const double* p, int n);  // p need not be normalized
 

@@ -37,8 +37,8 @@ struct SmallMatmul {
   }
 
   // C[i, j] (= or +=) sum_c A[i, c] B[c, j] for i < r, j < n, c < k (leading dims lda, ldb, ldc).
-  static void nn(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t r, int64_t k,
-                 int64_t n, bool accumulate) {
+  static void nn(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t r, int64_t k, int64_t n,
+                 bool accumulate) {
     using namespace Eigen::internal;
     const int64_t nv = n / W * W;
     for (int64_t i0 = 0; i0 < r; i0 += kBlock) {
@@ -72,8 +72,7 @@ struct SmallMatmul {
   }
 
   // C[c, j] = sum_i A[i, c] G[i, j] for c < k, j < n, i < r: A^T G with A [r, k] and G [r, n].
-  static void tn(const T* A, int64_t lda, const T* G, int64_t ldg, T* C, int64_t ldc, int64_t r, int64_t k,
-                 int64_t n) {
+  static void tn(const T* A, int64_t lda, const T* G, int64_t ldg, T* C, int64_t ldc, int64_t r, int64_t k, int64_t n) {
     using namespace Eigen::internal;
     const int64_t nv = n / W * W;
     for (int64_t c0 = 0; c0 < k; c0 += kBlock) {

@@ -38,14 +38,12 @@ class Tensor {
  public:
   Tensor() = default;
   explicit Tensor(Shape shape, T fill = T(0))
-      : shape_(std::move(shape)),
-        buf_(std::make_shared<std::vector<T>>(numel_of(shape_), fill)) {
+      : shape_(std::move(shape)), buf_(std::make_shared<std::vector<T>>(numel_of(shape_), fill)) {
     for (auto d : shape_) IHLAB_CHECK(d >= 0, "tensor: negative dimension in shape {}", shape_str(shape_));
   }
   Tensor(Shape shape, std::vector<T> values) : shape_(std::move(shape)) {
-    IHLAB_CHECK(int64_t(values.size()) == numel_of(shape_),
-                "tensor: {} values given for shape {} ({} elements)", values.size(),
-                shape_str(shape_), numel_of(shape_));
+    IHLAB_CHECK(int64_t(values.size()) == numel_of(shape_), "tensor: {} values given for shape {} ({} elements)",
+                values.size(), shape_str(shape_), numel_of(shape_));
     buf_ = std::make_shared<std::vector<T>>(std::move(values));
   }
   static Tensor zeros(Shape s) { return Tensor(std::move(s), T(0)); }
@@ -72,8 +70,7 @@ class Tensor {
 
   // Same storage, new shape (element count must match).
   Tensor reshaped(Shape s) const {
-    IHLAB_CHECK(numel_of(s) == numel(), "tensor: cannot reshape {} to {}", shape_str(shape_),
-                shape_str(s));
+    IHLAB_CHECK(numel_of(s) == numel(), "tensor: cannot reshape {} to {}", shape_str(shape_), shape_str(s));
     Tensor t = *this;
     t.shape_ = std::move(s);
     return t;

@@ -24,10 +24,11 @@ AttentionLog::AttentionLog(std::string path, int64_t keep, int64_t resume_after_
       // Every complete line was written by write(): anything else means the file is damaged.
       const auto j = nlohmann::json::parse(line, nullptr, false);
       const auto step = j.is_object() ? j.find("step") : j.end();
-      IHLAB_CHECK(step != j.end() && (step->is_number_unsigned() ? step->get<uint64_t>() <= uint64_t(INT64_MAX)
-                                                                  : step->is_number_integer() && step->get<int64_t>() >= 0),
-                  "attention log {} line {}: not a snapshot (expected a JSON object with \"step\" = an integer >= 0)",
-                  path_, line_no);
+      IHLAB_CHECK(
+          step != j.end() && (step->is_number_unsigned() ? step->get<uint64_t>() <= uint64_t(INT64_MAX)
+                                                         : step->is_number_integer() && step->get<int64_t>() >= 0),
+          "attention log {} line {}: not a snapshot (expected a JSON object with \"step\" = an integer >= 0)", path_,
+          line_no);
       if (step->get<int64_t>() <= resume_after_step) {
         kept.push_back(line);
         last_step_ = step->get<int64_t>();
@@ -51,7 +52,9 @@ void AttentionLog::write(int64_t step, int64_t stage, const std::vector<int32_t>
                          const std::vector<AttentionMap>& maps) {
   if (maps.empty()) return;
   const int64_t n = int64_t(tokens.size()), keep = std::min(keep_, n), offset = n - keep;
-  nlohmann::json j = {{"step", step}, {"stage", stage}, {"offset", offset},
+  nlohmann::json j = {{"step", step},
+                      {"stage", stage},
+                      {"offset", offset},
                       {"tokens", std::vector<int32_t>(tokens.begin() + offset, tokens.end())}};
   nlohmann::json jm = nlohmann::json::array();
   for (auto& m : maps) {
@@ -61,11 +64,17 @@ void AttentionLog::write(int64_t step, int64_t stage, const std::vector<int32_t>
       for (int64_t k = k0; k < m.keys; ++k) {
         double v = m.weights[size_t(q * m.keys + k)];
         // Four significant digits are enough for a heat-map; zeros (masked keys) are written "0".
-        if (!std::isfinite(v) || v == 0) w.push_back(0);
-        else w.push_back(std::strtod(fmt::format("{:.4g}", v).c_str(), nullptr));
+        if (!std::isfinite(v) || v == 0)
+          w.push_back(0);
+        else
+          w.push_back(std::strtod(fmt::format("{:.4g}", v).c_str(), nullptr));
       }
-    jm.push_back({{"layer", m.layer}, {"head", m.head}, {"queries", m.queries - q0}, {"keys", m.keys - k0},
-                  {"query_offset", q0}, {"key_offset", k0},
+    jm.push_back({{"layer", m.layer},
+                  {"head", m.head},
+                  {"queries", m.queries - q0},
+                  {"keys", m.keys - k0},
+                  {"query_offset", q0},
+                  {"key_offset", k0},
                   {"weights", std::move(w)}});
   }
   j["maps"] = std::move(jm);

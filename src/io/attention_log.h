@@ -5,8 +5,8 @@
 //    "maps": [{"layer": 0, "head": 1, "queries": 64, "keys": 64, "query_offset": 36,
 //              "key_offset": 36, "weights": [...]}]}     weights: [queries, keys] row-major
 // Only the last `keep` query and key positions are kept (tokens from `offset` on; a map's first
-// row is position query_offset): late positions see the most context, and the file stays small. Lines are flushed as written; a line
-// cut off by a crash is dropped on resume, like metrics.csv rows.
+// row is position query_offset): late positions see the most context, and the file stays small. Lines are flushed as
+// written; a line cut off by a crash is dropped on resume, like metrics.csv rows.
 #include <cstdint>
 #include <fstream>
 #include <string>

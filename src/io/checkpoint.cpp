@@ -20,7 +20,8 @@ bool strip_prefix(const std::string& s, const std::string& prefix, std::string* 
 }
 
 template <typename U>
-void append_section(SafetensorsFile& f, const char* prefix, const std::vector<std::pair<std::string, Tensor<U>>>& section) {
+void append_section(SafetensorsFile& f, const char* prefix,
+                    const std::vector<std::pair<std::string, Tensor<U>>>& section) {
   for (auto& [name, t] : section) f.tensors.push_back(to_raw(prefix + name, t));
 }
 
@@ -90,8 +91,8 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     fail("checkpoint {} is corrupt: its \"ihlab\" metadata is not valid JSON ({})", path, e.what());
   }
-  IHLAB_CHECK(!too_deep, "checkpoint {} is corrupt: its \"ihlab\" metadata nests values more than {} levels deep",
-              path, kMaxMetaDepth);
+  IHLAB_CHECK(!too_deep, "checkpoint {} is corrupt: its \"ihlab\" metadata nests values more than {} levels deep", path,
+              kMaxMetaDepth);
   for (auto& raw : f.tensors) {
     std::string key;
     if (strip_prefix(raw.name, kParamPrefix, &key)) {
@@ -117,10 +118,9 @@ std::string latest_checkpoint_path(const std::string& checkpoints_dir) {
   IHLAB_CHECK(file != j.end(), "{}: has no \"file\" (the name of the newest checkpoint)", latest);
   IHLAB_CHECK(file->is_string(), "{}: \"file\" must be a file name (a string), got {}", latest, file->type_name());
   const std::string name = file->get<std::string>();
-  IHLAB_CHECK(!name.empty() && name != "." && name != ".." &&
-                  name.find_first_of(std::string("/\0", 2)) == std::string::npos,
-              "{}: \"file\" = {} must name a file in {} (no '/', not '.' or '..')", latest, file->dump(),
-              checkpoints_dir);
+  IHLAB_CHECK(
+      !name.empty() && name != "." && name != ".." && name.find_first_of(std::string("/\0", 2)) == std::string::npos,
+      "{}: \"file\" = {} must name a file in {} (no '/', not '.' or '..')", latest, file->dump(), checkpoints_dir);
   return checkpoints_dir + "/" + name;
 }
 
@@ -133,8 +133,8 @@ void restore_params(const Checkpoint<T>& ckpt, ParamStore<T>& store) {
     auto it = saved.find(p.name);
     IHLAB_CHECK(it != saved.end(), "parameter '{}' is in the model but not in the checkpoint", p.name);
     IHLAB_CHECK(it->second->shape() == p.var.value().shape(),
-                "parameter '{}' has shape {} in checkpoint but {} in the model", p.name,
-                shape_str(it->second->shape()), shape_str(p.var.value().shape()));
+                "parameter '{}' has shape {} in checkpoint but {} in the model", p.name, shape_str(it->second->shape()),
+                shape_str(p.var.value().shape()));
   }
   std::vector<std::string> model_names;
   for (auto& p : store.all()) model_names.push_back(p.name);
@@ -153,10 +153,10 @@ std::vector<std::pair<std::string, Tensor<T>>> snapshot_params(const ParamStore<
   return out;
 }
 
-#define IHLAB_INSTANTIATE_CHECKPOINT(T)                                                       \
-  template void save_checkpoint<T>(const std::string&, const Checkpoint<T>&);                 \
-  template Checkpoint<T> load_checkpoint<T>(const std::string&);                              \
-  template void restore_params<T>(const Checkpoint<T>&, ParamStore<T>&);                      \
+#define IHLAB_INSTANTIATE_CHECKPOINT(T)                                       \
+  template void save_checkpoint<T>(const std::string&, const Checkpoint<T>&); \
+  template Checkpoint<T> load_checkpoint<T>(const std::string&);              \
+  template void restore_params<T>(const Checkpoint<T>&, ParamStore<T>&);      \
   template std::vector<std::pair<std::string, Tensor<T>>> snapshot_params<T>(const ParamStore<T>&);
 IHLAB_INSTANTIATE_CHECKPOINT(float)
 IHLAB_INSTANTIATE_CHECKPOINT(double)

@@ -51,14 +51,14 @@ enum class KeyType { Int, Float, Bool, String, IntList, FloatList, StringList };
 const char* key_type_name(KeyType t);
 
 struct KeySpec {
-  std::string key;                  // relative to its table, e.g. "vocab"; letters, digits, _ and -
+  std::string key;  // relative to its table, e.g. "vocab"; letters, digits, _ and -
   KeyType type = KeyType::Int;
-  nlohmann::json default_value;     // null = required; for an empty list use json::array()
+  nlohmann::json default_value;  // null = required; for an empty list use json::array()
   std::string help;
-  std::optional<double> min, max;   // bounds for numbers and for each element of a number list
-  bool min_exclusive = false;       // bounds are inclusive unless these are set (e.g. lr > 0)
+  std::optional<double> min, max;  // bounds for numbers and for each element of a number list
+  bool min_exclusive = false;      // bounds are inclusive unless these are set (e.g. lr > 0)
   bool max_exclusive = false;
-  std::vector<std::string> choices; // allowed strings for String / StringList (empty = any)
+  std::vector<std::string> choices;  // allowed strings for String / StringList (empty = any)
 };
 
 // The keys allowed in one TOML table (the top level is a table too), with nested tables, arrays
@@ -71,17 +71,17 @@ class Schema {
 
   // Shorthands for add(). `def` = nullptr makes the key required. Lists take e.g. {64, 64} or
   // {"a", "b"}; write nlohmann::json::array() for an empty default list ({} would mean null).
-  Schema& integer(const std::string& key, nlohmann::json def, const std::string& help,
-                  std::optional<double> min = {}, std::optional<double> max = {});
-  Schema& real(const std::string& key, nlohmann::json def, const std::string& help,
-               std::optional<double> min = {}, std::optional<double> max = {});
+  Schema& integer(const std::string& key, nlohmann::json def, const std::string& help, std::optional<double> min = {},
+                  std::optional<double> max = {});
+  Schema& real(const std::string& key, nlohmann::json def, const std::string& help, std::optional<double> min = {},
+               std::optional<double> max = {});
   Schema& boolean(const std::string& key, nlohmann::json def, const std::string& help);
   Schema& string(const std::string& key, nlohmann::json def, const std::string& help,
                  std::vector<std::string> choices = {});
-  Schema& int_list(const std::string& key, nlohmann::json def, const std::string& help,
-                   std::optional<double> min = {}, std::optional<double> max = {});
-  Schema& real_list(const std::string& key, nlohmann::json def, const std::string& help,
-                    std::optional<double> min = {}, std::optional<double> max = {});
+  Schema& int_list(const std::string& key, nlohmann::json def, const std::string& help, std::optional<double> min = {},
+                   std::optional<double> max = {});
+  Schema& real_list(const std::string& key, nlohmann::json def, const std::string& help, std::optional<double> min = {},
+                    std::optional<double> max = {});
   Schema& string_list(const std::string& key, nlohmann::json def, const std::string& help,
                       std::vector<std::string> choices = {});
 
@@ -89,15 +89,13 @@ class Schema {
   // has required keys).
   Schema& table(const std::string& name, Schema sub, const std::string& help = "");
   // Array of tables [[name]]; each element is resolved against `element`. Absent = no elements.
-  Schema& table_array(const std::string& name, Schema element, std::size_t min_count = 0,
-                      const std::string& help = "");
+  Schema& table_array(const std::string& name, Schema element, std::size_t min_count = 0, const std::string& help = "");
   // Table [table] whose keys depend on the string key `selector` inside it: with name = "copy" the
   // table is resolved against by_value["copy"]. The selector is declared automatically (String,
   // choices = the variant names, default = default_variant, required when that is empty) and must
   // not be declared in the variant schemas. Keys of another variant are rejected as unknown.
-  Schema& variants(const std::string& table, const std::string& selector,
-                   std::map<std::string, Schema> by_value, std::string default_variant = "",
-                   const std::string& help = "");
+  Schema& variants(const std::string& table, const std::string& selector, std::map<std::string, Schema> by_value,
+                   std::string default_variant = "", const std::string& help = "");
 
   // Checks `raw` (parsed TOML plus overrides; null counts as an empty table) and returns it with
   // defaults filled in: types (ints promoted to floats where floats are expected), ranges,
@@ -111,11 +109,11 @@ class Schema {
   struct Entry {
     enum class Kind { Key, Table, TableArray, Variants };
     Kind kind = Kind::Key;
-    std::string name;                    // key or table name
+    std::string name;  // key or table name
     std::string help;
-    KeySpec spec;                        // Key: the key; Variants: the selector key
-    std::shared_ptr<const Schema> sub;   // Table, TableArray (element schema)
-    std::size_t min_count = 0;           // TableArray
+    KeySpec spec;                                                   // Key: the key; Variants: the selector key
+    std::shared_ptr<const Schema> sub;                              // Table, TableArray (element schema)
+    std::size_t min_count = 0;                                      // TableArray
     std::map<std::string, std::shared_ptr<const Schema>> variants;  // Variants, by selector value
   };
   const std::vector<Entry>& entries() const { return entries_; }
@@ -130,16 +128,15 @@ class Schema {
 // to JSON arrays and objects; dates and times become strings. A syntax error throws ihlab::Error
 // "config: <source>:<line>:<column>: <toml++'s description>"; a file that cannot be read throws too.
 nlohmann::json parse_toml_file(const std::string& path);
-nlohmann::json parse_toml_string(const std::string& text,
-                                 const std::string& source_name = "<string>");
+nlohmann::json parse_toml_string(const std::string& text, const std::string& source_name = "<string>");
 
 // Applies one "a.b.c=value" override to raw (unresolved) JSON, creating missing tables on the way.
 // The value is read as a TOML value (3, 1e-3, true, "str", [1, 2], {a = 1}); when that fails it is
 // taken as a bare string with surrounding spaces trimmed, so model.name=gih works (a string that
 // looks like a number or boolean must be quoted: run.tag="2024"). Elements of arrays (arrays of
 // tables and lists) are addressed by index: stages.1.lr=0.5 or stages[1].lr=0.5; the index must
-// exist (an all-digit segment is an index unless the value there is a table). A malformed assignment, an index out of range or a path through a non-table throws
-// ihlab::Error naming the override.
+// exist (an all-digit segment is an index unless the value there is a table). A malformed assignment, an index out of
+// range or a path through a non-table throws ihlab::Error naming the override.
 void apply_override(nlohmann::json& raw, const std::string& assignment);
 
 // Writes a resolved config as TOML such that resolve(parse_toml_string(to_toml(x))) == x (same
@@ -152,7 +149,6 @@ std::string to_toml(const nlohmann::json& resolved);
 std::string toml_value(const nlohmann::json& value);
 
 // parse_toml_file(path), then each override in order, then schema.resolve.
-nlohmann::json load_config(const std::string& path, const std::vector<std::string>& overrides,
-                           const Schema& schema);
+nlohmann::json load_config(const std::string& path, const std::vector<std::string>& overrides, const Schema& schema);
 
 }  // namespace ihlab

@@ -17,8 +17,7 @@ using json = nlohmann::json;
 bool valid_name(const std::string& s) {
   if (s.empty()) return false;
   for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -66,9 +65,7 @@ std::string join(const std::vector<std::string>& v, const std::string& sep = ", 
   return out;
 }
 
-bool is_list(KeyType t) {
-  return t == KeyType::IntList || t == KeyType::FloatList || t == KeyType::StringList;
-}
+bool is_list(KeyType t) { return t == KeyType::IntList || t == KeyType::FloatList || t == KeyType::StringList; }
 KeyType element_type(KeyType t) {
   switch (t) {
     case KeyType::IntList: return KeyType::Int;
@@ -94,10 +91,8 @@ std::string range_text(const KeySpec& s, const std::string& name) {
   const char* lo_op = s.min_exclusive ? "<" : "<=";
   const char* hi_op = s.max_exclusive ? "<" : "<=";
   if (s.min && s.max)
-    return fmt::format("{} {} {} {} {}", fmt_bound(*s.min, integer), lo_op, name, hi_op,
-                       fmt_bound(*s.max, integer));
-  if (s.min)
-    return fmt::format("{} {} {}", name, s.min_exclusive ? ">" : ">=", fmt_bound(*s.min, integer));
+    return fmt::format("{} {} {} {} {}", fmt_bound(*s.min, integer), lo_op, name, hi_op, fmt_bound(*s.max, integer));
+  if (s.min) return fmt::format("{} {} {}", name, s.min_exclusive ? ">" : ">=", fmt_bound(*s.min, integer));
   if (s.max) return fmt::format("{} {} {}", name, hi_op, fmt_bound(*s.max, integer));
   return "";
 }
@@ -112,8 +107,7 @@ std::string constraint_text(const KeySpec& s) {
   return out;
 }
 
-json check_scalar(const KeySpec& s, KeyType t, const json& v, const std::string& path,
-                  const std::string& range_name) {
+json check_scalar(const KeySpec& s, KeyType t, const json& v, const std::string& path, const std::string& range_name) {
   switch (t) {
     case KeyType::Int:
       if (!v.is_number_integer()) fail("config: key '{}' = {} must be an integer", path, toml_value(v));
@@ -128,10 +122,9 @@ json check_scalar(const KeySpec& s, KeyType t, const json& v, const std::string&
       if (!v.is_string()) fail("config: key '{}' = {} must be a string", path, toml_value(v));
       if (!s.choices.empty() &&
           std::find(s.choices.begin(), s.choices.end(), v.get<std::string>()) == s.choices.end()) {
-        std::string msg = fmt::format("config: key '{}' = {} is not allowed (choose one of: {})",
-                                      path, toml_value(v), join(s.choices));
-        if (auto near = suggest(v.get<std::string>(), s.choices))
-          msg += fmt::format("; did you mean \"{}\"?", *near);
+        std::string msg = fmt::format("config: key '{}' = {} is not allowed (choose one of: {})", path, toml_value(v),
+                                      join(s.choices));
+        if (auto near = suggest(v.get<std::string>(), s.choices)) msg += fmt::format("; did you mean \"{}\"?", *near);
         throw Error(msg);
       }
       return v;
@@ -143,9 +136,7 @@ json check_scalar(const KeySpec& s, KeyType t, const json& v, const std::string&
   if (s.min) ok = ok && (s.min_exclusive ? d > *s.min : d >= *s.min);
   if (s.max) ok = ok && (s.max_exclusive ? d < *s.max : d <= *s.max);
   if ((s.min || s.max) && std::isnan(d)) ok = false;
-  if (!ok)
-    fail("config: key '{}' = {} is out of range (allowed: {})", path, toml_value(v),
-         range_text(s, range_name));
+  if (!ok) fail("config: key '{}' = {} is out of range (allowed: {})", path, toml_value(v), range_text(s, range_name));
   if (t == KeyType::Float) return json(d);
   return v;
 }
@@ -161,8 +152,7 @@ json check_value(const KeySpec& s, const json& v, const std::string& path) {
   }
   json out = json::array();
   for (std::size_t i = 0; i < v.size(); ++i)
-    out.push_back(check_scalar(s, element_type(s.type), v[i], fmt::format("{}[{}]", path, i),
-                               s.key + "[i]"));
+    out.push_back(check_scalar(s, element_type(s.type), v[i], fmt::format("{}[{}]", path, i), s.key + "[i]"));
   return out;
 }
 
@@ -177,8 +167,8 @@ struct VariantContext {
   std::string selected;
 };
 
-json resolve_table(const Schema& schema, const json& raw_in, const std::string& prefix,
-                   const std::string& scope, const VariantContext* vc) {
+json resolve_table(const Schema& schema, const json& raw_in, const std::string& prefix, const std::string& scope,
+                   const VariantContext* vc) {
   static const json empty = json::object();
   const json& raw = raw_in.is_null() ? empty : raw_in;
 
@@ -221,32 +211,28 @@ json resolve_table(const Schema& schema, const json& raw_in, const std::string& 
         }
         break;
       case Schema::Entry::Kind::Table:
-        if (has && !v.is_object())
-          fail("config: key '{}' = {} must be a table ([{}])", path, toml_value(v), path);
+        if (has && !v.is_object()) fail("config: key '{}' = {} must be a table ([{}])", path, toml_value(v), path);
         out[e.name] = resolve_table(*e.sub, v, path + ".", "in [" + path + "]", nullptr);
         break;
       case Schema::Entry::Kind::TableArray: {
         if (has && !v.is_array())
-          fail("config: key '{}' = {} must be an array of tables ([[{}]])", path, toml_value(v),
-               path);
+          fail("config: key '{}' = {} must be an array of tables ([[{}]])", path, toml_value(v), path);
         const std::size_t n = has ? v.size() : 0;
         if (n < e.min_count)
-          fail("config: key '{}' has {} entr{} (allowed: at least {} [[{}]] table{})", path, n,
-               n == 1 ? "y" : "ies", e.min_count, path, e.min_count == 1 ? "" : "s");
+          fail("config: key '{}' has {} entr{} (allowed: at least {} [[{}]] table{})", path, n, n == 1 ? "y" : "ies",
+               e.min_count, path, e.min_count == 1 ? "" : "s");
         json arr = json::array();
         for (std::size_t i = 0; i < n; ++i) {
           const std::string elem = fmt::format("{}[{}]", path, i);
           if (!v[i].is_object())
-            fail("config: key '{}' = {} must be a table (an element of [[{}]])", elem,
-                 toml_value(v[i]), path);
+            fail("config: key '{}' = {} must be a table (an element of [[{}]])", elem, toml_value(v[i]), path);
           arr.push_back(resolve_table(*e.sub, v[i], elem + ".", "in [[" + path + "]]", nullptr));
         }
         out[e.name] = std::move(arr);
         break;
       }
       case Schema::Entry::Kind::Variants: {
-        if (has && !v.is_object())
-          fail("config: key '{}' = {} must be a table ([{}])", path, toml_value(v), path);
+        if (has && !v.is_object()) fail("config: key '{}' = {} must be a table ([{}])", path, toml_value(v), path);
         const std::string sel_path = path + "." + e.spec.key;
         json sel;
         if (v.contains(e.spec.key)) {
@@ -254,12 +240,10 @@ json resolve_table(const Schema& schema, const json& raw_in, const std::string& 
         } else if (!e.spec.default_value.is_null()) {
           sel = e.spec.default_value;
         } else {
-          fail("config: missing required key '{}' ({}): {}", sel_path, constraint_text(e.spec),
-               e.spec.help);
+          fail("config: missing required key '{}' ({}): {}", sel_path, constraint_text(e.spec), e.spec.help);
         }
         VariantContext ctx{&e, sel.get<std::string>()};
-        const std::string scope_v =
-            fmt::format("in [{}] for {} = \"{}\"", path, e.spec.key, ctx.selected);
+        const std::string scope_v = fmt::format("in [{}] for {} = \"{}\"", path, e.spec.key, ctx.selected);
         json r = resolve_table(*e.variants.at(ctx.selected), v, path + ".", scope_v, &ctx);
         r[e.spec.key] = sel;
         out[e.name] = std::move(r);
@@ -273,17 +257,17 @@ json resolve_table(const Schema& schema, const json& raw_in, const std::string& 
 // ---- help text ----
 
 void help_key(const KeySpec& s, const std::string& indent, std::string& out) {
-  std::string left = indent + s.key + " = " +
-                     (s.default_value.is_null() ? std::string("<required>")
-                                                : toml_value(s.default_value));
-  if (left.size() < 34) left.resize(34, ' ');
-  else left += "  ";
+  std::string left =
+      indent + s.key + " = " + (s.default_value.is_null() ? std::string("<required>") : toml_value(s.default_value));
+  if (left.size() < 34)
+    left.resize(34, ' ');
+  else
+    left += "  ";
   out += left + "(" + constraint_text(s) + ")\n";
   if (!s.help.empty()) out += indent + "    " + s.help + "\n";
 }
 
-void help_schema(const Schema& schema, const std::string& prefix, const std::string& indent,
-                 std::string& out) {
+void help_schema(const Schema& schema, const std::string& prefix, const std::string& indent, std::string& out) {
   for (const auto& e : schema.entries())
     if (e.kind == Schema::Entry::Kind::Key) help_key(e.spec, indent, out);
   for (const auto& e : schema.entries()) {
@@ -335,21 +319,17 @@ const Schema::Entry* Schema::find(const std::string& name) const {
 }
 
 void Schema::add_entry(Entry e) {
-  if (!valid_name(e.name))
-    fail("config schema: invalid name '{}' (use letters, digits, '_' and '-')", e.name);
+  if (!valid_name(e.name)) fail("config schema: invalid name '{}' (use letters, digits, '_' and '-')", e.name);
   if (find(e.name)) fail("config schema: '{}' is declared twice", e.name);
   entries_.push_back(std::move(e));
 }
 
 Schema& Schema::add(KeySpec spec) {
-  if (!valid_name(spec.key))
-    fail("config schema: invalid key name '{}' (use letters, digits, '_' and '-')", spec.key);
+  if (!valid_name(spec.key)) fail("config schema: invalid key name '{}' (use letters, digits, '_' and '-')", spec.key);
   if ((spec.min || spec.max) && !is_numeric(spec.type))
-    fail("config schema: key '{}' is a {}, which cannot have bounds", spec.key,
-         key_type_name(spec.type));
+    fail("config schema: key '{}' is a {}, which cannot have bounds", spec.key, key_type_name(spec.type));
   if (!spec.choices.empty() && element_type(spec.type) != KeyType::String)
-    fail("config schema: key '{}' is a {}, which cannot have choices", spec.key,
-         key_type_name(spec.type));
+    fail("config schema: key '{}' is a {}, which cannot have choices", spec.key, key_type_name(spec.type));
   if (spec.min && spec.max && *spec.min > *spec.max)
     fail("config schema: key '{}' has min {} > max {}", spec.key, *spec.min, *spec.max);
   if (!spec.default_value.is_null()) {
@@ -384,12 +364,12 @@ KeySpec make_spec(const std::string& key, KeyType t, nlohmann::json def, const s
 }
 }  // namespace
 
-Schema& Schema::integer(const std::string& key, nlohmann::json def, const std::string& help,
-                        std::optional<double> min, std::optional<double> max) {
+Schema& Schema::integer(const std::string& key, nlohmann::json def, const std::string& help, std::optional<double> min,
+                        std::optional<double> max) {
   return add(make_spec(key, KeyType::Int, std::move(def), help, min, max));
 }
-Schema& Schema::real(const std::string& key, nlohmann::json def, const std::string& help,
-                     std::optional<double> min, std::optional<double> max) {
+Schema& Schema::real(const std::string& key, nlohmann::json def, const std::string& help, std::optional<double> min,
+                     std::optional<double> max) {
   return add(make_spec(key, KeyType::Float, std::move(def), help, min, max));
 }
 Schema& Schema::boolean(const std::string& key, nlohmann::json def, const std::string& help) {
@@ -399,8 +379,8 @@ Schema& Schema::string(const std::string& key, nlohmann::json def, const std::st
                        std::vector<std::string> choices) {
   return add(make_spec(key, KeyType::String, std::move(def), help, {}, {}, std::move(choices)));
 }
-Schema& Schema::int_list(const std::string& key, nlohmann::json def, const std::string& help,
-                         std::optional<double> min, std::optional<double> max) {
+Schema& Schema::int_list(const std::string& key, nlohmann::json def, const std::string& help, std::optional<double> min,
+                         std::optional<double> max) {
   return add(make_spec(key, KeyType::IntList, std::move(def), help, min, max));
 }
 Schema& Schema::real_list(const std::string& key, nlohmann::json def, const std::string& help,
@@ -422,8 +402,7 @@ Schema& Schema::table(const std::string& name, Schema sub, const std::string& he
   return *this;
 }
 
-Schema& Schema::table_array(const std::string& name, Schema element, std::size_t min_count,
-                            const std::string& help) {
+Schema& Schema::table_array(const std::string& name, Schema element, std::size_t min_count, const std::string& help) {
   Entry e;
   e.kind = Entry::Kind::TableArray;
   e.name = name;
@@ -434,11 +413,9 @@ Schema& Schema::table_array(const std::string& name, Schema element, std::size_t
   return *this;
 }
 
-Schema& Schema::variants(const std::string& table, const std::string& selector,
-                         std::map<std::string, Schema> by_value, std::string default_variant,
-                         const std::string& help) {
-  if (!valid_name(selector))
-    fail("config schema: invalid selector name '{}' for [{}]", selector, table);
+Schema& Schema::variants(const std::string& table, const std::string& selector, std::map<std::string, Schema> by_value,
+                         std::string default_variant, const std::string& help) {
+  if (!valid_name(selector)) fail("config schema: invalid selector name '{}' for [{}]", selector, table);
   if (by_value.empty()) fail("config schema: [{}] declares no variants", table);
   if (!default_variant.empty() && !by_value.count(default_variant))
     fail("config schema: default variant \"{}\" of [{}] is not declared", default_variant, table);
@@ -452,8 +429,7 @@ Schema& Schema::variants(const std::string& table, const std::string& selector,
   if (!default_variant.empty()) e.spec.default_value = default_variant;
   for (auto& [value, sub] : by_value) {
     if (sub.find(selector))
-      fail("config schema: variant \"{}\" of [{}] must not declare the selector '{}'", value,
-           table, selector);
+      fail("config schema: variant \"{}\" of [{}] must not declare the selector '{}'", value, table, selector);
     e.spec.choices.push_back(value);
     e.variants[value] = std::make_shared<const Schema>(std::move(sub));
   }
@@ -462,8 +438,7 @@ Schema& Schema::variants(const std::string& table, const std::string& selector,
 }
 
 nlohmann::json Schema::resolve(const nlohmann::json& raw) const {
-  if (!raw.is_null() && !raw.is_object())
-    fail("config: the configuration must be a table, got {}", toml_value(raw));
+  if (!raw.is_null() && !raw.is_object()) fail("config: the configuration must be a table, got {}", toml_value(raw));
   return resolve_table(*this, raw, "", "at top level", nullptr);
 }
 

@@ -63,8 +63,7 @@ std::string trim(const std::string& s) {
 bool is_bare_key(const std::string& k) {
   if (k.empty()) return false;
   for (char c : k) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -104,8 +103,10 @@ std::string toml_string(const std::string& s) {
       case '\f': out += "\\f"; break;
       case '\r': out += "\\r"; break;
       default:
-        if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04X}", static_cast<unsigned>(c));
-        else out += ch;
+        if (c < 0x20 || c == 0x7f)
+          out += fmt::format("\\u{:04X}", static_cast<unsigned>(c));
+        else
+          out += ch;
     }
   }
   return out + "\"";
@@ -172,12 +173,9 @@ bool is_table_array(const json& v) {
 
 // Writes the keys of one table: plain keys first, then [sub.tables], then [[arrays.of.tables]].
 // `header` is the dotted TOML name of this table ("" at top level), `path` its name in messages.
-void write_table_body(const json& obj, const std::string& header, const std::string& path,
-                      std::string& out) {
+void write_table_body(const json& obj, const std::string& header, const std::string& path, std::string& out) {
   auto child_path = [&](const std::string& k) { return path.empty() ? k : path + "." + k; };
-  auto child_header = [&](const std::string& k) {
-    return header.empty() ? toml_key(k) : header + "." + toml_key(k);
-  };
+  auto child_header = [&](const std::string& k) { return header.empty() ? toml_key(k) : header + "." + toml_key(k); };
   auto section_break = [&] {
     if (!out.empty()) out += "\n";
   };
@@ -202,8 +200,8 @@ void write_table_body(const json& obj, const std::string& header, const std::str
       out += "[[";
       out += child_header(item.key());
       out += "]]\n";
-      write_table_body(item.value()[i], child_header(item.key()),
-                       fmt::format("{}[{}]", child_path(item.key()), i), out);
+      write_table_body(item.value()[i], child_header(item.key()), fmt::format("{}[{}]", child_path(item.key()), i),
+                       out);
     }
   }
 }
@@ -226,8 +224,7 @@ bool parse_index(const std::string& s, std::size_t& idx) {
 
 std::vector<PathStep> parse_override_path(const std::string& key, const std::string& assignment) {
   auto bad = [&](const char* why) {
-    fail("config: malformed override '{}': {} (expected key=value, e.g. stages.0.lr=0.001)",
-         assignment, why);
+    fail("config: malformed override '{}': {} (expected key=value, e.g. stages.0.lr=0.001)", assignment, why);
   };
   if (key.empty()) bad("the key is empty");
   std::vector<PathStep> steps;
@@ -293,15 +290,13 @@ nlohmann::json parse_toml_string(const std::string& text, const std::string& sou
     toml::table t = toml::parse(text, source_name);
     return table_to_json(t);
   } catch (const toml::parse_error& e) {
-    fail("config: {}:{}:{}: {}", source_name, e.source().begin.line, e.source().begin.column,
-         e.description());
+    fail("config: {}:{}:{}: {}", source_name, e.source().begin.line, e.source().begin.column, e.description());
   }
 #else
   toml::parse_result r = toml::parse(text, source_name);
   if (!r) {
     const auto& e = r.error();
-    fail("config: {}:{}:{}: {}", source_name, e.source().begin.line, e.source().begin.column,
-         e.description());
+    fail("config: {}:{}:{}: {}", source_name, e.source().begin.line, e.source().begin.column, e.description());
   }
   return table_to_json(r.table());
 #endif
@@ -319,8 +314,7 @@ nlohmann::json parse_toml_file(const std::string& path) {
 void apply_override(nlohmann::json& raw, const std::string& assignment) {
   const std::size_t eq = assignment.find('=');
   if (eq == std::string::npos)
-    fail("config: malformed override '{}': no '=' (expected key=value, e.g. stages.0.lr=0.001)",
-         assignment);
+    fail("config: malformed override '{}': no '=' (expected key=value, e.g. stages.0.lr=0.001)", assignment);
   const std::string key = trim(assignment.substr(0, eq));
   const std::vector<PathStep> steps = parse_override_path(key, assignment);
   json value = parse_override_value(assignment.substr(eq + 1), assignment);
@@ -333,23 +327,24 @@ void apply_override(nlohmann::json& raw, const std::string& assignment) {
     const bool as_index = s.bracket || (s.numeric && !cur->is_object());
     if (as_index) {
       if (!cur->is_array() && !cur->is_null())
-        fail("config: override '{}': '{}' = {} is not an array, so it has no element {}",
-             assignment, walked, toml_value(*cur), s.index);
+        fail("config: override '{}': '{}' = {} is not an array, so it has no element {}", assignment, walked,
+             toml_value(*cur), s.index);
       const std::size_t n = cur->is_array() ? cur->size() : 0;
       if (s.index >= n)
-        fail("config: override '{}': index {} is out of range ('{}' has {} element{})", assignment,
-             s.index, walked, n, n == 1 ? "" : "s");
+        fail("config: override '{}': index {} is out of range ('{}' has {} element{})", assignment, s.index, walked, n,
+             n == 1 ? "" : "s");
       cur = &(*cur)[s.index];
       walked += fmt::format("[{}]", s.index);
     } else {
       if (cur->is_null()) *cur = json::object();
       if (cur->is_array())
-        fail("config: override '{}': '{}' is an array; address an element by index, e.g. "
-             "{}.0.{}",
-             assignment, walked, walked, s.name);
+        fail(
+            "config: override '{}': '{}' is an array; address an element by index, e.g. "
+            "{}.0.{}",
+            assignment, walked, walked, s.name);
       if (!cur->is_object())
-        fail("config: override '{}': '{}' = {} is not a table, so it has no key '{}'", assignment,
-             walked, toml_value(*cur), s.name);
+        fail("config: override '{}': '{}' = {} is not a table, so it has no key '{}'", assignment, walked,
+             toml_value(*cur), s.name);
       cur = &(*cur)[s.name];
       walked += (walked.empty() ? "" : ".") + s.name;
     }
@@ -358,15 +353,13 @@ void apply_override(nlohmann::json& raw, const std::string& assignment) {
 }
 
 std::string to_toml(const nlohmann::json& resolved) {
-  if (!resolved.is_object())
-    fail("config: to_toml needs a table at the top level, got {}", toml_value(resolved));
+  if (!resolved.is_object()) fail("config: to_toml needs a table at the top level, got {}", toml_value(resolved));
   std::string out;
   write_table_body(resolved, "", "", out);
   return out;
 }
 
-nlohmann::json load_config(const std::string& path, const std::vector<std::string>& overrides,
-                           const Schema& schema) {
+nlohmann::json load_config(const std::string& path, const std::vector<std::string>& overrides, const Schema& schema) {
   nlohmann::json raw = parse_toml_file(path);
   for (const auto& o : overrides) apply_override(raw, o);
   return schema.resolve(raw);

@@ -45,7 +45,9 @@ struct EnumChoice {
 };
 
 template <class E>
-concept ConfigEnum = std::is_enum_v<E> && requires(E e) { enum_choices(e); };
+concept ConfigEnum = std::is_enum_v<E> && requires(E e) {
+  enum_choices(e);
+};
 
 template <ConfigEnum E>
 std::vector<std::string> enum_names() {
@@ -106,14 +108,20 @@ constexpr bool is_int = std::is_integral_v<T> && !std::is_same_v<T, bool>;
 // The schema type of a member.
 template <class T>
 constexpr KeyType key_type() {
-  if constexpr (std::is_same_v<T, bool>) return KeyType::Bool;
-  else if constexpr (is_int<T>) return KeyType::Int;
-  else if constexpr (std::is_floating_point_v<T>) return KeyType::Float;
-  else if constexpr (std::is_same_v<T, std::string> || ConfigEnum<T>) return KeyType::String;
+  if constexpr (std::is_same_v<T, bool>)
+    return KeyType::Bool;
+  else if constexpr (is_int<T>)
+    return KeyType::Int;
+  else if constexpr (std::is_floating_point_v<T>)
+    return KeyType::Float;
+  else if constexpr (std::is_same_v<T, std::string> || ConfigEnum<T>)
+    return KeyType::String;
   else if constexpr (IsVector<T>::value) {
     using E = typename IsVector<T>::element;
-    if constexpr (is_int<E>) return KeyType::IntList;
-    else if constexpr (std::is_floating_point_v<E>) return KeyType::FloatList;
+    if constexpr (is_int<E>)
+      return KeyType::IntList;
+    else if constexpr (std::is_floating_point_v<E>)
+      return KeyType::FloatList;
     else {
       static_assert(std::is_same_v<E, std::string> || ConfigEnum<E>, "unsupported list element type");
       return KeyType::StringList;
@@ -125,33 +133,42 @@ constexpr KeyType key_type() {
 
 template <class T>
 std::vector<std::string> choices() {
-  if constexpr (ConfigEnum<T>) return enum_names<T>();
+  if constexpr (ConfigEnum<T>)
+    return enum_names<T>();
   else if constexpr (IsVector<T>::value) {
-    if constexpr (ConfigEnum<typename IsVector<T>::element>) return enum_names<typename IsVector<T>::element>();
-    else return {};
-  } else return {};
+    if constexpr (ConfigEnum<typename IsVector<T>::element>)
+      return enum_names<typename IsVector<T>::element>();
+    else
+      return {};
+  } else
+    return {};
 }
 
 template <class T>
 nlohmann::json to_json(const T& v) {
-  if constexpr (ConfigEnum<T>) return enum_name(v);
+  if constexpr (ConfigEnum<T>)
+    return enum_name(v);
   else if constexpr (IsVector<T>::value) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& e : v) a.push_back(to_json(e));
     return a;
-  } else if constexpr (std::is_floating_point_v<T>) return static_cast<double>(v);
-  else return v;
+  } else if constexpr (std::is_floating_point_v<T>)
+    return static_cast<double>(v);
+  else
+    return v;
 }
 
 template <class T>
 T from_json(const nlohmann::json& j, const std::string& path) {
-  if constexpr (ConfigEnum<T>) return parse_enum<T>(j.get<std::string>(), path);
+  if constexpr (ConfigEnum<T>)
+    return parse_enum<T>(j.get<std::string>(), path);
   else if constexpr (IsVector<T>::value) {
     T out;
     for (std::size_t i = 0; i < j.size(); ++i)
       out.push_back(from_json<typename IsVector<T>::element>(j[i], path + "[" + std::to_string(i) + "]"));
     return out;
-  } else return j.get<T>();
+  } else
+    return j.get<T>();
 }
 
 }  // namespace fields_detail

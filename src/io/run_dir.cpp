@@ -64,8 +64,7 @@ double parse_cell(const std::string& path, size_t line_no, const std::string& ce
   errno = 0;
   double v = std::strtod(cell.c_str(), &end);
   // ERANGE on underflow still yields the correctly rounded denormal; only a partial parse is bad.
-  if (end != cell.c_str() + cell.size())
-    fail("metrics file {} line {}: '{}' is not a number", path, line_no, cell);
+  if (end != cell.c_str() + cell.size()) fail("metrics file {} line {}: '{}' is not a number", path, line_no, cell);
   return v;
 }
 
@@ -80,7 +79,8 @@ int64_t parse_step(const std::string& path, size_t line_no, const std::string& c
 void check_column_name(const std::string& path, const std::string& name) {
   IHLAB_CHECK(!name.empty() && name != "step" && name.find_first_of(",\"\r\n") == std::string::npos,
               "metrics {}: invalid column name '{}' (must be non-empty, not 'step', without commas, quotes or "
-              "line breaks)", path, name);
+              "line breaks)",
+              path, name);
 }
 
 }  // namespace
@@ -147,8 +147,9 @@ void MetricsLog::log(int64_t step, const std::vector<std::pair<std::string, doub
   row[0] = double(step);
   for (auto& [name, v] : values) {
     auto it = std::find(columns_.begin(), columns_.end(), name);
-    IHLAB_CHECK(it != columns_.end(), "metrics {}: unknown column '{}' (columns are: {}; the first log call fixes them)",
-                path_, name, join_commas(columns_));
+    IHLAB_CHECK(it != columns_.end(),
+                "metrics {}: unknown column '{}' (columns are: {}; the first log call fixes them)", path_, name,
+                join_commas(columns_));
     size_t i = size_t(it - columns_.begin());
     IHLAB_CHECK(!given[i], "metrics {}: column '{}' given twice", path_, name);
     given[i] = true;

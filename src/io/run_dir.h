@@ -61,7 +61,6 @@ class MetricsLog {
   MetricsTable table_;
 };
 
-
 // Pretty-printed (2-space indent), written via "<path>.tmp" + fsync + rename.
 void write_json_atomic(const std::string& path, const nlohmann::json& j);
 // Throws ihlab::Error naming the file when it is missing or not valid JSON.

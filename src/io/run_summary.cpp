@@ -11,14 +11,13 @@ namespace ihlab {
 namespace {
 
 constexpr std::pair<RunStatus, std::string_view> kStatusNames[] = {{RunStatus::Finished, "finished"},
-                                                                  {RunStatus::Interrupted, "interrupted"},
-                                                                  {RunStatus::Diverged, "diverged"},
-                                                                  {RunStatus::Incomplete, "incomplete"}};
+                                                                   {RunStatus::Interrupted, "interrupted"},
+                                                                   {RunStatus::Diverged, "diverged"},
+                                                                   {RunStatus::Incomplete, "incomplete"}};
 
 // The keys summary_to_json writes itself; anything else is a section.
-const char* const kKnownKeys[] = {"kind",  "name",  "status",     "message", "steps",        "wall_seconds",
-                                  "threads", "dtype", "seed",     "final",   "checkpoint",   "claims",
-                                  "command", "reproduction"};
+const char* const kKnownKeys[] = {"kind",  "name", "status", "message",    "steps",  "wall_seconds", "threads",
+                                  "dtype", "seed", "final",  "checkpoint", "claims", "command",      "reproduction"};
 
 template <typename V>
 V get_key(const nlohmann::json& j, const char* key, V fallback) {
@@ -41,8 +40,10 @@ std::string_view to_string(RunStatus s) {
 RunStatus parse_run_status(std::string_view s) {
   for (auto& [v, name] : kStatusNames)
     if (name == s) return v;
-  fail("summary.json: key 'status' = \"{}\" is not a run status (allowed: finished, interrupted, diverged, "
-       "incomplete)", s);
+  fail(
+      "summary.json: key 'status' = \"{}\" is not a run status (allowed: finished, interrupted, diverged, "
+      "incomplete)",
+      s);
 }
 
 std::ostream& operator<<(std::ostream& out, RunStatus s) { return out << to_string(s); }
@@ -52,8 +53,8 @@ nlohmann::json claims_to_json(const std::vector<Claim>& claims) {
   for (auto& c : claims) {
     // JSON has no NaN/Infinity; null says "no measurement" explicitly instead of relying on dump().
     nlohmann::json measured = std::isfinite(c.measured) ? nlohmann::json(c.measured) : nlohmann::json(nullptr);
-    out.push_back({{"name", c.name}, {"expected", c.expected}, {"measured", measured}, {"pass", c.pass},
-                   {"detail", c.detail}});
+    out.push_back(
+        {{"name", c.name}, {"expected", c.expected}, {"measured", measured}, {"pass", c.pass}, {"detail", c.detail}});
   }
   return out;
 }
@@ -82,8 +83,8 @@ nlohmann::json summary_to_json(const RunSummary& s) {
   if (!s.command.empty()) j["command"] = s.command;
   if (s.reproduction) {
     const ReproductionInfo& r = *s.reproduction;
-    j["reproduction"] = {{"name", r.name},       {"paper", r.paper},     {"quick", r.quick},
-                         {"compat", r.compat},   {"command", r.command}, {"all_pass", r.all_pass}};
+    j["reproduction"] = {{"name", r.name},     {"paper", r.paper},     {"quick", r.quick},
+                         {"compat", r.compat}, {"command", r.command}, {"all_pass", r.all_pass}};
   }
   return j;
 }
@@ -120,9 +121,9 @@ RunSummary summary_from_json(const nlohmann::json& j) {
   if (j.contains("reproduction")) {
     const nlohmann::json& r = j["reproduction"];
     IHLAB_CHECK(r.is_object(), "summary.json: key 'reproduction' must be an object, got {}", r.dump());
-    s.reproduction = ReproductionInfo{get_key<std::string>(r, "name", ""), get_key<std::string>(r, "paper", ""),
+    s.reproduction = ReproductionInfo{get_key<std::string>(r, "name", ""),   get_key<std::string>(r, "paper", ""),
                                       get_key<std::string>(r, "compat", ""), get_key<std::string>(r, "command", ""),
-                                      get_key<bool>(r, "quick", false), get_key<bool>(r, "all_pass", false)};
+                                      get_key<bool>(r, "quick", false),      get_key<bool>(r, "all_pass", false)};
   }
   for (auto& [k, v] : j.items())
     if (std::find(std::begin(kKnownKeys), std::end(kKnownKeys), k) == std::end(kKnownKeys)) s.sections[k] = v;

@@ -171,7 +171,8 @@ void check_offsets(const std::string& path, const std::vector<Entry>& entries, u
       corrupt(path, fmt::format("tensor '{}' data_offsets [{}, {}] end before they begin", e.name, e.begin, e.end));
     if (e.end > data_size)
       corrupt(path, fmt::format("tensor '{}' data_offsets [{}, {}] are out of range: the data section has {} bytes "
-                                "(truncated file?)", e.name, e.begin, e.end, data_size));
+                                "(truncated file?)",
+                                e.name, e.begin, e.end, data_size));
     int64_t want = checked_byte_count(e.shape, itemsize_or_negative(e.dtype));
     if (want < 0 || uint64_t(want) != e.end - e.begin)
       corrupt(path, fmt::format("tensor '{}' data_offsets [{}, {}] span {} bytes but shape {} of {} needs {}", e.name,
@@ -191,8 +192,8 @@ void check_offsets(const std::string& path, const std::vector<Entry>& entries, u
       corrupt(path, fmt::format("tensor '{}' data_offsets [{}, {}] overlap tensor '{}' [{}, {}]", e.name, e.begin,
                                 e.end, prev->name, prev->begin, prev->end));
     if (e.begin > cursor)
-      corrupt(path, fmt::format("bytes [{}, {}) of the data section belong to no tensor (before tensor '{}')",
-                                cursor, e.begin, e.name));
+      corrupt(path, fmt::format("bytes [{}, {}) of the data section belong to no tensor (before tensor '{}')", cursor,
+                                e.begin, e.name));
     cursor = e.end;
     prev = &e;
   }
@@ -298,8 +299,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
   for (int i = 0; i < 8; ++i) header_len |= uint64_t(buf[i]) << (8 * i);
   if (header_len > buf.size() - 8)
     corrupt(path, fmt::format("header length {} is larger than the {} bytes that follow it (not a safetensors "
-                              "file, or truncated?)", header_len,
-                              buf.size() - 8));
+                              "file, or truncated?)",
+                              header_len, buf.size() - 8));
   const uint8_t* data = buf.data() + 8 + header_len;
   const uint64_t data_size = buf.size() - 8 - header_len;
 
@@ -310,7 +311,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
     if (key == "__metadata__") {
       if (!value.is_object()) corrupt(path, "__metadata__ must be an object of strings");
       for (auto& [mk, mv] : value.items()) {
-        if (!mv.is_string()) corrupt(path, fmt::format("__metadata__ value of '{}' must be a string, got {}", mk, brief(mv)));
+        if (!mv.is_string())
+          corrupt(path, fmt::format("__metadata__ value of '{}' must be a string, got {}", mk, brief(mv)));
         out.metadata[mk] = mv.get<std::string>();
       }
     } else {

@@ -45,17 +45,25 @@ int64_t dtype_itemsize(const std::string& dtype);
 // The safetensors dtype of T ("F32", "F64", "I64") and its human name ("float32", ...).
 template <typename T>
 constexpr const char* dtype_of() {
-  if constexpr (std::is_same_v<T, float>) return "F32";
-  else if constexpr (std::is_same_v<T, double>) return "F64";
-  else if constexpr (std::is_same_v<T, int64_t>) return "I64";
-  else static_assert(!sizeof(T), "safetensors: unsupported element type");
+  if constexpr (std::is_same_v<T, float>)
+    return "F32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "F64";
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return "I64";
+  else
+    static_assert(!sizeof(T), "safetensors: unsupported element type");
 }
 template <typename T>
 constexpr const char* type_name_of() {
-  if constexpr (std::is_same_v<T, float>) return "float32";
-  else if constexpr (std::is_same_v<T, double>) return "float64";
-  else if constexpr (std::is_same_v<T, int64_t>) return "int64";
-  else static_assert(!sizeof(T), "safetensors: unsupported element type");
+  if constexpr (std::is_same_v<T, float>)
+    return "float32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "float64";
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return "int64";
+  else
+    static_assert(!sizeof(T), "safetensors: unsupported element type");
 }
 
 // FNV-1a 64-bit as 16 lowercase hex digits.
@@ -78,9 +86,11 @@ void write_safetensors(const std::string& path, const SafetensorsFile& f);
 SafetensorsFile read_safetensors(const std::string& path);
 
 // Copies a tensor's elements into a RawTensor (T = float, double or int64_t).
-template <typename T> RawTensor to_raw(const std::string& name, const Tensor<T>& t);
+template <typename T>
+RawTensor to_raw(const std::string& name, const Tensor<T>& t);
 // Copies a RawTensor into a new Tensor<T>; throws if the dtype is not T's
 // ("tensor 'x' is F32 but float64 was expected") or the byte count does not match the shape.
-template <typename T> Tensor<T> from_raw(const RawTensor& raw);
+template <typename T>
+Tensor<T> from_raw(const RawTensor& raw);
 
 }  // namespace ihlab

@@ -37,16 +37,14 @@ void softmax(double* z, int64_t lo, int64_t hi) {
 struct CircuitPass {
   const AttentionCircuitConfig& cfg;
   const std::vector<std::vector<int>>& hp;  // per head: parameter indices
-  const std::vector<double>& theta;          // parameter values
-  int64_t L, d, S, F;                        // F = S * d floats per position
+  const std::vector<double>& theta;         // parameter values
+  int64_t L, d, S, F;                       // F = S * d floats per position
   int layers;
   int first = 1;                             // the first layer computed; earlier ones come cached
   std::vector<std::vector<double>> pos_att;  // positional heads: [L queries, L keys] (sequence-free)
 
   double value_w(size_t h) const { return theta[hp[h].back()]; }
-  double kq(size_t h) const {
-    return cfg.heads[h].kq_product() ? theta[hp[h][0]] * theta[hp[h][1]] : theta[hp[h][0]];
-  }
+  double kq(size_t h) const { return cfg.heads[h].kq_product() ? theta[hp[h][0]] * theta[hp[h][1]] : theta[hp[h][0]]; }
   bool queried(size_t h, int64_t t) const { return cfg.heads[h].write >= 0 || t == L - 1; }
 };
 
@@ -205,7 +203,8 @@ double run_sequence(const CircuitPass& P, const double* start, int top, const do
 template <typename T>
 AttentionCircuit<T>::AttentionCircuit(AttentionCircuitConfig cfg) : cfg_(std::move(cfg)) {
   const int64_t L = cfg_.length;
-  IHLAB_CHECK(!cfg_.heads.empty(), "config: key 'model.heads' is empty (attention-circuit needs at least one "
+  IHLAB_CHECK(!cfg_.heads.empty(),
+              "config: key 'model.heads' is empty (attention-circuit needs at least one "
               "[[model.heads]] table)");
   int max_layer = 0;
   for (size_t h = 0; h < cfg_.heads.size(); ++h) {
@@ -215,22 +214,27 @@ AttentionCircuit<T>::AttentionCircuit(AttentionCircuitConfig cfg) : cfg_(std::mo
     for (auto [key, slot] : {std::pair{"query", H.query}, {"key", H.key}, {"value", H.value}})
       IHLAB_CHECK(slot >= 0 && slot < cfg_.slots,
                   "config: key '{}.{}' = {} is out of range (allowed: 0 <= slot < {}, the task's feature_dim / "
-                  "value_dim)", at, key, slot, cfg_.slots);
+                  "value_dim)",
+                  at, key, slot, cfg_.slots);
     IHLAB_CHECK(H.write >= -1 && H.write < cfg_.slots,
                 "config: key '{}.write' = {} is out of range (allowed: -1 = the prediction, or a slot 0..{})", at,
                 H.write, cfg_.slots - 1);
-    IHLAB_CHECK(H.first_key < L, "config: key '{}.first_key' = {} is out of range (allowed: < task.length = {})",
-                at, H.first_key, L);
+    IHLAB_CHECK(H.first_key < L, "config: key '{}.first_key' = {} is out of range (allowed: < task.length = {})", at,
+                H.first_key, L);
     max_layer = std::max(max_layer, H.layer);
   }
   for (size_t h = 0; h < cfg_.heads.size(); ++h) {
     const CircuitHead& H = cfg_.heads[h];
     if (H.write < 0)
-      IHLAB_CHECK(H.layer == max_layer, "config: key 'model.heads[{}].write' = -1 (the prediction) is only allowed "
-                  "in the last layer ({}), but the head is in layer {}", h, max_layer, H.layer);
+      IHLAB_CHECK(H.layer == max_layer,
+                  "config: key 'model.heads[{}].write' = -1 (the prediction) is only allowed "
+                  "in the last layer ({}), but the head is in layer {}",
+                  h, max_layer, H.layer);
     if (H.write >= 0)
-      IHLAB_CHECK(H.layer < max_layer, "config: key 'model.heads[{}].write' = {} writes a slot in the last layer "
-                  "({}), where nothing reads it (use write = -1)", h, H.write, max_layer);
+      IHLAB_CHECK(H.layer < max_layer,
+                  "config: key 'model.heads[{}].write' = {} writes a slot in the last layer "
+                  "({}), where nothing reads it (use write = -1)",
+                  h, H.write, max_layer);
   }
   for (int l = 1; l <= max_layer; ++l) {
     bool any = false;
@@ -263,14 +267,16 @@ template <typename T>
 void AttentionCircuit<T>::set_objective(const std::string& objective) {
   IHLAB_CHECK(objective == "loss" || objective == "copy-previous",
               "config: stage key 'objective' = \"{}\" is not supported by model 'attention-circuit' (allowed: loss, "
-              "copy-previous)", objective);
+              "copy-previous)",
+              objective);
   if (objective == "copy-previous") {
     int ws = -2;
     for (auto& H : cfg_.heads)
       if (H.layer == 1) {
         IHLAB_CHECK(H.write >= 0 && (ws == -2 || H.write == ws),
                     "attention-circuit: objective 'copy-previous' needs every layer-1 head to write one and the same "
-                    "slot (head '{}' writes {})", H.name, H.write);
+                    "slot (head '{}' writes {})",
+                    H.name, H.write);
         ws = H.write;
       }
     IHLAB_CHECK(cfg_.heads[0].layer == 1, "attention-circuit: objective 'copy-previous' needs heads[0] in layer 1");
@@ -292,7 +298,8 @@ CircuitPass make_pass(const Cfg& cfg, const std::vector<std::vector<int>>& hp, c
   CircuitPass P{cfg, hp, theta, b.length, cfg.dim, cfg.slots, cfg.slots * cfg.dim, 0, 1, {}};
   IHLAB_CHECK(b.length == cfg.length && b.feature_dim == P.F && b.value_dim == cfg.dim,
               "attention-circuit: batch of length {}, feature_dim {}, value_dim {} but the model was built for {}, {}, "
-              "{}", b.length, b.feature_dim, b.value_dim, cfg.length, P.F, cfg.dim);
+              "{}",
+              b.length, b.feature_dim, b.value_dim, cfg.length, P.F, cfg.dim);
   for (auto& H : cfg.heads) P.layers = std::max(P.layers, H.layer);
   P.pos_att.resize(cfg.heads.size());
   const int64_t L = P.L;
@@ -400,8 +407,8 @@ double AttentionCircuit<T>::objective_and_grad(const Batch& b, const std::string
           start.assign(b.features.begin() + r * LF, b.features.begin() + (r + 1) * LF);
           in = start.data();
         }
-        acc[0] += run_sequence(P, in, top, copy ? nullptr : b.values.data() + r * P.d, copy,
-                               grads ? acc + 1 : nullptr, nullptr, nullptr, nullptr, w);
+        acc[0] += run_sequence(P, in, top, copy ? nullptr : b.values.data() + r * P.d, copy, grads ? acc + 1 : nullptr,
+                               nullptr, nullptr, nullptr, w);
       }
     }
   });
@@ -466,7 +473,8 @@ Scalars AttentionCircuit<T>::evaluate(const Batch& b) {
   out.push_back({"task_loss", objective_and_grad(b, "loss", nullptr)});
   bool copy_ok = true;
   for (auto& H : cfg_.heads) copy_ok &= H.layer != 1 || (H.write >= 0 && H.write == cfg_.heads[0].write);
-  if (copy_ok && cfg_.heads[0].layer == 1) out.push_back({"copy_loss", objective_and_grad(b, "copy-previous", nullptr)});
+  if (copy_ok && cfg_.heads[0].layer == 1)
+    out.push_back({"copy_loss", objective_and_grad(b, "copy-previous", nullptr)});
   // Error split by target component.
   std::vector<std::string> parts;
   for (auto& H : cfg_.heads)

@@ -55,17 +55,17 @@ constexpr auto enum_choices(CircuitKq) {
 // One [[model.heads]] table.
 struct CircuitHead {
   using Score = CircuitScore;
-  std::string name;        // probe and parameter prefix
-  int layer = 1;           // >= 1
+  std::string name;  // probe and parameter prefix
+  int layer = 1;     // >= 1
   Score score = Score::Alibi;
-  int64_t offset = 0;      // positional scores: preferred distance back
-  int64_t min_back = 0;    // keys s <= t - min_back (1 masks the query's own position)
-  int64_t first_key = 0;   // keys s >= first_key (0-based)
+  int64_t offset = 0;                 // positional scores: preferred distance back
+  int64_t min_back = 0;               // keys s <= t - min_back (1 masks the query's own position)
+  int64_t first_key = 0;              // keys s >= first_key (0-based)
   int query = 0, key = 0, value = 0;  // slots read (query/key: dot only)
-  int write = -1;          // slot written; -1 = the prediction
+  int write = -1;                     // slot written; -1 = the prediction
   CircuitKq kq = CircuitKq::Product;  // dot: w_K * w_Q, or one w_KQ
-  double slope_init = 0.0; // positional: initial p
-  std::string component;   // target component this head is scored against ("" = none)
+  double slope_init = 0.0;            // positional: initial p
+  std::string component;              // target component this head is scored against ("" = none)
 
   bool kq_product() const { return kq == CircuitKq::Product; }
   template <class V>
@@ -91,7 +91,7 @@ struct CircuitHead {
 
 struct AttentionCircuitConfig {
   int64_t length = 0, dim = 1, slots = 1;  // from the task
-  double sigma_init = 0.01;  // initial value weights and key/query weights
+  double sigma_init = 0.01;                // initial value weights and key/query weights
   std::vector<CircuitHead> heads;
 
   template <class V>

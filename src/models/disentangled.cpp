@@ -41,9 +41,9 @@ Var<T> DisentangledModel<T>::forward(const Batch& b, Tensor<T>* A1out, Tensor<T>
   Var<T> h = Var<T>::leaf(Tensor<T>({B, L, 2 * D}, std::move(f)));  // [B, L, 2D]
   // Layer 1: S1[j, k] = h_k^T W1 h_j (key first), keys k < j.
   Var<T> q1 = ops::reshape(ops::matmul(ops::reshape(h, {B * L, 2 * D}), W1_, false, true), {B, L, 2 * D});
-  Var<T> s1 = ops::bmm(q1, h, false, true);                                       // [B, L, L]
+  Var<T> s1 = ops::bmm(q1, h, false, true);                                            // [B, L, L]
   Var<T> a1 = ops::masked_softmax(s1, Var<T>(), ops::band_mask(L, 1, L - 1), {L, L});  // [B, L, L]
-  Var<T> h1 = ops::concat_last<T>({h, ops::bmm(a1, h)});                          // [B, L, 4D]
+  Var<T> h1 = ops::concat_last<T>({h, ops::bmm(a1, h)});                               // [B, L, 4D]
   // Layer 2 at the query only: pick row Q with a constant one-hot selector.
   Tensor<T> sel = Tensor<T>::zeros({B, 1, L});
   for (int64_t r = 0; r < B; ++r) sel.data()[r * L + L - 1] = T(1);
@@ -51,9 +51,9 @@ Var<T> DisentangledModel<T>::forward(const Batch& b, Tensor<T>* A1out, Tensor<T>
   Var<T> q2 = ops::reshape(ops::matmul(hq, W2_, false, true), {B, 1, 4 * D});
   Var<T> s2 = ops::bmm(q2, h1, false, true);  // [B, 1, L]
   std::vector<uint8_t> keys(L, 1);
-  keys[L - 1] = 0;  // strictly causal: the query does not attend to itself
-  Var<T> a2 = ops::masked_softmax(s2, Var<T>(), keys, {1, L});              // [B, 1, L]
-  Var<T> o2 = ops::reshape(ops::bmm(a2, h1), {B, 4 * D});                   // [B, 4D]
+  keys[L - 1] = 0;                                              // strictly causal: the query does not attend to itself
+  Var<T> a2 = ops::masked_softmax(s2, Var<T>(), keys, {1, L});  // [B, 1, L]
+  Var<T> o2 = ops::reshape(ops::bmm(a2, h1), {B, 4 * D});       // [B, 4D]
   Var<T> w3 = ops::mul(W3_, readout_mask_);
   if (A1out) *A1out = a1.value();
   if (A2out) *A2out = a2.value();

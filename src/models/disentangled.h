@@ -79,8 +79,8 @@ constexpr auto enum_choices(PseudoSet) {
 
 struct PseudoReducedConfig {
   int64_t dim = 32;
-  std::vector<double> rotation;  // M [D, D]
-  std::vector<std::string> train;  // names of the trained entries (table order is kept)
+  std::vector<double> rotation;       // M [D, D]
+  std::vector<std::string> train;     // names of the trained entries (table order is kept)
   PseudoSet pseudo = PseudoSet::All;  // the key; the registry turns it into `train`
 
   template <class V>
@@ -105,10 +105,10 @@ class PseudoReducedModel : public Model<T> {
   const PseudoGrams& grams(const Batch& b);
   std::vector<double> selected_theta() const;  // theta of the trained entries
   PseudoReducedConfig cfg_;
-  std::vector<int> index_;          // table index of each trained entry
-  PseudoKernelPlan plan_;           // over the trained entries
-  std::vector<double> chol_;        // L of G = L L^T, [K, K] row-major (lower)
-  Var<T> phi_;                      // [K]
+  std::vector<int> index_;    // table index of each trained entry
+  PseudoKernelPlan plan_;     // over the trained entries
+  std::vector<double> chol_;  // L of G = L L^T, [K, K] row-major (lower)
+  Var<T> phi_;                // [K]
   // Gram matrices of the last two batches seen (the training set and the validation set).
   std::vector<std::shared_ptr<PseudoGrams>> cache_;
 };

@@ -26,9 +26,9 @@ struct ChunkAcc {
 };
 
 struct Work {
-  std::vector<int64_t> code;      // [H * (L+1)]
+  std::vector<int64_t> code;                 // [H * (L+1)]
   std::vector<double> r, kap, F, s, ds, dr;  // [H*L], [nS*L], [L] x 4
-  std::vector<double> y, gy;      // [d]
+  std::vector<double> y, gy;                 // [d]
   explicit Work(const Plan& P) {
     const int64_t L = P.L;
     code.resize(P.H * (L + 1));
@@ -319,12 +319,11 @@ Var<T> gih_full_loss(const Var<T>& w, const Var<T>& q, const Var<T>& k, const Va
   });
 }
 
-#define IHLAB_GIH_FULL_INSTANTIATE(T)                                                                         \
+#define IHLAB_GIH_FULL_INSTANTIATE(T)                                                                          \
   template GihFullResult<T> gih_full_compute<T>(const GihFullConfig&, const GihFullParams<T>&, const int32_t*, \
-                                                int64_t, int64_t, const GihFullRequest&);                     \
+                                                int64_t, int64_t, const GihFullRequest&);                      \
   template Var<T> gih_full_loss<T>(const Var<T>&, const Var<T>&, const Var<T>&, const Var<T>&, const Var<T>&,  \
-                                   const Var<T>&, const Var<T>&, const Var<T>&, const Batch&,                 \
-                                   const GihFullConfig&);
+                                   const Var<T>&, const Var<T>&, const Var<T>&, const Batch&, const GihFullConfig&);
 IHLAB_INSTANTIATE_OPS(IHLAB_GIH_FULL_INSTANTIATE)
 #undef IHLAB_GIH_FULL_INSTANTIATE
 

@@ -103,7 +103,8 @@ Scalars GihFullModel<T>::probes() const {
     for (int64_t x = 0; x < d; ++x)
       for (int64_t y = 0; y < d; ++y) {
         double b = 0;
-        for (int64_t e = 0; e < d; ++e) b += double(q_.value()[(h * d + x) * d + e]) * double(k_.value()[(h * d + y) * d + e]);
+        for (int64_t e = 0; e < d; ++e)
+          b += double(q_.value()[(h * d + x) * d + e]) * double(k_.value()[(h * d + y) * d + e]);
         qk += b * b;
         const double o = double(ov_.value()[(h * d + x) * d + y]);
         ov += o * o;
@@ -114,8 +115,7 @@ Scalars GihFullModel<T>::probes() const {
   return s;
 }
 
-#define IHLAB_GIH_FULL_INSTANTIATE(T)                                                                         \
-  template class GihFullModel<T>;
+#define IHLAB_GIH_FULL_INSTANTIATE(T) template class GihFullModel<T>;
 IHLAB_INSTANTIATE_OPS(IHLAB_GIH_FULL_INSTANTIATE)
 #undef IHLAB_GIH_FULL_INSTANTIATE
 

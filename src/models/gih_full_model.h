@@ -49,12 +49,12 @@
 namespace ihlab {
 
 struct GihFullConfig {
-  GihConfig base;  // vocab, heads, window, max_subset, mode, loss, guard, inits (kernel unused)
-  double proj_init = 0.001;   // Q_h = K_h = OV_h = proj_init * I at init
-  double ln_eps = 1e-5;       // LayerNorm epsilon (torch's default)
-  bool self_attention = true; // the diagonal slot (offset 0, no RPE)
+  GihConfig base;              // vocab, heads, window, max_subset, mode, loss, guard, inits (kernel unused)
+  double proj_init = 0.001;    // Q_h = K_h = OV_h = proj_init * I at init
+  double ln_eps = 1e-5;        // LayerNorm epsilon (torch's default)
+  bool self_attention = true;  // the diagonal slot (offset 0, no RPE)
   GihFullConfig() {
-    base.w_plus = 1.0;   // the authors' init for this variant
+    base.w_plus = 1.0;  // the authors' init for this variant
     base.w_minus = 0.01;
   }
 
@@ -98,8 +98,8 @@ struct GihFullParams {
 };
 
 template <typename T>
-GihFullResult<T> gih_full_compute(const GihFullConfig& cfg, const GihFullParams<T>& p, const int32_t* tokens,
-                                  int64_t n, int64_t row_len, const GihFullRequest& req);
+GihFullResult<T> gih_full_compute(const GihFullConfig& cfg, const GihFullParams<T>& p, const int32_t* tokens, int64_t n,
+                                  int64_t row_len, const GihFullRequest& req);
 
 // The fused op: the batch's mean loss, differentiable in every parameter.
 template <typename T>

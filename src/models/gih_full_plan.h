@@ -12,18 +12,18 @@ namespace ihlab::gih_full_detail {
 // Everything that depends on the parameters but not on a sequence, built once per call.
 struct Plan {
   int H = 0, M = 0, d = 0, D1 = 0, nS = 0, S1 = 0;  // S1 = M + 1 slots (slot 0 = self)
-  int64_t L = 0, NC = 0;                             // keys; patterns per head
+  int64_t L = 0, NC = 0;                            // keys; patterns per head
   bool self = true;
   double eps = 1e-5;
-  std::vector<int> off;                              // o_h
-  std::vector<int64_t> pw;                           // [S1]: (d+1)^s
-  std::vector<double> w, B, OV, gamma, beta;         // [H*M], [H*d*d], [H*d*d], [d], [d]
-  std::vector<int> sub_parent, sub_last;             // S > 0: kappa_S = kappa_parent * r_last
+  std::vector<int> off;                       // o_h
+  std::vector<int64_t> pw;                    // [S1]: (d+1)^s
+  std::vector<double> w, B, OV, gamma, beta;  // [H*M], [H*d*d], [H*d*d], [d], [d]
+  std::vector<int> sub_parent, sub_last;      // S > 0: kappa_S = kappa_parent * r_last
   struct Pair {
     int S, h, Sm;
   };
-  std::vector<Pair> pairs;                           // (S, h in S, S \ h), ordered by h
-  std::vector<double> p;                             // p_S
+  std::vector<Pair> pairs;  // (S, h in S, S \ h), ordered by h
+  std::vector<double> p;    // p_S
   double Z = 0, a = 0;
   // Pattern tables, per head and pattern: A [S1], nhat [d], rstd, u [d].
   std::vector<double> A, nhat, rstd, U;

@@ -22,10 +22,9 @@ void GihConfig::validate() const {
   IHLAB_CHECK(vocab >= 2 && vocab <= 256, "gih: vocab = {} is out of range (allowed: 2..256)", vocab);
   IHLAB_CHECK(heads >= 1 && heads <= 16, "gih: heads = {} is out of range (allowed: 1..16)", heads);
   IHLAB_CHECK(window >= 1 && window <= 1024, "gih: window = {} is out of range (allowed: 1..1024)", window);
-  IHLAB_CHECK(max_subset >= 0 && max_subset <= heads,
-              "gih: max_subset = {} is out of range (allowed: 0..heads = {})", max_subset, heads);
-  IHLAB_CHECK(std::isfinite(guard) && guard >= 0, "gih: guard = {} is invalid (allowed: a finite number >= 0)",
-              guard);
+  IHLAB_CHECK(max_subset >= 0 && max_subset <= heads, "gih: max_subset = {} is out of range (allowed: 0..heads = {})",
+              max_subset, heads);
+  IHLAB_CHECK(std::isfinite(guard) && guard >= 0, "gih: guard = {} is invalid (allowed: a finite number >= 0)", guard);
   IHLAB_CHECK(c_init != 0, "gih: c_init = 0 would make every p_S = 0/0 (allowed: any nonzero number)");
 }
 
@@ -217,8 +216,8 @@ Plan<T> make_plan(const GihConfig& cfg, const T* w, const T* c, T a, int64_t L) 
     }
   }
   IHLAB_CHECK(cfg.kernel != GihKernel::Table || table_ok,
-              "gih: kernel = table was asked for, but the pattern tables for vocab {} and window {} are too large",
-              d, M);
+              "gih: kernel = table was asked for, but the pattern tables for vocab {} and window {} are too large", d,
+              M);
   P.table = cfg.kernel == GihKernel::Table || (cfg.kernel == GihKernel::Auto && table_ok);
   if (P.table) {
     P.base.resize(M + 1);
@@ -394,8 +393,7 @@ GihResult<T> gih_compute(const GihConfig& cfg, const T* w, const T* c, T a, cons
     double mean = 0;
     for (int S = 0; S < P.nS; ++S) mean += P.pd[S] * G[S];
     res.dc.resize(P.nS);
-    for (int S = 0; S < P.nS; ++S)
-      res.dc[S] = 2.0 * double(c[S]) / P.Z * double(a) * inv_n * (G[S] - mean);
+    for (int S = 0; S < P.nS; ++S) res.dc[S] = 2.0 * double(c[S]) / P.Z * double(a) * inv_n * (G[S] - mean);
   }
   if (req.grad_w) {
     for (auto& v : dW) v *= inv_n;
@@ -433,9 +431,9 @@ Var<T> gih_loss(const Var<T>& w, const Var<T>& c, const Var<T>& a, const Batch& 
   });
 }
 
-#define IHLAB_GIH_INSTANTIATE(T)                                                                           \
-  template GihResult<T> gih_compute<T>(const GihConfig&, const T*, const T*, T, const int32_t*, int64_t, \
-                                       int64_t, const GihRequest&);                                      \
+#define IHLAB_GIH_INSTANTIATE(T)                                                                                  \
+  template GihResult<T> gih_compute<T>(const GihConfig&, const T*, const T*, T, const int32_t*, int64_t, int64_t, \
+                                       const GihRequest&);                                                        \
   template Var<T> gih_loss<T>(const Var<T>&, const Var<T>&, const Var<T>&, const Batch&, const GihConfig&);
 IHLAB_INSTANTIATE_OPS(IHLAB_GIH_INSTANTIATE)
 #undef IHLAB_GIH_INSTANTIATE

@@ -38,8 +38,8 @@
 
 namespace ihlab {
 
-enum class GihMode { Paper, Code };       // layer-1 windows: paper = offsets 1..M; code = h+1..h+M
-enum class GihLoss { Nll, CeOnProbs };    // -log(y[t] + guard) | softmax cross-entropy on y itself
+enum class GihMode { Paper, Code };     // layer-1 windows: paper = offsets 1..M; code = h+1..h+M
+enum class GihLoss { Nll, CeOnProbs };  // -log(y[t] + guard) | softmax cross-entropy on y itself
 enum class GihKernel { Auto, Table, Direct };
 // The configuration key `loss`: auto = nll in paper mode, ce_on_probs in code mode.
 enum class GihLossChoice { Auto, Nll, CeOnProbs };
@@ -63,10 +63,10 @@ struct GihKeyHelp {
 };
 
 struct GihConfig {
-  int64_t vocab = 3;    // d
-  int heads = 3;        // H
-  int window = 3;       // M: RPE offsets per head (the authors' code uses M = H)
-  int max_subset = 2;   // D: subsets S of heads with |S| <= D (empty set included)
+  int64_t vocab = 3;   // d
+  int heads = 3;       // H
+  int window = 3;      // M: RPE offsets per head (the authors' code uses M = H)
+  int max_subset = 2;  // D: subsets S of heads with |S| <= D (empty set included)
   GihMode mode = GihMode::Paper;
   GihLoss loss = GihLoss::Nll;
   // Added to y[t] inside the log of the nll loss. A target that never occurs in the context gets
@@ -76,7 +76,7 @@ struct GihConfig {
   GihKernel kernel = GihKernel::Auto;
   GihLossChoice loss_choice = GihLossChoice::Auto;  // the key `loss`; with_resolved_loss() sets `loss`
 
-  void validate() const;  // throws ihlab::Error naming the bad field
+  void validate() const;                 // throws ihlab::Error naming the bad field
   GihConfig with_resolved_loss() const;  // loss from loss_choice and mode
 
   // The keys gih and gih-full share (vocab comes from the task).
@@ -102,7 +102,7 @@ struct GihConfig {
   int offset(int h) const { return mode == GihMode::Code ? h : 0; }  // o_h
 };
 
-GihMode parse_gih_mode(const std::string& s);      // "paper" | "code"
+GihMode parse_gih_mode(const std::string& s);                // "paper" | "code"
 GihLoss parse_gih_loss(const std::string& s, GihMode mode);  // "nll" | "ce_on_probs" | "auto"
 const char* gih_loss_name(GihLoss l);
 
@@ -119,18 +119,18 @@ int gih_subset_index(const std::vector<GihSubset>& subsets, const std::string& l
 
 struct GihRequest {
   bool grad_w = false, grad_c = false, grad_a = false;  // gradients of the mean loss
-  bool y = false;         // the predictions y [n, d]
-  bool seq_loss = false;  // the loss of every sequence [n]
+  bool y = false;                                       // the predictions y [n, d]
+  bool seq_loss = false;                                // the loss of every sequence [n]
 };
 
 template <typename T>
 struct GihResult {
-  double loss = 0;                // mean over sequences
-  std::vector<double> dw, dc;     // [H * M], [num subsets] (when requested)
+  double loss = 0;             // mean over sequences
+  std::vector<double> dw, dc;  // [H * M], [num subsets] (when requested)
   double da = 0;
-  std::vector<T> y;               // [n, d]
-  std::vector<double> seq_loss;   // [n]
-  bool used_table = false;        // which path ran
+  std::vector<T> y;              // [n, d]
+  std::vector<double> seq_loss;  // [n]
+  bool used_table = false;       // which path ran
 };
 
 // w: [H, M] row-major, c: [num subsets], tokens: [n, row_len] with row_len = L + 1 >= 2 and every

@@ -13,28 +13,28 @@ namespace ihlab::gih_detail {
 template <typename T>
 struct Plan {
   int H = 0, M = 0, d = 0, nS = 0;
-  int64_t L = 0, Lp = 0;                     // keys; keys padded to a multiple of kPad
-  std::vector<int> off;                      // o_h
-  std::vector<int> sub_parent, sub_last;     // S > 0: kappa_S = kappa_{parent} * r_{last}
+  int64_t L = 0, Lp = 0;                  // keys; keys padded to a multiple of kPad
+  std::vector<int> off;                   // o_h
+  std::vector<int> sub_parent, sub_last;  // S > 0: kappa_S = kappa_{parent} * r_{last}
   struct Pair {
     int S, h, Sm;  // h in S, Sm = index of S \ {h}
   };
-  std::vector<Pair> pairs;                   // ordered by h
-  std::vector<T> p;                          // p_S
+  std::vector<Pair> pairs;  // ordered by h
+  std::vector<T> p;         // p_S
   std::vector<double> pd;
   double Z = 0;
   T a = 0;
-  std::vector<double> A;                     // [H][M+1][M]: softmax of w[h][0..m-1] in row m
+  std::vector<double> A;  // [H][M+1][M]: softmax of w[h][0..m-1] in row m
   bool table = false;
   // Table path.
-  int64_t NP = 0;                            // patterns per head
-  std::vector<int64_t> base;                 // [M+1]: first pattern id with m valid keys
-  std::vector<int> pm;                       // [NP]: m of each pattern
-  std::vector<double> V, VB, nrm;            // [H][NP][d], [H][NP][d], [H][NP]
-  std::vector<int64_t> qbase, goff;          // per head: first query pattern, offset into gram
+  int64_t NP = 0;                    // patterns per head
+  std::vector<int64_t> base;         // [M+1]: first pattern id with m valid keys
+  std::vector<int> pm;               // [NP]: m of each pattern
+  std::vector<double> V, VB, nrm;    // [H][NP][d], [H][NP][d], [H][NP]
+  std::vector<int64_t> qbase, goff;  // per head: first query pattern, offset into gram
   int64_t gsize = 0;
-  std::vector<T> gram;                       // per head [query rows, NP]: ReLU(<vbar_q, vbar_p>)
-  avec<T> gram64;                            // NP <= 64: the same rows padded to 64 entries
+  std::vector<T> gram;  // per head [query rows, NP]: ReLU(<vbar_q, vbar_p>)
+  avec<T> gram64;       // NP <= 64: the same rows padded to 64 entries
   const double* Arow(int h, int m) const { return A.data() + (int64_t(h) * (M + 1) + m) * M; }
 };
 
@@ -44,12 +44,12 @@ constexpr int64_t kPrefix = 32;
 
 template <typename T>
 struct Work {
-  avec<int32_t> pidbuf;                      // [kPrefix + Lp + kPad]; pid = pidbuf + kPrefix
-  avec<int32_t> xbuf;                        // [kPrefix + Lp + kPad]; keys at kPrefix.., 0 elsewhere
-  avec<T> r, kap, F, s, ds, dr;              // [H*Lp], [nS*Lp], [Lp] x 4
-  avec<T> gpre, nj;                          // direct path: [H*Lp]: g_h(j), ||v_j||
-  std::vector<double> qd, nq, dq;            // direct path: [H][d] query vbar, [H] its ||v||, [d]
-  std::vector<T> y, gy;                      // [d]
+  avec<int32_t> pidbuf;            // [kPrefix + Lp + kPad]; pid = pidbuf + kPrefix
+  avec<int32_t> xbuf;              // [kPrefix + Lp + kPad]; keys at kPrefix.., 0 elsewhere
+  avec<T> r, kap, F, s, ds, dr;    // [H*Lp], [nS*Lp], [Lp] x 4
+  avec<T> gpre, nj;                // direct path: [H*Lp]: g_h(j), ||v_j||
+  std::vector<double> qd, nq, dq;  // direct path: [H][d] query vbar, [H] its ||v||, [d]
+  std::vector<T> y, gy;            // [d]
   // Table path: dL/dgram accumulated over one chunk, [gram entries][kBanks] laid out per Gram
   // row as [kBanks][NP]; folded into the chunk's double accumulator (and zeroed) at its end.
   avec<T> bank;
@@ -74,8 +74,8 @@ struct ChunkAcc {
   // Lane sums (16 lanes each, fixed order) of sum_j dscore_j kappa_S(j) for every S, then of
   // sum_j dscore_j F(j) (slot nS): [nS + 1][16].
   avec<double> G;
-  std::vector<double> dW;   // table: d loss / d gram [gsize]; direct: d loss / d A [H][M+1][M]
-  bool bad = false;         // a token out of range
+  std::vector<double> dW;  // table: d loss / d gram [gsize]; direct: d loss / d A [H][M+1][M]
+  bool bad = false;        // a token out of range
 };
 
 // One sequence (row x of L+1 tokens): returns its loss, writes y (if y_out) and adds its gradient
@@ -86,7 +86,7 @@ double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& re
 
 extern template double run_sequence<float>(const Plan<float>&, const GihConfig&, const GihRequest&, const int32_t*,
                                            Work<float>&, ChunkAcc&, float*);
-extern template double run_sequence<double>(const Plan<double>&, const GihConfig&, const GihRequest&,
-                                            const int32_t*, Work<double>&, ChunkAcc&, double*);
+extern template double run_sequence<double>(const Plan<double>&, const GihConfig&, const GihRequest&, const int32_t*,
+                                            Work<double>&, ChunkAcc&, double*);
 
 }  // namespace ihlab::gih_detail

@@ -23,7 +23,7 @@ class GihLimitModel {
   // y for every sequence of the batch (rows of L+1 tokens, the last one the target): [n, d].
   std::vector<double> predict(const Batch& b, double a) const;
   std::vector<double> sequence_losses(const Batch& b, double a) const;  // [n]
-  double loss(const Batch& b, double a) const;                         // mean over sequences
+  double loss(const Batch& b, double a) const;                          // mean over sequences
 
   struct Best {
     double a = 0, loss = 0;

@@ -37,8 +37,7 @@ template <typename T>
 GihResult<T> GihModel<T>::run(const Batch& b, const GihRequest& req) {
   IHLAB_CHECK(int64_t(b.tokens.size()) == b.size * b.length, "gih: batch holds {} tokens, expected {} x {}",
               b.tokens.size(), b.size, b.length);
-  return gih_compute(cfg_, w_.value().data(), c_.value().data(), a_.value()[0], b.tokens.data(), b.size,
-                     b.length, req);
+  return gih_compute(cfg_, w_.value().data(), c_.value().data(), a_.value()[0], b.tokens.data(), b.size, b.length, req);
 }
 
 template <typename T>

@@ -40,7 +40,7 @@ class GihModel : public Model<T> {
   // Layer-1 RPE heads and the layer-2 query row (gih_attention.h) for sequence `example`.
   std::vector<AttentionMap> attention(const Batch& b, int64_t example) override;
 
-  Tensor<T> predict(const Batch& b);                  // y: [n, d]
+  Tensor<T> predict(const Batch& b);                    // y: [n, d]
   std::vector<double> sequence_losses(const Batch& b);  // [n]
 
   const GihConfig& config() const { return cfg_; }

@@ -42,8 +42,8 @@ std::vector<double> gih_log_p(const Tensor<T>& c) {
 }
 
 template <typename T>
-Scalars gih_probes(const GihConfig& cfg, const std::vector<GihSubset>& subsets, const Tensor<T>& w,
-                   const Tensor<T>& c, T a) {
+Scalars gih_probes(const GihConfig& cfg, const std::vector<GihSubset>& subsets, const Tensor<T>& w, const Tensor<T>& c,
+                   T a) {
   Scalars s;
   s.push_back({"a", double(a)});
   auto lp = gih_log_p(c);
@@ -56,11 +56,11 @@ Scalars gih_probes(const GihConfig& cfg, const std::vector<GihSubset>& subsets, 
   return s;
 }
 
-#define INST(T)                                                                                             \
-  template Scalars gih_eval_scalars<T>(const Batch&, const T*, const std::vector<double>&, int64_t);        \
-  template std::vector<double> gih_log_p<T>(const Tensor<T>&);                                              \
-  template Scalars gih_probes<T>(const GihConfig&, const std::vector<GihSubset>&, const Tensor<T>&,         \
-                                 const Tensor<T>&, T);
+#define INST(T)                                                                                                       \
+  template Scalars gih_eval_scalars<T>(const Batch&, const T*, const std::vector<double>&, int64_t);                  \
+  template std::vector<double> gih_log_p<T>(const Tensor<T>&);                                                        \
+  template Scalars gih_probes<T>(const GihConfig&, const std::vector<GihSubset>&, const Tensor<T>&, const Tensor<T>&, \
+                                 T);
 INST(float)
 INST(double)
 #undef INST

@@ -21,7 +21,7 @@ std::vector<double> gih_log_p(const Tensor<T>& c);
 
 // a; p.<bits> and logp.<bits> per subset; rpe.h<h>.o<offset> per head and window offset.
 template <typename T>
-Scalars gih_probes(const GihConfig& cfg, const std::vector<GihSubset>& subsets, const Tensor<T>& w,
-                   const Tensor<T>& c, T a);
+Scalars gih_probes(const GihConfig& cfg, const std::vector<GihSubset>& subsets, const Tensor<T>& w, const Tensor<T>& c,
+                   T a);
 
 }  // namespace ihlab

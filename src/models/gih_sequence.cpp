@@ -190,8 +190,8 @@ inline void selector(const Plan<T>& P, const T* __restrict r, T* __restrict kap,
 // g_h(j) > 0 (else 0), written in r_h's place. `pi` walks P.pairs (ordered by h) across calls.
 //   kap: [nS, Lp];  ds: [Lp] a * dL/dscore;  dr: [Lp] scratch;  rh: [Lp] r_h in, dL/dg_h out.
 template <typename T>
-inline void selector_backward(const Plan<T>& P, int h, size_t& pi, const T* __restrict kap,
-                              const T* __restrict ds, T* __restrict dr, T* __restrict rh) {
+inline void selector_backward(const Plan<T>& P, int h, size_t& pi, const T* __restrict kap, const T* __restrict ds,
+                              T* __restrict dr, T* __restrict rh) {
   using V = VecT<T>;
   using I = IVecT<T>;
   constexpr int W = Simd<T>::W;
@@ -357,8 +357,10 @@ double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& re
   for (int h = 0; h < H; ++h) {
     T* rh = r + h * Lp;
     selector_backward(P, h, pi, kap, ds, wk.dr.data(), rh);
-    if (P.table) table_layer1_backward(P, h, pid, rh, wk.bank.data());
-    else direct_layer1_backward(P, h, x, rh, wk, acc.dW.data());
+    if (P.table)
+      table_layer1_backward(P, h, pid, rh, wk.bank.data());
+    else
+      direct_layer1_backward(P, h, x, rh, wk, acc.dW.data());
   }
   return loss;
 }

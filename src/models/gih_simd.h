@@ -96,9 +96,7 @@ inline void add_lanes(double* dst, Simd<double>::V v) { vstore(dst, vload<Simd<d
 constexpr int kLaneSlots = 16;
 
 // -1 in the lanes where x[j] == k, for W consecutive int32 tokens (widened for double).
-inline Simd<float>::I token_mask(const float*, const int32_t* x, int32_t k) {
-  return vload<Simd<float>::I>(x) == k;
-}
+inline Simd<float>::I token_mask(const float*, const int32_t* x, int32_t k) { return vload<Simd<float>::I>(x) == k; }
 inline Simd<double>::I token_mask(const double*, const int32_t* x, int32_t k) {
   typedef int32_t I8 __attribute__((vector_size(32)));
   return __builtin_convertvector(vload<I8>(x), Simd<double>::I) == int64_t(k);
@@ -197,8 +195,7 @@ using avec = std::vector<T, Aligned64<T>>;
 // out[j] = table[idx[j]]. Scalar on purpose: vector gathers are slow on current x86 parts
 // (microcode mitigations), and scalar loads from a table in L1 run at about one per cycle.
 template <typename T>
-IHLAB_GIH_SCALAR_LOOP void gather(T* __restrict out, const T* __restrict table,
-                                                                        const int32_t* __restrict idx, int n) {
+IHLAB_GIH_SCALAR_LOOP void gather(T* __restrict out, const T* __restrict table, const int32_t* __restrict idx, int n) {
   for (int j = 0; j < n; ++j) out[j] = table[idx[j]];
 }
 
@@ -219,8 +216,7 @@ inline void lookup64(float* __restrict out, const float* __restrict table, const
   }
 #endif
 }
-inline void lookup64(double* __restrict out, const double* __restrict table, const int32_t* __restrict idx,
-                     int64_t n) {
+inline void lookup64(double* __restrict out, const double* __restrict table, const int32_t* __restrict idx, int64_t n) {
 #if defined(__clang__) || !defined(__GNUC__)
   for (int64_t j = 0; j < n; ++j) out[j] = table[idx[j]];
 #else
@@ -244,9 +240,8 @@ constexpr int64_t kLookupMax = 64;
 // off one memory location when a pattern repeats, so the adds do not wait on each other.
 constexpr int kBanks = 8;
 template <typename T>
-IHLAB_GIH_SCALAR_LOOP void scatter_banked(T* __restrict bank, int64_t np,
-                                                                                const int32_t* __restrict idx,
-                                                                                const T* __restrict v, int n) {
+IHLAB_GIH_SCALAR_LOOP void scatter_banked(T* __restrict bank, int64_t np, const int32_t* __restrict idx,
+                                          const T* __restrict v, int n) {
   int j = 0;
   for (; j + kBanks <= n; j += kBanks)
     for (int u = 0; u < kBanks; ++u) bank[u * np + idx[j + u]] += v[j + u];

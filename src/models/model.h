@@ -22,8 +22,10 @@ class Model {
   // the only objective most models have; models with auxiliary objectives (e.g. a layer trained on
   // its own target before the next one exists) override this. Throws ihlab::Error naming the value.
   virtual void set_objective(const std::string& objective) {
-    IHLAB_CHECK(objective == "loss", "config: stage key 'objective' = \"{}\" is not supported by model '{}' "
-                "(allowed: loss)", objective, name());
+    IHLAB_CHECK(objective == "loss",
+                "config: stage key 'objective' = \"{}\" is not supported by model '{}' "
+                "(allowed: loss)",
+                objective, name());
   }
   // Mean loss over the batch's targets, as a graph ready for backward().
   virtual Var<T> loss(const Batch& b) = 0;

@@ -43,8 +43,8 @@ Var<T> OneLayerAttention<T>::logits(const Batch& b, Var<T>* attention_out) {
   Var<T> bias = reshape(relative_bias(rpe_, L), {L, L});                      // [L, L]
   Var<T> att = masked_softmax(scores, bias, mask_, {L, L});                   // [B, L, L]
   if (attention_out) *attention_out = att;
-  Var<T> h = add(x, linear(bmm(att, v), Wo_));                                // [B, L, D]
-  return linear(h, U_);                                                       // [B, L, V]
+  Var<T> h = add(x, linear(bmm(att, v), Wo_));  // [B, L, D]
+  return linear(h, U_);                         // [B, L, V]
 }
 
 template <typename T>

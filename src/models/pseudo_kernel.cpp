@@ -12,7 +12,7 @@
 namespace ihlab {
 
 namespace {
-enum Gram { kX = 0, kP = 1, kR = 2, kRT = 3 };  // RT: R transposed (an M block, key first)
+enum Gram { kX = 0, kP = 1, kR = 2, kRT = 3 };            // RT: R transposed (an M block, key first)
 enum Readout { kEcho = 0, kO1 = 2, kO2 = 4, kO2O1 = 6 };  // W3 column block
 
 bool is_token(int component) { return component == 0 || component == 2; }
@@ -128,7 +128,7 @@ void layer1_backward(const Grams& G, const std::vector<BasisBlock>& t, const std
 // ---- Layer 2 at the query: per Gram, G[:, Q], G a, and both multiplied by A1 (the four ways a
 // key and a query side can each be plain or o1).
 struct Layer2Vectors {
-  bool used[4] = {false, false, false, false};          // per Gram: read by some W2 entry
+  bool used[4] = {false, false, false, false};             // per Gram: read by some W2 entry
   std::vector<double> colQ[4], Ga[4], A1colQ[4], A1Ga[4];  // [L] each, per used Gram
 
   // The vector of key scores that entry b contributes per unit of its value.
@@ -235,8 +235,7 @@ struct ReadoutColumns {
       case kO2: return A2[m];
       case kO2O1: return w[m];
     }
-    fail("pseudo kernel: W3 entry '{}' is on column block {} (only token-type blocks 0, 2, 4, 6)", b.name,
-         b.col_block);
+    fail("pseudo kernel: W3 entry '{}' is on column block {} (only token-type blocks 0, 2, 4, 6)", b.name, b.col_block);
   }
 };
 
@@ -249,8 +248,8 @@ struct ReadoutState {
 
 // Returns the loss 1/2 (c^T X c - 2 c . Y + y . y).  A1: [L, L];  A2, Y: [L];  yy = y . y.
 double readout_forward(const Grams& G, const double* Y, double yy, const std::vector<BasisBlock>& t,
-                       const std::vector<double>& theta, const std::vector<double>& A1,
-                       const std::vector<double>& A2, ReadoutState& ro) {
+                       const std::vector<double>& theta, const std::vector<double>& A1, const std::vector<double>& A2,
+                       ReadoutState& ro) {
   const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
   ro.w.assign(L, 0.0);
   for (int64_t k = 0; k < Q; ++k)
@@ -318,8 +317,8 @@ double sequence_loss(const Grams& G, const double* Y, double yy, const std::vect
 
 Grams sequence_grams(const PseudoGrams& g, int64_t s) {
   const int64_t LL = g.length * g.length;
-  return {g.X.data() + s * LL, g.P.empty() ? nullptr : g.P.data() + s * LL,
-          g.R.empty() ? nullptr : g.R.data() + s * LL, g.Rt.empty() ? nullptr : g.Rt.data() + s * LL, g.length};
+  return {g.X.data() + s * LL, g.P.empty() ? nullptr : g.P.data() + s * LL, g.R.empty() ? nullptr : g.R.data() + s * LL,
+          g.Rt.empty() ? nullptr : g.Rt.data() + s * LL, g.length};
 }
 }  // namespace
 

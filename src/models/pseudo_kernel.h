@@ -49,7 +49,7 @@ double pseudo_loss(const PseudoGrams& g, const PseudoKernelPlan& plan, const std
                    std::vector<double>* grad);
 
 // Attention of sequence s: layer 1 [L, L] (row j over keys k < j) and layer 2 at the query [L].
-void pseudo_attention(const PseudoGrams& g, const PseudoKernelPlan& plan, const std::vector<double>& theta,
-                      int64_t s, std::vector<double>& A1, std::vector<double>& A2);
+void pseudo_attention(const PseudoGrams& g, const PseudoKernelPlan& plan, const std::vector<double>& theta, int64_t s,
+                      std::vector<double>& A1, std::vector<double>& A2);
 
 }  // namespace ihlab

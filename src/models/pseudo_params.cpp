@@ -36,7 +36,8 @@ const std::vector<BasisBlock>& pseudo_parameter_table() {
     const char* tok_meaning[4] = {"W2 (key tok, query tok)", "W2 (key o1.tok, query tok): induction match",
                                   "W2 (key tok, query o1.tok)", "W2 (key o1.tok, query o1.tok)"};
     for (int i = 0; i < 4; ++i)
-      v.push_back({"beta_" + std::to_string(i + 1), 2, tok_blocks[i][0], tok_blocks[i][1], BlockKind::I, tok_meaning[i]});
+      v.push_back(
+          {"beta_" + std::to_string(i + 1), 2, tok_blocks[i][0], tok_blocks[i][1], BlockKind::I, tok_meaning[i]});
     const int pos_blocks[4][2] = {{kPos, kPos}, {kO1Pos, kPos}, {kPos, kO1Pos}, {kO1Pos, kO1Pos}};
     const char* pos_names[4] = {"(key pos, query pos)", "(key o1.pos, query pos)", "(key pos, query o1.pos)",
                                 "(key o1.pos, query o1.pos)"};

@@ -32,12 +32,12 @@ namespace ihlab {
 enum class BlockKind { I, M, MT };
 
 struct BasisBlock {
-  std::string name;       // e.g. "alpha_3"
-  int matrix = 1;         // 1, 2 or 3 (W1, W2, W3)
-  int row_block = 0;      // D x D block row (W3: always 0)
-  int col_block = 0;      // D x D block column
+  std::string name;   // e.g. "alpha_3"
+  int matrix = 1;     // 1, 2 or 3 (W1, W2, W3)
+  int row_block = 0;  // D x D block row (W3: always 0)
+  int col_block = 0;  // D x D block column
   BlockKind kind = BlockKind::I;
-  std::string meaning;    // one line for tables and reports
+  std::string meaning;  // one line for tables and reports
 };
 
 // The 19-entry table above.
@@ -62,10 +62,10 @@ DisentangledWeights build_pseudo_weights(const std::vector<double>& theta, const
                                          const std::vector<BasisBlock>& table = pseudo_parameter_table());
 
 struct PseudoProjection {
-  std::vector<double> coef;       // [K] theta, table order
-  std::vector<double> share;      // [K] ||theta_k B_k||_F / ||W_matrix||_F (0 when the matrix is 0)
-  double residual = 0;            // ||W - sum theta_k B_k||_F over the three matrices
-  double norm = 0;                // ||W||_F over the three matrices
+  std::vector<double> coef;   // [K] theta, table order
+  std::vector<double> share;  // [K] ||theta_k B_k||_F / ||W_matrix||_F (0 when the matrix is 0)
+  double residual = 0;        // ||W - sum theta_k B_k||_F over the three matrices
+  double norm = 0;            // ||W||_F over the three matrices
   double residual_by_matrix[3] = {0, 0, 0};
 };
 PseudoProjection project_pseudo(const DisentangledWeights& w, const std::vector<double>& M,

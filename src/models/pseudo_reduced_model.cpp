@@ -90,12 +90,11 @@ Var<T> PseudoReducedModel<T>::loss(const Batch& b) {
       grad_phi[i] = s / chol_[i * K + i];
     }
   }
-  return make_result<T>("pseudo_reduced_loss", Tensor<T>::scalar(T(loss)), {phi_},
-                        [grad_phi](Node<T>& n) {
-                          const double up = double(n.grad.item());
-                          Tensor<T>& gp = n.parents[0]->grad_buffer();
-                          for (size_t k = 0; k < grad_phi.size(); ++k) gp.data()[k] += T(up * grad_phi[k]);
-                        });
+  return make_result<T>("pseudo_reduced_loss", Tensor<T>::scalar(T(loss)), {phi_}, [grad_phi](Node<T>& n) {
+    const double up = double(n.grad.item());
+    Tensor<T>& gp = n.parents[0]->grad_buffer();
+    for (size_t k = 0; k < grad_phi.size(); ++k) gp.data()[k] += T(up * grad_phi[k]);
+  });
 }
 
 template <typename T>

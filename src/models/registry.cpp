@@ -87,14 +87,10 @@ std::unique_ptr<Model<T>> make_disentangled_reduced(const nlohmann::json& c, con
 template <class Config>
 ModelEntry model_entry(std::string name, std::string description, bool (*fits)(const Task&), std::string fits_text,
                        decltype(ModelEntry::make_f32) make_f32, decltype(ModelEntry::make_f64) make_f64) {
-  return {std::move(name),
-          std::move(description),
-          schema_of<Config>(),
-          fits,
-          std::move(fits_text),
-          std::move(make_f32),
-          std::move(make_f64),
-          [](const nlohmann::json& c) { return write_fields(model_config<Config>(c)); }};
+  return {std::move(name),      std::move(description),
+          schema_of<Config>(),  fits,
+          std::move(fits_text), std::move(make_f32),
+          std::move(make_f64),  [](const nlohmann::json& c) { return write_fields(model_config<Config>(c)); }};
 }
 
 }  // namespace
@@ -172,8 +168,10 @@ std::unique_ptr<Model<T>> make_model(const nlohmann::json& c, const Task& task, 
     fail("config: key 'model.name' = \"{}\" needs {}; task.name = \"{}\" has {} (models that fit this task: {})",
          e.name, e.fits_text, task.name(), task_shape(task), fitting);
   }
-  if constexpr (std::is_same_v<T, float>) return e.make_f32(c, task, seed);
-  else return e.make_f64(c, task, seed);
+  if constexpr (std::is_same_v<T, float>)
+    return e.make_f32(c, task, seed);
+  else
+    return e.make_f64(c, task, seed);
 }
 
 template std::unique_ptr<Model<float>> make_model<float>(const nlohmann::json&, const Task&, uint64_t);

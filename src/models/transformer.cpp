@@ -165,12 +165,12 @@ Var<T> Transformer<T>::trunk(const Batch& b, bool train, std::vector<Tensor<T>>*
   const int64_t B = b.size, L = b.length;
   train = train && cfg_.dropout > 0;
   const uint64_t hash = train ? td::batch_hash(b) : 0;
-  Var<T> x = embedding(E_, b.tokens, {B, L});                                  // [B, L, D]
+  Var<T> x = embedding(E_, b.tokens, {B, L});  // [B, L, D]
   if (cfg_.feature_dim > 0) x = add(x, linear(Var<T>::leaf(td::features_tensor<T>(b)), W_in_));
   if (cfg_.positional == TransformerPositional::Learned) {
     std::vector<int32_t> positions(L);
     for (int64_t i = 0; i < L; ++i) positions[i] = int32_t(i);
-    x = add(x, embedding(pos_, positions, {L}));                                // + [L, D]
+    x = add(x, embedding(pos_, positions, {L}));  // + [L, D]
   }
   for (int64_t l = 0; l < cfg_.layers; ++l) {
     x = block_attention(x, layers_[l], l, B, L, hash, train, probs);
@@ -182,9 +182,11 @@ Var<T> Transformer<T>::trunk(const Batch& b, bool train, std::vector<Tensor<T>>*
 template <typename T>
 Var<T> Transformer<T>::forward(const Batch& b, bool train, std::vector<Tensor<T>>* probs) {
   using namespace ops;
-  IHLAB_CHECK(!regression(), "transformer: this model has a regression output (the task's value_dim = {}); "
-              "token logits do not exist", cfg_.value_dim);
-  Var<T> x = trunk(b, train, probs);                                                 // [B, L, D]
+  IHLAB_CHECK(!regression(),
+              "transformer: this model has a regression output (the task's value_dim = {}); "
+              "token logits do not exist",
+              cfg_.value_dim);
+  Var<T> x = trunk(b, train, probs);  // [B, L, D]
   // Final LayerNorm and unembedding in one op: LN(x) W_U, W_U = E^T when tied.     [B, L, V]
   Var<T> WU = cfg_.tied_unembedding ? transpose_last2(E_) : U_;
   return norm_linear(x, cfg_.norm == TransformerNorm::Pre, lnf_g_, lnf_b_, cfg_.ln_eps, {WU});

@@ -82,8 +82,11 @@ constexpr auto enum_choices(TransformerNorm) {
 }
 constexpr auto enum_choices(TransformerPositional) {
   using P = TransformerPositional;
-  return std::array<EnumChoice<P>, 5>{
-      {{P::Learned, "learned"}, {P::Relative, "relative"}, {P::Alibi, "alibi"}, {P::Rotary, "rotary"}, {P::None, "none"}}};
+  return std::array<EnumChoice<P>, 5>{{{P::Learned, "learned"},
+                                       {P::Relative, "relative"},
+                                       {P::Alibi, "alibi"},
+                                       {P::Rotary, "rotary"},
+                                       {P::None, "none"}}};
 }
 constexpr auto enum_choices(TransformerRegressionLoss) {
   using L = TransformerRegressionLoss;
@@ -98,7 +101,7 @@ const char* transformer_positional_name(TransformerPositional p);
 TransformerRegressionLoss parse_transformer_regression_loss(const std::string& s);
 
 struct TransformerConfig {
-  int64_t vocab = 3, max_len = 100, feature_dim = 0, value_dim = 0;  // from the task
+  int64_t vocab = 3, max_len = 100, feature_dim = 0, value_dim = 0;            // from the task
   TransformerRegressionLoss regression_loss = TransformerRegressionLoss::Mse;  // value_dim > 0 only
   int64_t layers = 2, heads = 1, width = 16;
   bool attention_only = true;
@@ -147,7 +150,7 @@ struct TransformerConfig {
   int64_t head_dim() const { return width / heads; }
   int64_t mlp_hidden() const { return mlp_width > 0 ? mlp_width : 4 * width; }
   int64_t min_offset() const { return self_attention ? 0 : 1; }  // lo of the causal band
-  int64_t rpe_size() const;  // K: columns of the relative-bias table
+  int64_t rpe_size() const;                                      // K: columns of the relative-bias table
 };
 
 // ALiBi slopes m_0 .. m_{H-1} (see above).

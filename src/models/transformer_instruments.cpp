@@ -110,11 +110,11 @@ Scalars Transformer<T>::probes() const {
 }
 
 // The class itself is instantiated in transformer.cpp; these are the members defined here.
-#define INST(T)                                                                              \
-  template std::vector<Tensor<T>> Transformer<T>::attention_probs(const Batch&);            \
-  template std::vector<AttentionMap> Transformer<T>::attention(const Batch&, int64_t);      \
-  template std::vector<double> Transformer<T>::per_position_losses(const Batch&);           \
-  template std::vector<double> Transformer<T>::ov_circuit(int64_t, int64_t) const;          \
+#define INST(T)                                                                        \
+  template std::vector<Tensor<T>> Transformer<T>::attention_probs(const Batch&);       \
+  template std::vector<AttentionMap> Transformer<T>::attention(const Batch&, int64_t); \
+  template std::vector<double> Transformer<T>::per_position_losses(const Batch&);      \
+  template std::vector<double> Transformer<T>::ov_circuit(int64_t, int64_t) const;     \
   template Scalars Transformer<T>::probes() const;
 INST(float)
 INST(double)

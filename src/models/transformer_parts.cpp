@@ -80,9 +80,9 @@ Batch one_example(const Batch& b, int64_t e) {
   return b.select({e});  // tokens, targets, features, regression values and candidates
 }
 
-#define INST(T)                                                                                     \
-  template Tensor<T> dropout_multipliers<T>(const Shape&, double, uint64_t, uint64_t, uint64_t);    \
-  template Tensor<T> features_tensor<T>(const Batch&);                                              \
+#define INST(T)                                                                                  \
+  template Tensor<T> dropout_multipliers<T>(const Shape&, double, uint64_t, uint64_t, uint64_t); \
+  template Tensor<T> features_tensor<T>(const Batch&);                                           \
   template Tensor<T> alibi_bias<T>(int64_t, int64_t);
 INST(float)
 INST(double)

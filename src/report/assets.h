@@ -9,6 +9,6 @@ std::string_view plotly_js();    // plotly.js, cartesian bundle (web/package-loc
 std::string_view report_html();  // template with @TITLE@, @CSS@, @DATA@, @PLOTLY@, @APP@
 std::string_view report_js();
 std::string_view report_css();
-std::string_view figures_py();   // matplotlib script: python3 - DIR writes DIR/figures/
+std::string_view figures_py();  // matplotlib script: python3 - DIR writes DIR/figures/
 
 }  // namespace ihlab::assets

@@ -27,8 +27,10 @@ std::string script_safe_json(const nlohmann::json& j) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '<' && i + 1 < s.size() && s[i + 1] == '/') out += "<\\";
-    else out += s[i];
+    if (s[i] == '<' && i + 1 < s.size() && s[i + 1] == '/')
+      out += "<\\";
+    else
+      out += s[i];
   }
   return out;
 }
@@ -36,10 +38,14 @@ std::string script_safe_json(const nlohmann::json& j) {
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
   }
   return out;
 }

@@ -55,8 +55,10 @@ nlohmann::json attention_json(const fs::path& path, size_t keep = 40) {
   std::vector<size_t> pick;
   for (size_t i = 0; i < lines.size(); ++i) {
     size_t k = lines.size() <= keep ? i : size_t(std::llround(double(i) * (keep - 1) / (lines.size() - 1)));
-    if (lines.size() <= keep) pick.push_back(i);
-    else if (pick.empty() || pick.back() != k) pick.push_back(k);
+    if (lines.size() <= keep)
+      pick.push_back(i);
+    else if (pick.empty() || pick.back() != k)
+      pick.push_back(k);
     if (lines.size() > keep && pick.size() == keep) break;
   }
   for (size_t i : pick) {
@@ -92,8 +94,10 @@ nlohmann::json tables_json(const fs::path& dir, size_t max_rows = 5000) {
       for (auto& cell : split(line)) {
         char* end = nullptr;
         double v = std::strtod(cell.c_str(), &end);
-        if (!cell.empty() && end == cell.c_str() + cell.size()) row.push_back(short_number(v));
-        else row.push_back(cell);
+        if (!cell.empty() && end == cell.c_str() + cell.size())
+          row.push_back(short_number(v));
+        else
+          row.push_back(cell);
       }
       t["rows"].push_back(std::move(row));
     }
@@ -126,7 +130,7 @@ nlohmann::json report_data(const std::string& dir_str, const ReportInputs& in) {
   IHLAB_CHECK(fs::is_directory(dir), "report: '{}' is not a directory", dir_str);
   IHLAB_CHECK(in.summary || in.metrics || fs::exists(dir / "metrics.csv") || fs::exists(dir / "summary.json"),
               "report: '{}' holds neither metrics.csv nor summary.json; give a run or sweep directory", dir_str);
-  nlohmann::json summary = in.summary                            ? summary_to_json(*in.summary)
+  nlohmann::json summary = in.summary                         ? summary_to_json(*in.summary)
                            : fs::exists(dir / "summary.json") ? read_json((dir / "summary.json").string())
                                                               : nlohmann::json::object();
   MetricsTable read;

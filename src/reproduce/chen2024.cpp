@@ -28,7 +28,8 @@ vocab = 3
 length = 100
 parents = [-1, -2]
 alpha = 0.1
-)" + model_table + R"(
+)" + model_table +
+         R"(
 [data]
 mode = "fixed"
 train_size = 9000
@@ -92,8 +93,10 @@ SelectorPrediction predict_selector(ReproContext& c) {
   p.s_star = bits_of_offsets(p.survey.best, heads);
   c.extra["chi_square_mi"] = nlohmann::json::array();
   for (auto& s : p.survey.ranked)
-    c.extra["chi_square_mi"].push_back({{"subset", bits_of_offsets(s.subset, heads)}, {"offsets", s.subset},
-                                        {"mean", s.mean}, {"std_error", s.std_error},
+    c.extra["chi_square_mi"].push_back({{"subset", bits_of_offsets(s.subset, heads)},
+                                        {"offsets", s.subset},
+                                        {"mean", s.mean},
+                                        {"std_error", s.std_error},
                                         {"argmax_fraction", s.argmax_fraction}});
   return p;
 }
@@ -147,7 +150,8 @@ std::vector<Claim> chen_claims(ReproContext& c, const StageRoles& roles) {
   }
   double p_star = m.column("p." + s_star).back();
   claims.push_back({"S* dominates the selector", fmt::format("p_{} is the largest p_S and > 0.5", s_star), p_star,
-                    learned == s_star && p_star > 0.5, fmt::format("largest final p_S: p_{} = {:.4f}", learned, best_p)});
+                    learned == s_star && p_star > 0.5,
+                    fmt::format("largest final p_S: p_{} = {:.4f}", learned, best_p)});
 
   // Stage I: ln(p_S*/p_S) grows linearly in steps (exponential growth of the ratio), for the
   // strongest rival, over the selector window.
@@ -196,7 +200,8 @@ std::vector<Claim> chen_claims(ReproContext& c, const StageRoles& roles) {
     for (int o = first; o < first + window_m; ++o)
       if (o != parent) off = std::max(off, m.column(fmt::format("rpe.h{}.o{}", h, o)).back());
     worst_margin = std::min(worst_margin, std::min(on - off, on - start));
-    copier_detail += fmt::format("head {}: w[offset {}] {:.3g} -> {:.3g}, best other {:.3g}; ", h, parent, start, on, off);
+    copier_detail +=
+        fmt::format("head {}: w[offset {}] {:.3g} -> {:.3g}, best other {:.3g}; ", h, parent, start, on, off);
   }
   claims.push_back({"stage II: copiers form on the parent offsets", "w(parent) - max(w(other), w(init)) > 0",
                     worst_margin, worst_margin > 0, copier_detail});
@@ -207,8 +212,9 @@ std::vector<Claim> chen_claims(ReproContext& c, const StageRoles& roles) {
   double val = m.column("val_loss").back();
   if (paper) {
     double rel = std::fabs(a_final - limit_a) / limit_a;
-    claims.push_back({"stage III: a converges to the limiting model's best a", "|a - a*| / a* < 0.25", rel, rel < 0.25,
-                      fmt::format("a = {:.4g}, best a of the GIH limit on the validation set = {:.4g}", a_final, limit_a)});
+    claims.push_back(
+        {"stage III: a converges to the limiting model's best a", "|a - a*| / a* < 0.25", rel, rel < 0.25,
+         fmt::format("a = {:.4g}, best a of the GIH limit on the validation set = {:.4g}", a_final, limit_a)});
     claims.push_back({"loss approaches the GIH limiting model", "val_loss - limit loss < 0.01", val - limit,
                       val - limit < 0.01,
                       fmt::format("val_loss {:.4f}, GIH limit {:.4f}, Bayes-optimal {:.4f}", val, limit,
@@ -222,7 +228,8 @@ std::vector<Claim> chen_claims(ReproContext& c, const StageRoles& roles) {
     std::vector<double> x2(lnstep.begin() + lnstep.size() / 2, lnstep.end()), y2(as.begin() + as.size() / 2, as.end());
     LineFit f = fit_line(x2, y2);
     claims.push_back({"stage III: a grows roughly logarithmically", "a vs ln(step): slope > 0, R^2 > 0.9", f.r2,
-                      f.slope > 0 && f.r2 > 0.9, fmt::format("a = {:.4g} at the end; slope {:.3g} per e-fold", a_final, f.slope)});
+                      f.slope > 0 && f.r2 > 0.9,
+                      fmt::format("a = {:.4g} at the end; slope {:.3g} per e-fold", a_final, f.slope)});
     // The limit's loss at the learned a (the ce-on-probs loss keeps falling as a grows).
     const RunData& data = c.data();  // the validation set training used
     GihLimitModel lim(data.task->vocab(), ngram_config(c.spec).parents, model.loss, model.guard);
@@ -277,8 +284,8 @@ optimizer = "sgd"
 lr = 1.0
 steps = 5000
 )";
-  r.quick_overrides = {"data.train_size=2000", "data.val_size=500", "stages.0.steps=200", "stages.1.steps=300",
-                       "stages.2.steps=300", "log.every=20"};
+  r.quick_overrides = {"data.train_size=2000", "data.val_size=500",  "stages.0.steps=200",
+                       "stages.1.steps=300",   "stages.2.steps=300", "log.every=20"};
   r.evaluate = [](ReproContext& c) {
     const int64_t c_steps = c.spec.stages[0].steps;
     return chen_claims(c, {0, 1, 2, c_steps});
@@ -307,4 +314,3 @@ steps = 50000
 }
 
 }  // namespace ihlab
-

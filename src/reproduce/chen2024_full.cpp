@@ -54,8 +54,10 @@ std::vector<Claim> full_claims(ReproContext& c) {
   for (auto& l : labels) {
     const double p = m.column("p." + l).back();
     final_p[l] = p;
-    if (p > best_p) second_p = best_p, best_p = p, learned = l;
-    else if (p > second_p) second_p = p;
+    if (p > best_p)
+      second_p = best_p, best_p = p, learned = l;
+    else if (p > second_p)
+      second_p = p;
   }
   std::vector<std::pair<double, std::string>> sorted;
   for (auto& l : labels) sorted.push_back({m.column("p." + l).back(), l});
@@ -87,16 +89,16 @@ std::vector<Claim> full_claims(ReproContext& c) {
                              {"s_star", s_star},         {"final_p", final_p}, {"leaders", leaders}};
 
   claims.push_back({"selector locks onto a subset", "max_S p_S > 0.5 at the end", best_p, locked,
-                    fmt::format("largest final p_S: {} (initial 1/{} each); leader (p_S > 0.2) over time: {}",
-                                ranking, labels.size(), history.empty() ? "none" : history)});
+                    fmt::format("largest final p_S: {} (initial 1/{} each); leader (p_S > 0.2) over time: {}", ranking,
+                                labels.size(), history.empty() ? "none" : history)});
   const double p_star = m.column("p." + s_star).back();
-  claims.push_back({"locked subset = S*", "the locked subset is S* = " + s_star, p_star, locked && learned == s_star,
-                    fmt::format("locked onto {} (p = {:.4g}); S* = {} by the modified chi-square MI (mean {:.4f}, "
-                                "argmax for {:.0f}% of kernels), final p_{} = {:.4g}{}",
-                                learned, best_p, s_star, survey.ranked[0].mean, 100 * survey.best_argmax_fraction,
-                                s_star, p_star,
-                                locked ? (learned == s_star ? "" : " (a wrong subset: reported, not hidden)")
-                                       : " (no subset locked in yet)")});
+  claims.push_back(
+      {"locked subset = S*", "the locked subset is S* = " + s_star, p_star, locked && learned == s_star,
+       fmt::format("locked onto {} (p = {:.4g}); S* = {} by the modified chi-square MI (mean {:.4f}, "
+                   "argmax for {:.0f}% of kernels), final p_{} = {:.4g}{}",
+                   learned, best_p, s_star, survey.ranked[0].mean, 100 * survey.best_argmax_fraction, s_star, p_star,
+                   locked ? (learned == s_star ? "" : " (a wrong subset: reported, not hidden)")
+                          : " (no subset locked in yet)")});
 
   const auto val = m.column("val_loss");
   const double v0 = val.front(), v1 = val.back();

@@ -77,8 +77,12 @@ std::vector<Claim> generalization_claims(ReproContext& c) {
   for (auto& r : rows) {
     csv << fmt::format("{},{},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g},{:.17g}\n", r.length, r.alpha, r.loss,
                        r.loss_excl_unseen, r.unseen_frac, r.bayes, r.unigram, r.limit);
-    table.push_back({{"length", r.length}, {"alpha", r.alpha}, {"loss", r.loss}, {"loss_excl_unseen", r.loss_excl_unseen},
-                     {"ref.bayes", r.bayes}, {"ref.gih_limit", r.limit}});
+    table.push_back({{"length", r.length},
+                     {"alpha", r.alpha},
+                     {"loss", r.loss},
+                     {"loss_excl_unseen", r.loss_excl_unseen},
+                     {"ref.bayes", r.bayes},
+                     {"ref.gih_limit", r.limit}});
   }
   c.extra["generalization"] = table;
 
@@ -99,18 +103,21 @@ std::vector<Claim> generalization_claims(ReproContext& c) {
       detail += fmt::format("L={}: {:.3f}  ", r.length, l);
     }
     double rho = spearman(Ls, losses);
-    claims.push_back({fmt::format("loss falls as L grows (alpha {})", alpha), "Spearman(L, loss) < -0.8 and loss(1000) < loss(10)",
-                      rho, rho < -0.8 && last < first, detail});
+    claims.push_back({fmt::format("loss falls as L grows (alpha {})", alpha),
+                      "Spearman(L, loss) < -0.8 and loss(1000) < loss(10)", rho, rho < -0.8 && last < first, detail});
   }
   int beaten = 0, total = 0;
   for (auto& r : rows) {
     ++total;
     beaten += r.loss_excl_unseen < r.unigram;
   }
-  claims.push_back({"keeps working from L = 10 to 1000 and other alpha", "beats the in-context unigram at every (L, alpha)",
-                    double(beaten) / total, beaten == total, fmt::format("{} of {} settings", beaten, total)});
-  claims.push_back({"generalization data", "generalization.csv written", double(rows.size()), rows.size() == kLengths.size() * kAlphas.size(),
-                    "columns: length, alpha, loss, loss_excl_unseen, unseen_frac, ref.bayes, ref.unigram, ref.gih_limit"});
+  claims.push_back({"keeps working from L = 10 to 1000 and other alpha",
+                    "beats the in-context unigram at every (L, alpha)", double(beaten) / total, beaten == total,
+                    fmt::format("{} of {} settings", beaten, total)});
+  claims.push_back(
+      {"generalization data", "generalization.csv written", double(rows.size()),
+       rows.size() == kLengths.size() * kAlphas.size(),
+       "columns: length, alpha, loss, loss_excl_unseen, unseen_frac, ref.bayes, ref.unigram, ref.gih_limit"});
   return claims;
 }
 

@@ -90,7 +90,8 @@ std::vector<Variant> variants(bool quick) {
   const int seeds = quick ? 1 : 5;
   for (int s = 1; s < seeds; ++s) v.push_back({fmt::format("seed{}", s), {fmt::format("seed={}", s)}});
   for (int s = 0; s < (quick ? 1 : 3); ++s)
-    v.push_back({fmt::format("doubly-stochastic-seed{}", s), {"task.variant=\"doubly-stochastic\"", fmt::format("seed={}", s)}});
+    v.push_back({fmt::format("doubly-stochastic-seed{}", s),
+                 {"task.variant=\"doubly-stochastic\"", fmt::format("seed={}", s)}});
   v.push_back({"one-layer", {"model.layers=1"}});
   return v;
 }
@@ -118,9 +119,9 @@ std::vector<Claim> claims(ReproContext& c) {
     detail += fmt::format("{}seed {}: {}{}{} switch {}", i ? "; " : "", i, s.uniform_first ? "U" : "-",
                           s.unigram_plateau ? "u" : "-", s.bigram_last ? "b" : "-", s.switch_event.step);
   }
-  out.push_back({"three stages in every seed", fmt::format("uniform -> unigram plateau -> bigram in all {} seeds",
-                                                           seeds.size()),
-                 double(three), three == int(seeds.size()), detail + " (U/u/b: closest reference by KL)"});
+  out.push_back({"three stages in every seed",
+                 fmt::format("uniform -> unigram plateau -> bigram in all {} seeds", seeds.size()), double(three),
+                 three == int(seeds.size()), detail + " (U/u/b: closest reference by KL)"});
   // 2. The bigram solution is reached: final loss near the bigram strategy's.
   double val = c.main.metrics.column("val_loss").back(), big = c.main.metrics.column("ref.bigram").back(),
          uni = c.main.metrics.column("ref.unigram").back();
@@ -147,12 +148,12 @@ std::vector<Claim> claims(ReproContext& c) {
   double g1 = one.column("kl.unigram").back(), b1 = one.column("kl.bigram").back();
   double v1 = one.column("val_loss").back();
   double gap1 = (v1 - big) / (uni - big);
-  out.push_back({"a 1-layer model stays at unigram", "final kl.unigram < kl.bigram and no better than halfway to bigram",
-                 gap1, g1 < b1 && gap1 > 0.5,
+  out.push_back({"a 1-layer model stays at unigram",
+                 "final kl.unigram < kl.bigram and no better than halfway to bigram", gap1, g1 < b1 && gap1 > 0.5,
                  fmt::format("1-layer val_loss {:.4f}; kl.unigram {:.4f}, kl.bigram {:.4f}", v1, g1, b1)});
   // 5. The switch is found in every seed; seed 0's plateau (unigram the closest strategy) is shown.
-  auto st = c.main.metrics.column("step"), kb = c.main.metrics.column("kl.bigram"), kg = c.main.metrics.column("kl.unigram"),
-       ku = c.main.metrics.column("kl.uniform");
+  auto st = c.main.metrics.column("step"), kb = c.main.metrics.column("kl.bigram"),
+       kg = c.main.metrics.column("kl.unigram"), ku = c.main.metrics.column("kl.uniform");
   size_t from = 0;  // the first point of the unigram plateau: unigram is the closest of the three
   while (from < st.size() && !(kg[from] < kb[from] && kg[from] < ku[from])) ++from;
   out.push_back({"unigram -> bigram switch found in every seed", "median switch step (closest reference by KL)",
@@ -169,8 +170,9 @@ Reproduction edelman2024_icl_mc() {
   Reproduction r;
   r.name = "edelman2024-icl-mc";
   r.paper = "Edelman et al. 2024";
-  r.description = "ICL-MC: uniform -> unigram plateau -> bigram across 5 seeds; doubly stochastic is earlier; "
-                  "1 layer stays at unigram";
+  r.description =
+      "ICL-MC: uniform -> unigram plateau -> bigram across 5 seeds; doubly stochastic is earlier; "
+      "1 layer stays at unigram";
   r.runtime = "4.1 min; --quick 40 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=128"};

@@ -36,15 +36,19 @@ nlohmann::json bridge_config(const nlohmann::json& main, const std::string& vari
   const int64_t steps = quick ? 600 : 3000;
   c["dtype"] = "float32";
   c["task"]["positions"] = "none";
-  c["model"] = {{"name", "transformer"},    {"layers", 2},          {"heads", 1},
-                {"width", 64},              {"attention_only", true}, {"norm", "none"},
-                {"positional", "learned"},  {"self_attention", true},
+  c["model"] = {{"name", "transformer"},
+                {"layers", 2},
+                {"heads", 1},
+                {"width", 64},
+                {"attention_only", true},
+                {"norm", "none"},
+                {"positional", "learned"},
+                {"self_attention", true},
                 {"regression_loss", variant == "transformer-ce" ? "candidates" : "mse"}};
   c["data"] = {{"mode", "fresh"}, {"batch_size", 256}, {"val_size", 512}};
-  c["log"] = {{"every", 25},          {"geometric", true},          {"attention_snapshots", 8},
-              {"head_scores", 0},     {"checkpoint_every", 10}, {"keep_checkpoints", 1000000}};
-  c["stages"] = nlohmann::json::array(
-      {{{"name", "adam"}, {"optimizer", "adam"}, {"lr", 2e-3}, {"steps", steps}}});
+  c["log"] = {{"every", 25},      {"geometric", true},      {"attention_snapshots", 8},
+              {"head_scores", 0}, {"checkpoint_every", 10}, {"keep_checkpoints", 1000000}};
+  c["stages"] = nlohmann::json::array({{{"name", "adam"}, {"optimizer", "adam"}, {"lr", 2e-3}, {"steps", steps}}});
   return c;
 }
 
@@ -153,17 +157,17 @@ std::vector<Claim> bridge_claims(ReproContext& c, const std::string& variant) {
   const double steps = m.column("step").back(), acc = m.column("val_acc").back();
   const int64_t pairs = item_label_config(c.spec).pairs;
   const bool drops_later = std::isfinite(t_mse) && (!drop_ce_found || t_ce > t_mse);
-  out.push_back({"bridge (cross-entropy): the loss drops later than with MSE",
-                 "the cross-entropy run's validation-loss drop (first step below the midpoint of its first and last "
-                 "values) after the MSE run's, or none in the run (last value above 0.9 x first)",
-                 drop_ce_found ? t_ce : steps, drops_later,
-                 fmt::format("MSE drop at step {:.0f}; cross-entropy: {} (loss {:.4f} at the end, ln N = {:.4f}; val acc "
-                             "{:.3f}, chance {:.3f}); measures at 1%: gamma~_3 {:.0f}, beta~_2 {:.0f}, alpha~_3 {:.0f}{}",
-                             t_mse,
-                             drop_ce_found ? fmt::format("drop at step {:.0f}", t_ce)
-                                           : fmt::format("no drop in {:.0f} steps", steps),
-                             m.column("loss").back(), std::log(double(pairs)), acc, 1.0 / double(pairs), tg, tb, ta,
-                             later)});
+  out.push_back(
+      {"bridge (cross-entropy): the loss drops later than with MSE",
+       "the cross-entropy run's validation-loss drop (first step below the midpoint of its first and last "
+       "values) after the MSE run's, or none in the run (last value above 0.9 x first)",
+       drop_ce_found ? t_ce : steps, drops_later,
+       fmt::format(
+           "MSE drop at step {:.0f}; cross-entropy: {} (loss {:.4f} at the end, ln N = {:.4f}; val acc "
+           "{:.3f}, chance {:.3f}); measures at 1%: gamma~_3 {:.0f}, beta~_2 {:.0f}, alpha~_3 {:.0f}{}",
+           t_mse,
+           drop_ce_found ? fmt::format("drop at step {:.0f}", t_ce) : fmt::format("no drop in {:.0f} steps", steps),
+           m.column("loss").back(), std::log(double(pairs)), acc, 1.0 / double(pairs), tg, tb, ta, later)});
   return out;
 }
 

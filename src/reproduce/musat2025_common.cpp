@@ -11,8 +11,10 @@ std::vector<double> time_axis(const MetricsTable& m, double lr) {
   bool flow = false;
   for (double v : t) flow |= std::isfinite(v);
   for (size_t i = 0; i < t.size(); ++i) {
-    if (!flow) t[i] = lr * step[i];
-    else if (!std::isfinite(t[i])) t[i] = 0;  // row 0 of a flow stage
+    if (!flow)
+      t[i] = lr * step[i];
+    else if (!std::isfinite(t[i]))
+      t[i] = 0;  // row 0 of a flow stage
   }
   return t;
 }

@@ -125,22 +125,28 @@ std::vector<Claim> claims(ReproContext& c) {
   for (auto& b : table) {
     const double v = m.column("pp." + b.name).back();
     const bool grows = std::find(musat::growing().begin(), musat::growing().end(), b.name) != musat::growing().end();
-    if (grows) min_three = std::min(min_three, std::abs(v));
-    else if (std::abs(v) > max_other) max_other = std::abs(v), other_name = b.name;
-    blocks.push_back({{"name", b.name}, {"matrix", fmt::format("W{}", b.matrix)}, {"row_block", b.row_block},
-                      {"col_block", b.col_block}, {"kind", block_kind_name(b.kind)}, {"meaning", b.meaning},
+    if (grows)
+      min_three = std::min(min_three, std::abs(v));
+    else if (std::abs(v) > max_other)
+      max_other = std::abs(v), other_name = b.name;
+    blocks.push_back({{"name", b.name},
+                      {"matrix", fmt::format("W{}", b.matrix)},
+                      {"row_block", b.row_block},
+                      {"col_block", b.col_block},
+                      {"kind", block_kind_name(b.kind)},
+                      {"meaning", b.meaning},
                       {"final", v}});
   }
   const double ratio = max_other / min_three;
-  out.push_back({"only alpha_3, beta_2, gamma_3 grow",
-                 "final max |other 16| < 0.5 * min(|alpha_3|, |beta_2|, |gamma_3|)", ratio, ratio < 0.5,
-                 fmt::format("largest other: {} = {:.3f}; smallest of the three {:.3f}", other_name, max_other,
-                             min_three)});
+  out.push_back(
+      {"only alpha_3, beta_2, gamma_3 grow", "final max |other 16| < 0.5 * min(|alpha_3|, |beta_2|, |gamma_3|)", ratio,
+       ratio < 0.5,
+       fmt::format("largest other: {} = {:.3f}; smallest of the three {:.3f}", other_name, max_other, min_three)});
   // 2. The weights stay near the subspace.
   auto res = m.column("pp_residual_rel");
   const double res_final = res.back(), res_max = *std::max_element(res.begin() + 1, res.end());
-  out.push_back({"weights stay near the 19-dim subspace",
-                 "final ||W - proj W|| / ||W|| < 0.25", res_final, res_final < 0.25,
+  out.push_back({"weights stay near the 19-dim subspace", "final ||W - proj W|| / ||W|| < 0.25", res_final,
+                 res_final < 0.25,
                  fmt::format("largest over the run (after step 0) {:.3f}; fresh-batch noise, shrinking with the "
                              "batch size",
                              res_max)});
@@ -151,16 +157,16 @@ std::vector<Claim> claims(ReproContext& c) {
                  fmt::format("threshold 0.1: {}; threshold 0.5: {}", order_text(full, 0.1), order_text(full, 0.5))});
   // 4. The loss drops: in-context learning.
   const double drop = full.icl.final_loss / full.icl.plateau;
-  out.push_back({"the loss drops after a plateau (t_ICL)", "t_ICL found and final loss < 0.1 x plateau",
-                 full.icl.t_icl, full.icl.found && drop < 0.1,
+  out.push_back({"the loss drops after a plateau (t_ICL)", "t_ICL found and final loss < 0.1 x plateau", full.icl.t_icl,
+                 full.icl.found && drop < 0.1,
                  fmt::format("plateau {:.4f} (t = {:.0f}), final {:.4f}, t_ICL = {:.0f}", full.icl.plateau,
                              full.icl.plateau_t, full.icl.final_loss, full.icl.t_icl)});
   // 5. Reduced dynamics track the full model.
   const double gap19 = trajectory_gap(m, r19);
   const double dt19 = std::abs(e19.icl.t_icl - full.icl.t_icl) / full.icl.t_icl;
   out.push_back({"19-parameter dynamics track the full model",
-                 "max |theta_reduced - theta_full| (three growing) < 0.1 x max |theta_full|; t_ICL within 10%",
-                 gap19, gap19 < 0.1 && dt19 < 0.1,
+                 "max |theta_reduced - theta_full| (three growing) < 0.1 x max |theta_full|; t_ICL within 10%", gap19,
+                 gap19 < 0.1 && dt19 < 0.1,
                  fmt::format("t_ICL reduced-19 {:.0f} vs full {:.0f} ({:+.1f}%)", e19.icl.t_icl, full.icl.t_icl,
                              100 * (e19.icl.t_icl - full.icl.t_icl) / full.icl.t_icl)});
   const double dt3 = (e3.icl.t_icl - full.icl.t_icl) / full.icl.t_icl;
@@ -198,12 +204,13 @@ Reproduction musat2025_emergence() {
   Reproduction r;
   r.name = "musat2025-emergence";
   r.paper = "Musat et al. 2025";
-  r.description = "item-label retrieval, disentangled 2-layer attention-only model: only alpha_3, beta_2, gamma_3 "
-                  "grow, in the order gamma_3 < beta_2 < alpha_3; reduced (19 / 3 parameters) dynamics track the full";
+  r.description =
+      "item-label retrieval, disentangled 2-layer attention-only model: only alpha_3, beta_2, gamma_3 "
+      "grow, in the order gamma_3 < beta_2 < alpha_3; reduced (19 / 3 parameters) dynamics track the full";
   r.runtime = "8.8 min (10.6 min CPU); --quick 40 s";
   r.config_toml = kConfig;
-  r.quick_overrides = {"task.pairs=4",          "task.dim=16",         "stages.0.lr=4.0", "stages.0.steps=300",
-                       "data.batch_size=512",   "data.val_size=256",   "threads=1"};
+  r.quick_overrides = {"task.pairs=4",        "task.dim=16",       "stages.0.lr=4.0", "stages.0.steps=300",
+                       "data.batch_size=512", "data.val_size=256", "threads=1"};
   r.run = run_all;
   r.evaluate = claims;
   return r;

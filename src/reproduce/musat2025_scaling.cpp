@@ -177,10 +177,11 @@ SweepFits fit_sweep(const std::vector<Row>& rows, const std::string& sweep, cons
   return f;
 }
 std::string sweep_text(const SweepFits& f) {
-  return fmt::format("all N: {}; N >= {:.0f}: {}; t = a N^2 + b N: a = {:.1f} [{:.1f}, {:.1f}], b = {:.0f} [{:.0f}, "
-                     "{:.0f}]; t_ICL ln N: {}",
-                     slope_text(f.icl), f.upper, slope_text(f.icl_upper), f.quad.a, f.quad.a_lo, f.quad.a_hi, f.quad.b,
-                     f.quad.b_lo, f.quad.b_hi, slope_text(f.icl_log));
+  return fmt::format(
+      "all N: {}; N >= {:.0f}: {}; t = a N^2 + b N: a = {:.1f} [{:.1f}, {:.1f}], b = {:.0f} [{:.0f}, "
+      "{:.0f}]; t_ICL ln N: {}",
+      slope_text(f.icl), f.upper, slope_text(f.icl_upper), f.quad.a, f.quad.a_lo, f.quad.a_hi, f.quad.b, f.quad.b_lo,
+      f.quad.b_hi, slope_text(f.icl_log));
 }
 
 std::vector<Claim> claims(ReproContext& c) {
@@ -230,8 +231,8 @@ std::vector<Claim> claims(ReproContext& c) {
       auto [x, y] = series(sw, n, 0.1);
       slopes += fmt::format("; {} T_{} {}", sw, n, slope_text(loglog(x, y)));
     }
-  out.push_back({"order gamma_3 < beta_2 < alpha_3 in every run", "first reach of 0.1 in this order",
-                 double(ordered), ordered == int(rows.size()),
+  out.push_back({"order gamma_3 < beta_2 < alpha_3 in every run", "first reach of 0.1 in this order", double(ordered),
+                 ordered == int(rows.size()),
                  fmt::format("{} of {} runs; slopes at 0.1{}", ordered, rows.size(), slopes)});
 
   // summary.json: per-run times, the fits, and "scaling" entries in the sweep format (points,
@@ -251,20 +252,31 @@ std::vector<Claim> claims(ReproContext& c) {
     f << "\n";
   }
   auto fit_json = [&](const LineFitCI& l) {
-    return nlohmann::json{{"slope", l.fit.slope}, {"slope_lo", num(l.slope_lo)}, {"slope_hi", num(l.slope_hi)},
-                          {"intercept", l.fit.intercept}, {"r2", l.fit.r2}, {"n", l.fit.n}};
+    return nlohmann::json{{"slope", l.fit.slope},
+                          {"slope_lo", num(l.slope_lo)},
+                          {"slope_hi", num(l.slope_hi)},
+                          {"intercept", l.fit.intercept},
+                          {"r2", l.fit.r2},
+                          {"n", l.fit.n}};
   };
   auto sweep_json = [&](const SweepFits& s) {
     return nlohmann::json{{"t_icl", fit_json(s.icl)},
                           {"t_icl_upper_half", fit_json(s.icl_upper)},
                           {"upper_half_from_N", s.upper},
                           {"t_icl_times_ln_N", fit_json(s.icl_log)},
-                          {"t_icl_quadratic", {{"a", num(s.quad.a)}, {"a_lo", num(s.quad.a_lo)}, {"a_hi", num(s.quad.a_hi)},
-                                               {"b", num(s.quad.b)}, {"b_lo", num(s.quad.b_lo)}, {"b_hi", num(s.quad.b_hi)},
-                                               {"n", s.quad.n}}}};
+                          {"t_icl_quadratic",
+                           {{"a", num(s.quad.a)},
+                            {"a_lo", num(s.quad.a_lo)},
+                            {"a_hi", num(s.quad.a_hi)},
+                            {"b", num(s.quad.b)},
+                            {"b_lo", num(s.quad.b_lo)},
+                            {"b_hi", num(s.quad.b_hi)},
+                            {"n", s.quad.n}}}};
   };
   c.extra["scaling_runs"] = runs;
-  nlohmann::json fits = {{"last", sweep_json(last)}, {"uniform", sweep_json(uni)}, {"t_gamma_3_0.1", fit_json(fg)},
+  nlohmann::json fits = {{"last", sweep_json(last)},
+                         {"uniform", sweep_json(uni)},
+                         {"t_gamma_3_0.1", fit_json(fg)},
                          {"t_gamma_3_0.5", fit_json(fg5)}};
   for (auto& sw : sweeps())
     for (auto n : {"beta_2", "alpha_3"}) {
@@ -275,7 +287,8 @@ std::vector<Claim> claims(ReproContext& c) {
   nlohmann::json scaling = nlohmann::json::array();
   scaling.push_back(scaling_fit_json("t_ICL vs N (query last)", "task.pairs", "t_icl", last.N, last.t_icl));
   scaling.push_back(scaling_fit_json("t_ICL vs N (query uniform)", "task.pairs", "t_icl", uni.N, uni.t_icl));
-  scaling.push_back(scaling_fit_json("t_ICL ln N vs N (query uniform)", "task.pairs", "t_icl_ln_N", uni.N, uni.t_icl_log));
+  scaling.push_back(
+      scaling_fit_json("t_ICL ln N vs N (query uniform)", "task.pairs", "t_icl_ln_N", uni.N, uni.t_icl_log));
   for (auto& sw : sweeps())
     for (auto& n : musat::growing()) {
       auto [x, y] = series(sw, n, 0.1);
@@ -291,8 +304,9 @@ Reproduction musat2025_scaling() {
   Reproduction r;
   r.name = "musat2025-scaling";
   r.paper = "Musat et al. 2025";
-  r.description = "N = 4..64 item-label pairs x 3 seeds x {query last, query uniform}, reduced 3-parameter flow: "
-                  "t_ICL ~ N^2 (last) and N^2 / ln N (uniform), T_gamma ~ N, with 95% intervals";
+  r.description =
+      "N = 4..64 item-label pairs x 3 seeds x {query last, query uniform}, reduced 3-parameter flow: "
+      "t_ICL ~ N^2 (last) and N^2 / ln N (uniform), T_gamma ~ N, with 95% intervals";
   r.runtime = "about 8 min; --quick 15 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"task.dim=32", "data.train_size=64", "data.val_size=32", "stages.0.time=5200", "threads=1"};

@@ -66,7 +66,8 @@ std::vector<Variant> variants() { return {{"one-layer", {"model.layers=1"}}}; }
 std::pair<std::string, double> best_head(const MetricsTable& m, int layer) {
   std::pair<std::string, double> best{"", -INFINITY};
   for (auto& c : m.columns)
-    if (c.rfind(fmt::format("pm.l{}.", layer), 0) == 0 && m.column(c).back() > best.second) best = {c, m.column(c).back()};
+    if (c.rfind(fmt::format("pm.l{}.", layer), 0) == 0 && m.column(c).back() > best.second)
+      best = {c, m.column(c).back()};
   return best;
 }
 
@@ -104,8 +105,9 @@ Reproduction olsson2022_repeated_tokens() {
   Reproduction r;
   r.name = "olsson2022-repeated-tokens";
   r.paper = "Olsson et al. 2022";
-  r.description = "repeated random tokens: loss on repeats collapses as a layer-2 head's prefix matching jumps; "
-                  "1 layer cannot";
+  r.description =
+      "repeated random tokens: loss on repeats collapses as a layer-2 head's prefix matching jumps; "
+      "1 layer cannot";
   r.runtime = "1.0 min; --quick 50 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=600"};

@@ -92,13 +92,14 @@ std::vector<Claim> claims(ReproContext& c) {
   double lo = label_copy + 0.1 * (final_icl - label_copy), hi = label_copy + 0.9 * (final_icl - label_copy);
   double s_lo = first_step_at(steps, icl, lo), s_hi = first_step_at(steps, icl, hi);
   double frac = (s_hi - s_lo) / steps.back();
-  out.push_back({"in-context accuracy rises abruptly", "10% -> 90% of its rise above the baseline within < 25% of training",
-                 frac, std::isfinite(frac) && frac < 0.25 && final_icl > label_copy + 0.2,
+  out.push_back({"in-context accuracy rises abruptly",
+                 "10% -> 90% of its rise above the baseline within < 25% of training", frac,
+                 std::isfinite(frac) && frac < 0.25 && final_icl > label_copy + 0.2,
                  fmt::format("from step {:.0f} to {:.0f} of {:.0f}", s_lo, s_hi, steps.back())});
   const MetricsTable& off = c.variant("not-bursty").metrics;
   double off_icl = off.column("val_in_context_acc").back(), off_iwl = off.column("val_in_weights_acc").back();
-  out.push_back({"without burstiness in-context learning stays low",
-                 "final in-context accuracy < baseline + 0.15", off_icl, off_icl < label_copy + 0.15,
+  out.push_back({"without burstiness in-context learning stays low", "final in-context accuracy < baseline + 0.15",
+                 off_icl, off_icl < label_copy + 0.15,
                  fmt::format("baseline {:.3f}; in-weights accuracy {:.3f}", label_copy, off_iwl)});
   return out;
 }
@@ -109,8 +110,9 @@ Reproduction reddy2023_bursty() {
   Reproduction r;
   r.name = "reddy2023-bursty";
   r.paper = "Reddy 2023";
-  r.description = "bursty item-label classification: in-context accuracy rises abruptly with burstiness, "
-                  "stays near chance without";
+  r.description =
+      "bursty item-label classification: in-context accuracy rises abruptly with burstiness, "
+      "stays near chance without";
   r.runtime = "2.6 min; --quick 75 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=256"};

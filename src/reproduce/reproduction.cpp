@@ -104,7 +104,8 @@ std::string claims_table(const std::vector<Claim>& claims) {
   for (auto& c : claims) wn = std::max(wn, c.name.size()), we = std::max(we, c.expected.size());
   std::string s = fmt::format("{:<{}}  {:<{}}  {:>12}  {}\n", "claim", wn, "expected", we, "measured", "result");
   for (auto& c : claims) {
-    s += fmt::format("{:<{}}  {:<{}}  {:>12.5g}  {}\n", c.name, wn, c.expected, we, c.measured, c.pass ? "PASS" : "FAIL");
+    s += fmt::format("{:<{}}  {:<{}}  {:>12.5g}  {}\n", c.name, wn, c.expected, we, c.measured,
+                     c.pass ? "PASS" : "FAIL");
     if (!c.detail.empty()) s += fmt::format("{:<{}}  {}\n", "", wn, c.detail);
   }
   return s;

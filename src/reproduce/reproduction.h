@@ -24,10 +24,10 @@ namespace ihlab {
 
 struct ReproContext {
   std::string out_dir;
-  RunSpec spec;           // the resolved configuration the run uses (spec.config: the JSON)
+  RunSpec spec;  // the resolved configuration the run uses (spec.config: the JSON)
   bool quick = false;
-  std::string compat;     // "paper" or "code"
-  RunResult main;         // the main run (set before the claims are evaluated)
+  std::string compat;                               // "paper" or "code"
+  RunResult main;                                   // the main run (set before the claims are evaluated)
   nlohmann::json extra = nlohmann::json::object();  // sections merged into summary.json
 
   // The main run's task and data sets: the ones training used, built once (on first use).
@@ -46,10 +46,10 @@ struct ReproContext {
 
 struct Reproduction {
   std::string name, paper, description;
-  std::string config_toml;                     // the embedded default configuration
-  std::vector<std::string> quick_overrides;    // --quick: a reduced run that takes seconds
+  std::string config_toml;                                           // the embedded default configuration
+  std::vector<std::string> quick_overrides;                          // --quick: a reduced run that takes seconds
   std::map<std::string, std::vector<std::string>> compat_overrides;  // --compat NAME
-  std::string runtime;                         // measured runtime on 2 cores, for `ihlab list`
+  std::string runtime;                                               // measured runtime on 2 cores, for `ihlab list`
   // Optional: replaces the plain training run (e.g. train, then evaluate on many lengths). It
   // gets the context before training (spec, out_dir, quick, compat are set) and may record
   // variant runs in it; it returns the main run.

@@ -12,8 +12,7 @@
 namespace ihlab {
 namespace fs = std::filesystem;
 
-bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::vector<Variant>& variants,
-                  bool verbose) {
+bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::vector<Variant>& variants, bool verbose) {
   for (size_t i = 0; i < variants.size(); ++i) {
     const Variant& v = variants[i];
     std::string dir = ctx.variant_dir(v.name);
@@ -47,8 +46,10 @@ nlohmann::json variants_json(ReproContext& ctx, const std::vector<Variant>& vari
   for (auto& v : variants) {
     nlohmann::json status = "missing", final_metrics = nlohmann::json::object();
     std::optional<RunSummary> summary;
-    if (auto it = ctx.variants().find(v.name); it != ctx.variants().end()) summary = it->second.summary;
-    else if (fs::exists(ctx.variant_dir(v.name) + "/summary.json")) summary = read_summary(ctx.variant_dir(v.name));
+    if (auto it = ctx.variants().find(v.name); it != ctx.variants().end())
+      summary = it->second.summary;
+    else if (fs::exists(ctx.variant_dir(v.name) + "/summary.json"))
+      summary = read_summary(ctx.variant_dir(v.name));
     if (summary) {
       nlohmann::json s = summary_to_json(*summary);
       status = s["status"];

@@ -19,8 +19,7 @@ struct Variant {
 
 // Runs every variant in order (quietly unless `verbose`), recording each result in `ctx`; stops
 // early, returning false, when one is interrupted or diverges. Returns true when all finished.
-bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::vector<Variant>& variants,
-                  bool verbose);
+bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::vector<Variant>& variants, bool verbose);
 
 // A Reproduction::run for multi-run claims: the main run in ctx.out_dir, then the variants of
 // its configuration. The main run's result is returned; its status becomes interrupted if a

@@ -59,11 +59,16 @@ std::vector<Claim> claims(ReproContext& c) {
   PhaseSegmentation p = segment_phases(step, val, opt);
   nlohmann::json plateaus = nlohmann::json::array();
   for (size_t i = 0; i < p.plateaus.size(); ++i)
-    plateaus.push_back({{"start", p.plateaus[i].start}, {"end", p.plateaus[i].end}, {"level", p.plateaus[i].level},
-                        {"steepest", p.transitions[i].steepest}, {"drop", p.transitions[i].drop}});
+    plateaus.push_back({{"start", p.plateaus[i].start},
+                        {"end", p.plateaus[i].end},
+                        {"level", p.plateaus[i].level},
+                        {"steepest", p.transitions[i].steepest},
+                        {"drop", p.transitions[i].drop}});
   c.extra["phases"] = {{"axis", "step"}, {"plateaus", plateaus}, {"summary", p.summary()}};
-  out.push_back({"several plateaus with Adam", "phase segmentation of val_loss finds >= 2 plateaus, each followed by "
-                 "a drop of >= 3x", double(p.plateaus.size()), p.plateaus.size() >= 2, p.summary()});
+  out.push_back({"several plateaus with Adam",
+                 "phase segmentation of val_loss finds >= 2 plateaus, each followed by "
+                 "a drop of >= 3x",
+                 double(p.plateaus.size()), p.plateaus.size() >= 2, p.summary()});
   const double lazy = c.main.metrics.column("ref.lazy").back(), final_loss = val.back();
   out.push_back({"ends below the lazy predictor", "final val_loss / ref.lazy < 0.25 (the induction head formed)",
                  final_loss / lazy, final_loss / lazy < 0.25,

@@ -145,8 +145,9 @@ std::vector<Variant> variants(bool quick) {
   return {{"dopri5", {"stages.1.integrator=\"dopri5\"", "log.every=10"}}};
 }
 
-const std::vector<std::string> kColumns = {"loss", "val_err_4gram", "val_err_induction", "ind.wk", "ind.wq", "ind.wkq",
-                                           "ind.value", "pos.value", "pos.slope", "flow_evals", "ref.lazy"};
+const std::vector<std::string> kColumns = {"loss",      "val_err_4gram", "val_err_induction", "ind.wk",
+                                           "ind.wq",    "ind.wkq",       "ind.value",         "pos.value",
+                                           "pos.slope", "flow_evals",    "ref.lazy"};
 
 // Gradient evaluations of the layer-2 stage: the counter at its end minus at the end of layer 1.
 double layer2_evals(const MetricsTable& m) {
@@ -172,9 +173,14 @@ std::vector<Claim> claims(ReproContext& c) {
   }
   const Plateau& pl = p.plateaus[0];
   const Transition& tr = p.transitions[0];
-  phases.update({{"initial_drop_end", p.initial_drop_end}, {"initial_drop_factor", p.initial_drop},
-                 {"plateau_start", pl.start}, {"plateau_end", pl.end}, {"plateau_level", pl.level},
-                 {"transition_steepest", tr.steepest}, {"transition_slope", tr.slope}, {"transition_drop", tr.drop},
+  phases.update({{"initial_drop_end", p.initial_drop_end},
+                 {"initial_drop_factor", p.initial_drop},
+                 {"plateau_start", pl.start},
+                 {"plateau_end", pl.end},
+                 {"plateau_level", pl.level},
+                 {"transition_steepest", tr.steepest},
+                 {"transition_slope", tr.slope},
+                 {"transition_drop", tr.drop},
                  {"convergence_start", p.convergence_start}});
   // The 4-gram part is fitted in the first phase, by the positional head, while w_K, w_Q stay small.
   const double e4_0 = L2.col("val_err_4gram").front(), e4_1 = L2.at("val_err_4gram", p.initial_drop_end);
@@ -185,21 +191,24 @@ std::vector<Claim> claims(ReproContext& c) {
                              L2.at("pos.slope", p.initial_drop_end))});
   const double wk = std::abs(L2.at("ind.wk", p.initial_drop_end)), wq = std::abs(L2.at("ind.wq", p.initial_drop_end));
   const double grow = std::max(wk, wq) / sigma;
-  out.push_back({"w_K, w_Q stay near sigma_init meanwhile", "max(|w_K|, |w_Q|) / sigma_init <= 2 at the end of the fast drop",
-                 grow, grow <= 2.0,
+  out.push_back({"w_K, w_Q stay near sigma_init meanwhile",
+                 "max(|w_K|, |w_Q|) / sigma_init <= 2 at the end of the fast drop", grow, grow <= 2.0,
                  fmt::format("w_K {:.4g}, w_Q {:.4g}, w_KQ {:.4g} at t = {:.4g}; sigma_init {}", wk, wq,
                              L2.at("ind.wkq", p.initial_drop_end), p.initial_drop_end, sigma)});
   // The induction part of the error falls only at the transition.
   const double ei_0 = L2.col("val_err_induction").front(), ei_pl = L2.at("val_err_induction", pl.end),
                ei_conv = L2.at("val_err_induction", p.convergence_start);
-  out.push_back({"induction error flat until the plateau ends", "err_induction(plateau end) / err_induction(0) >= 0.5",
-                 ei_pl / ei_0, ei_pl / ei_0 >= 0.5,
-                 fmt::format("err_induction {:.4g} at t = 0+, {:.4g} at the plateau end t = {:.4g}", ei_0, ei_pl, pl.end)});
-  out.push_back({"induction error collapses at the transition", "err_induction(plateau end) / err_induction(convergence start) >= 100",
-                 ei_pl / ei_conv, ei_pl / ei_conv >= 100,
+  out.push_back(
+      {"induction error flat until the plateau ends", "err_induction(plateau end) / err_induction(0) >= 0.5",
+       ei_pl / ei_0, ei_pl / ei_0 >= 0.5,
+       fmt::format("err_induction {:.4g} at t = 0+, {:.4g} at the plateau end t = {:.4g}", ei_0, ei_pl, pl.end)});
+  out.push_back({"induction error collapses at the transition",
+                 "err_induction(plateau end) / err_induction(convergence start) >= 100", ei_pl / ei_conv,
+                 ei_pl / ei_conv >= 100,
                  fmt::format("{:.4g} -> {:.4g} between t = {:.4g} and {:.4g} (steepest descent at t = {:.4g}); w_KQ "
-                             "{:.3g} -> {:.3g}", ei_pl, ei_conv, pl.end, p.convergence_start, tr.steepest,
-                             L2.at("ind.wkq", pl.end), L2.at("ind.wkq", p.convergence_start))});
+                             "{:.3g} -> {:.3g}",
+                             ei_pl, ei_conv, pl.end, p.convergence_start, tr.steepest, L2.at("ind.wkq", pl.end),
+                             L2.at("ind.wkq", p.convergence_start))});
   // The plateau is the best predictor without the induction head's rich part.
   const double lazy = L2.col("ref.lazy").back(), ratio = pl.level / lazy;
   out.push_back({"plateau at the lazy predictor's loss", "plateau level / ref.lazy in [0.8, 1.3]", ratio,
@@ -211,8 +220,8 @@ std::vector<Claim> claims(ReproContext& c) {
                e_v1 = std::abs(L2.col("ind.value").back() / (1 - alpha) - 1),
                e_v2 = std::abs(L2.col("pos.value").back() / alpha - 1);
   const double worst = std::max({e_kq, e_v1, e_v2});
-  out.push_back({"converges to the target's weights", "w_KQ -> w*, w_V1 -> 1 - alpha*, w_V2 -> alpha* within 5%",
-                 worst, worst <= 0.05,
+  out.push_back({"converges to the target's weights", "w_KQ -> w*, w_V1 -> 1 - alpha*, w_V2 -> alpha* within 5%", worst,
+                 worst <= 0.05,
                  fmt::format("w_KQ {:.4g} (w* {}), w_V1 {:.4g}, w_V2 {:.4g}, p2 {:.3g} at t = {:.4g}",
                              L2.col("ind.wkq").back(), wstar, L2.col("ind.value").back(), L2.col("pos.value").back(),
                              L2.col("pos.slope").back(), L2.t.back())});
@@ -228,12 +237,13 @@ std::vector<Claim> claims(ReproContext& c) {
     const double lb = L2.col("loss").back(), ld = D2.col("loss").back();
     const double agree = std::max(std::abs(tb / td - 1), std::abs(lb / ld - 1));
     PhaseSegmentation pd = layer2_phases(D2);
-    out.push_back({"the stiff integrator needs fewer gradient evaluations", "cvode-bdf / dopri5 evaluations, layer 2 "
-                   "to t = 1e4 at the same tolerances (< 1); T(w_KQ = w*/2) and final loss agree within 2%", eb / ed,
-                   eb < ed && agree <= 0.02,
+    out.push_back({"the stiff integrator needs fewer gradient evaluations",
+                   "cvode-bdf / dopri5 evaluations, layer 2 "
+                   "to t = 1e4 at the same tolerances (< 1); T(w_KQ = w*/2) and final loss agree within 2%",
+                   eb / ed, eb < ed && agree <= 0.02,
                    fmt::format("cvode-bdf {} vs dopri5 {} evaluations; w_KQ = w*/2 at t = {:.5g} vs {:.5g}; final loss "
-                               "{:.5g} vs {:.5g}; steepest descent at t = {:.4g} vs {:.4g}", eb, ed, tb, td, lb, ld,
-                               tr.steepest, pd.found ? pd.transitions[0].steepest : NAN)});
+                               "{:.5g} vs {:.5g}; steepest descent at t = {:.4g} vs {:.4g}",
+                               eb, ed, tb, td, lb, ld, tr.steepest, pd.found ? pd.transitions[0].steepest : NAN)});
     integ["dopri5_layer2_evals"] = ed;
     c.extra["runs"] = variants_json(c, variants(false));
   }
@@ -248,8 +258,9 @@ Reproduction wang2024_mixed_target() {
   Reproduction r;
   r.name = "wang2024-mixed-target";
   r.paper = "Wang, Yu, E & Wu 2024";
-  r.description = "six-parameter two-layer model, layer-wise gradient flow: fast 4-gram fit, plateau, abrupt induction "
-                  "head, convergence; cvode-bdf vs dopri5 evaluations";
+  r.description =
+      "six-parameter two-layer model, layer-wise gradient flow: fast 4-gram fit, plateau, abrupt induction "
+      "head, convergence; cvode-bdf vs dopri5 evaluations";
   r.runtime = "34 min with the dopri5 variant (main run 7.6 min; CPU 10 min), contended 2 cores; --quick 25 s";
   r.config_toml = kWang2024MixedTargetConfig;
   r.quick_overrides = {"data.train_size=2000", "data.val_size=500", "stages.0.segments_per_decade=10",

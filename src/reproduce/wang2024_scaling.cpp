@@ -36,8 +36,8 @@ struct Point {
 
 std::vector<Point> points(bool quick) {
   std::vector<Point> p;
-  const std::vector<double> sigmas = quick ? std::vector<double>{1e-3, 1e-2, 1e-1}
-                                           : std::vector<double>{1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1};
+  const std::vector<double> sigmas =
+      quick ? std::vector<double>{1e-3, 1e-2, 1e-1} : std::vector<double>{1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1};
   const std::vector<double> alphas = quick ? std::vector<double>{0.4, 0.6} : std::vector<double>{0.3, 0.4, 0.6, 0.7};
   for (double s : sigmas) p.push_back({fmt::format("sigma={}", s), s, 0.5});
   for (double a : alphas) p.push_back({fmt::format("alpha={}", a), 0.01, a});
@@ -47,8 +47,9 @@ std::vector<Point> points(bool quick) {
 std::vector<Variant> variants(bool quick) {
   std::vector<Variant> v;
   for (auto& p : points(quick))
-    v.push_back({p.name, {fmt::format("model.sigma_init={}", p.sigma), fmt::format("task.alpha_star={}", p.alpha),
-                          fmt::format("name=\"wang2024-plateau-{}\"", p.name)}});
+    v.push_back({p.name,
+                 {fmt::format("model.sigma_init={}", p.sigma), fmt::format("task.alpha_star={}", p.alpha),
+                  fmt::format("name=\"wang2024-plateau-{}\"", p.name)}});
   return v;
 }
 
@@ -89,24 +90,30 @@ std::vector<Claim> claims(ReproContext& c) {
     } else {
       agree_detail += fmt::format("{}{}: {:.4g} vs no plateau found", agree_detail.empty() ? "" : ", ", p.name, T);
     }
-    table.push_back({{"run", p.name}, {"sigma_init", p.sigma}, {"alpha_star", p.alpha}, {"T_IH", T},
+    table.push_back({{"run", p.name},
+                     {"sigma_init", p.sigma},
+                     {"alpha_star", p.alpha},
+                     {"T_IH", T},
                      {"steepest_descent", seg.found ? steep : NAN},
                      {"plateau_start", seg.found ? seg.plateaus[0].start : NAN},
-                     {"plateau_end", seg.found ? seg.plateaus[0].end : NAN}, {"summary", seg.summary()}});
+                     {"plateau_end", seg.found ? seg.plateaus[0].end : NAN},
+                     {"summary", seg.summary()}});
     if (p.alpha == 0.5) sx.push_back(p.sigma), sy.push_back(T);
     if (p.sigma == 0.01) ax.push_back(p.alpha), ay.push_back(T);
   }
-  const double runs = double(points(c.quick).size()), emerged = runs - double(std::count(missing.begin(), missing.end(), ' '));
+  const double runs = double(points(c.quick).size()),
+               emerged = runs - double(std::count(missing.begin(), missing.end(), ' '));
   out.push_back({"the induction head emerges in every run", "w_KQ reaches w*/2 in each run (count)", emerged,
                  missing.empty(), missing.empty() ? "" : "not in:" + missing});
-  out.push_back({"T_IH agrees with the segmented transition", "|ln(steepest descent / T_IH)| <= 0.2 where a plateau is found",
-                 worst_agree, worst_agree <= 0.2, "T_IH (w_KQ = w*/2) vs steepest descent: " + agree_detail});
+  out.push_back({"T_IH agrees with the segmented transition",
+                 "|ln(steepest descent / T_IH)| <= 0.2 where a plateau is found", worst_agree, worst_agree <= 0.2,
+                 "T_IH (w_KQ = w*/2) vs steepest descent: " + agree_detail});
   // Plateau length against sigma_init.
   const double rho = spearman(sx, sy);
   std::string pts;
   for (size_t i = 0; i < sx.size(); ++i) pts += fmt::format("{}sigma {}: T_IH {:.4g}", i ? ", " : "", sx[i], sy[i]);
-  out.push_back({"the plateau lengthens as sigma_init shrinks", "Spearman(sigma_init, T_IH) = -1", rho, rho <= -0.999,
-                 pts});
+  out.push_back(
+      {"the plateau lengthens as sigma_init shrinks", "Spearman(sigma_init, T_IH) = -1", rho, rho <= -0.999, pts});
   std::vector<double> lninv, lnsig, lnT;
   for (size_t i = 0; i < sx.size(); ++i)
     lninv.push_back(std::log(1 / sx[i])), lnsig.push_back(std::log(sx[i])), lnT.push_back(std::log(sy[i]));
@@ -124,19 +131,28 @@ std::vector<Claim> claims(ReproContext& c) {
     apts += fmt::format("{}alpha* {}: T_IH {:.4g}", i ? ", " : "", ax[i], ay[i]);
     lna.push_back(std::log(1 / (1 - ax[i]))), lnTa.push_back(std::log(ay[i]));
   }
-  out.push_back({"a larger alpha* delays the induction head", "Spearman(alpha*, T_IH) = +1", rho_a, rho_a >= 0.999, apts});
+  out.push_back(
+      {"a larger alpha* delays the induction head", "Spearman(alpha*, T_IH) = +1", rho_a, rho_a >= 0.999, apts});
   LineFitCI af = fit_line_ci(lna, lnTa);
-  out.push_back({"T_IH ~ (1 - alpha*)^-k", "fitted k > 1 (spec: about 1.91; theory 2)", af.fit.slope,
-                 af.fit.slope > 1,
+  out.push_back({"T_IH ~ (1 - alpha*)^-k", "fitted k > 1 (spec: about 1.91; theory 2)", af.fit.slope, af.fit.slope > 1,
                  fmt::format("k = {:.3g} [{:.3g}, {:.3g}] (95%), R^2 {:.4f}", af.fit.slope, af.slope_lo, af.slope_hi,
                              af.fit.r2)});
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  c.extra["plateau_scaling"] = {
-      {"points", table},
-      {"sigma_law", {{"form", "T_IH = a ln(1/sigma_init) + b"}, {"a", lin.fit.slope}, {"a_lo", num(lin.slope_lo)},
-                     {"a_hi", num(lin.slope_hi)}, {"b", lin.fit.intercept}, {"r2", lin.fit.r2}}},
-      {"alpha_law", {{"form", "ln T_IH = k ln(1/(1 - alpha*)) + c"}, {"k", af.fit.slope}, {"k_lo", num(af.slope_lo)},
-                     {"k_hi", num(af.slope_hi)}, {"c", af.fit.intercept}, {"r2", af.fit.r2}}}};
+  c.extra["plateau_scaling"] = {{"points", table},
+                                {"sigma_law",
+                                 {{"form", "T_IH = a ln(1/sigma_init) + b"},
+                                  {"a", lin.fit.slope},
+                                  {"a_lo", num(lin.slope_lo)},
+                                  {"a_hi", num(lin.slope_hi)},
+                                  {"b", lin.fit.intercept},
+                                  {"r2", lin.fit.r2}}},
+                                {"alpha_law",
+                                 {{"form", "ln T_IH = k ln(1/(1 - alpha*)) + c"},
+                                  {"k", af.fit.slope},
+                                  {"k_lo", num(af.slope_lo)},
+                                  {"k_hi", num(af.slope_hi)},
+                                  {"c", af.fit.intercept},
+                                  {"r2", af.fit.r2}}}};
   std::vector<double> one_minus;
   for (double a : ax) one_minus.push_back(1 - a);
   c.extra["scaling"] = {scaling_fit_json("T_IH vs sigma_init", "model.sigma_init", "T_IH", sx, sy),
@@ -162,7 +178,8 @@ Reproduction wang2024_plateau_scaling() {
   };
   replace("train_size = 20000", "train_size = 5000");
   replace("name = \"wang2024-mixed-target\"", "name = \"wang2024-plateau-scaling\"");
-  r.quick_overrides = {"data.train_size=1000", "data.val_size=200", "stages.0.time=1000.0", "stages.1.time=3000.0",
+  r.quick_overrides = {"data.train_size=1000",           "data.val_size=200",
+                       "stages.0.time=1000.0",           "stages.1.time=3000.0",
                        "stages.0.segments_per_decade=5", "stages.1.segments_per_decade=20"};
   r.run = run_points;
   r.evaluate = claims;

@@ -15,13 +15,13 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
   b.feature_dim = feature_dim;
   const int64_t row_features = length * feature_dim;  // floats per sequence
   IHLAB_CHECK(int64_t(features.size()) == size * row_features,
-              "batch: {} features for {} sequences of {} x {} (expected size * length * feature_dim)",
-              features.size(), size, length, feature_dim);
+              "batch: {} features for {} sequences of {} x {} (expected size * length * feature_dim)", features.size(),
+              size, length, feature_dim);
   b.features.reserve(b.size * row_features);
   b.value_dim = value_dim;
   IHLAB_CHECK(int64_t(values.size()) == size * value_dim,
-              "batch: {} target values for {} sequences (expected size * value_dim = {} * {})", values.size(),
-              size, size, value_dim);
+              "batch: {} target values for {} sequences (expected size * value_dim = {} * {})", values.size(), size,
+              size, value_dim);
   b.values.reserve(b.size * value_dim);
   b.part_names = part_names;
   const int64_t row_parts = int64_t(part_names.size()) * std::max<int64_t>(value_dim, 1);
@@ -39,8 +39,7 @@ Batch Batch::select(const std::vector<int64_t>& rows) const {
     IHLAB_CHECK(r >= 0 && r < size, "batch: row {} out of range [0, {})", r, size);
     b.tokens.insert(b.tokens.end(), tokens.begin() + r * length, tokens.begin() + (r + 1) * length);
     b.targets.insert(b.targets.end(), targets.begin() + r * length, targets.begin() + (r + 1) * length);
-    b.features.insert(b.features.end(), features.begin() + r * row_features,
-                      features.begin() + (r + 1) * row_features);
+    b.features.insert(b.features.end(), features.begin() + r * row_features, features.begin() + (r + 1) * row_features);
     b.values.insert(b.values.end(), values.begin() + r * value_dim, values.begin() + (r + 1) * value_dim);
     b.parts.insert(b.parts.end(), parts.begin() + r * row_parts, parts.begin() + (r + 1) * row_parts);
     b.candidates.insert(b.candidates.end(), candidates.begin() + r * row_candidates,

@@ -9,8 +9,8 @@
 namespace ihlab {
 
 struct Batch {
-  int64_t size = 0;    // sequences
-  int64_t length = 0;  // tokens per sequence
+  int64_t size = 0;              // sequences
+  int64_t length = 0;            // tokens per sequence
   std::vector<int32_t> tokens;   // [size, length]
   std::vector<int32_t> targets;  // [size, length]; -1 where a position has no target
   // Continuous inputs (tasks whose items are vectors, e.g. "bursty"): 0 and empty for token-only

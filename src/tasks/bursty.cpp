@@ -80,8 +80,7 @@ int zipf_draw_excluding(const BurstyWorld& w, const std::vector<int>& excluded, 
     if (!taken(c)) return c;
   }
   std::vector<double> p(w.zipf_cdf.size());
-  for (size_t c = 0; c < p.size(); ++c)
-    p[c] = taken(int(c)) ? 0.0 : w.zipf_cdf[c] - (c ? w.zipf_cdf[c - 1] : 0.0);
+  for (size_t c = 0; c < p.size(); ++c) p[c] = taken(int(c)) ? 0.0 : w.zipf_cdf[c] - (c ? w.zipf_cdf[c - 1] : 0.0);
   return rs.categorical(p.data(), int(p.size()));
 }
 
@@ -92,14 +91,13 @@ void add_item(BurstySequence& s, const double* prototype, double noise, int dim,
 
 }  // namespace
 
-BurstySequence sample_bursty_sequence(const BurstyConfig& cfg, const BurstyWorld& w, BurstySet set,
-                                      RandomStream& rs) {
+BurstySequence sample_bursty_sequence(const BurstyConfig& cfg, const BurstyWorld& w, BurstySet set, RandomStream& rs) {
   const int N = cfg.pairs, groups = N / cfg.burstiness, D = cfg.dim;
   BurstySequence s;
   s.items.reserve(size_t(N + 1) * D);
-  std::vector<int> context;            // [N] classes in order
-  std::vector<double> novel;           // [groups, D] prototypes of novel classes
-  std::vector<int32_t> novel_labels;   // [groups]
+  std::vector<int> context;           // [N] classes in order
+  std::vector<double> novel;          // [groups, D] prototypes of novel classes
+  std::vector<int32_t> novel_labels;  // [groups]
   int query = 0;
   bool bursty = set != BurstySet::InWeights && (set == BurstySet::InContext || rs.uniform() < cfg.p_bursty);
   s.bursty = bursty;

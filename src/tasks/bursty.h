@@ -34,17 +34,17 @@ constexpr auto enum_choices(BurstyTargets) {
 }
 
 struct BurstyConfig {
-  int classes = 128;         // K
-  int labels = 32;           // L
-  int pairs = 8;             // N
-  int dim = 63;              // D
-  double noise = 0.1;        // within-class noise scale
-  int burstiness = 4;        // B: copies of each class in a bursty context; divides N
-  double p_bursty = 0.9;     // fraction of bursty training sequences
-  double zipf_exponent = 1;  // 0 = uniform class frequencies
+  int classes = 128;                             // K
+  int labels = 32;                               // L
+  int pairs = 8;                                 // N
+  int dim = 63;                                  // D
+  double noise = 0.1;                            // within-class noise scale
+  int burstiness = 4;                            // B: copies of each class in a bursty context; divides N
+  double p_bursty = 0.9;                         // fraction of bursty training sequences
+  double zipf_exponent = 1;                      // 0 = uniform class frequencies
   BurstyTargets targets = BurstyTargets::Query;  // all: every item's label is a target, not only the query's
 
-  void validate() const;     // throws ihlab::Error naming the key (task.pairs, ...)
+  void validate() const;  // throws ihlab::Error naming the key (task.pairs, ...)
   bool all_targets() const { return targets == BurstyTargets::All; }
   template <class V>
   void fields(V& v) {
@@ -82,10 +82,10 @@ inline constexpr uint64_t kWorldSubstream = ~uint64_t(0);  // never a training s
 
 // One sequence before it is laid out in a Batch.
 struct BurstySequence {
-  std::vector<int> classes;      // [pairs + 1]; the last is the query's; novel classes are >= K
-  std::vector<int32_t> labels;   // [pairs + 1]
-  std::vector<float> items;      // [pairs + 1, dim]
-  bool bursty = false;           // drawn from the bursty branch (always for the eval sets)
+  std::vector<int> classes;     // [pairs + 1]; the last is the query's; novel classes are >= K
+  std::vector<int32_t> labels;  // [pairs + 1]
+  std::vector<float> items;     // [pairs + 1, dim]
+  bool bursty = false;          // drawn from the bursty branch (always for the eval sets)
 };
 
 BurstySequence sample_bursty_sequence(const BurstyConfig& cfg, const BurstyWorld& world, BurstySet set,

@@ -33,8 +33,8 @@ Batch BurstyTask::layout(const std::vector<BurstySequence>& seqs) const {
   b.size = n;
   b.length = L;
   b.feature_dim = D;
-  b.tokens.assign(n * L, 0);                  // [n, L]
-  b.targets.assign(n * L, -1);                // [n, L]
+  b.tokens.assign(n * L, 0);                   // [n, L]
+  b.targets.assign(n * L, -1);                 // [n, L]
   b.features.assign(size_t(n * L * D), 0.0f);  // [n, L, D]
   for (int64_t r = 0; r < n; ++r) {
     const BurstySequence& s = seqs[r];

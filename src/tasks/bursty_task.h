@@ -37,8 +37,7 @@ class BurstyTask : public Task {
   Scalars reference_losses(const Batch& b) const override;
 
   // The sequences behind a batch (class ids, labels), for tests and analyses.
-  std::vector<BurstySequence> sequences(BurstySet set, int64_t n, uint64_t seed, StreamKind kind,
-                                        uint64_t index) const;
+  std::vector<BurstySequence> sequences(BurstySet set, int64_t n, uint64_t seed, StreamKind kind, uint64_t index) const;
   // In-context copy prediction over the L labels for the item at `pos` (an ITEM position) of row r.
   std::vector<double> copy_prediction(const Batch& b, int64_t r, int64_t pos) const;
   const BurstyConfig& config() const { return cfg_; }

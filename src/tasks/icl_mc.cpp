@@ -14,8 +14,7 @@ IclMcVariant parse_icl_mc_variant(const std::string& s) { return parse_enum<IclM
 const char* icl_mc_variant_name(IclMcVariant v) { return enum_name(v); }
 
 void IclMcConfig::validate() const {
-  IHLAB_CHECK(states >= 2 && states <= 4096, "task.states = {} is out of range (allowed: 2 <= states <= 4096)",
-              states);
+  IHLAB_CHECK(states >= 2 && states <= 4096, "task.states = {} is out of range (allowed: 2 <= states <= 4096)", states);
   IHLAB_CHECK(order >= 2 && order <= 16, "task.order = {} is out of range (allowed: 2 <= order <= 16)", order);
   IHLAB_CHECK(length >= order && length <= 1 << 20,
               "task.length = {} is out of range (allowed: order = {} <= length <= {}: the first order-1 "
@@ -180,8 +179,7 @@ std::vector<int32_t> sample_tokens(const IclMcChain& chain, int length, RandomSt
   std::vector<int32_t> seq(length);
   const int64_t s0 = rs.categorical(chain.stationary.data(), int(m));
   for (int t = 0; t < order - 1; ++t) seq[t] = tuple_token(s0, t, order, k);
-  for (int i = order - 1; i < length; ++i)
-    seq[i] = rs.categorical(K.row(context_index(seq, i, K.parents, k)), k);
+  for (int i = order - 1; i < length; ++i) seq[i] = rs.categorical(K.row(context_index(seq, i, K.parents, k)), k);
   return seq;
 }
 

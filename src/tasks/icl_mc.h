@@ -45,10 +45,10 @@ IclMcVariant parse_icl_mc_variant(const std::string& s);
 const char* icl_mc_variant_name(IclMcVariant v);
 
 struct IclMcConfig {
-  int states = 3;     // k
-  int length = 101;   // tokens per sequence: x_0 and T = 100 more
-  int order = 2;      // n: the next token depends on the previous n - 1
-  double alpha = 1.0; // Dirichlet concentration (of the rows, or of the permutation weights)
+  int states = 3;      // k
+  int length = 101;    // tokens per sequence: x_0 and T = 100 more
+  int order = 2;       // n: the next token depends on the previous n - 1
+  double alpha = 1.0;  // Dirichlet concentration (of the rows, or of the permutation weights)
   IclMcVariant variant = IclMcVariant::Standard;
 
   template <class V>
@@ -63,8 +63,8 @@ struct IclMcConfig {
       "rows)");
   }
 
-  void validate() const;  // throws ihlab::Error naming the key (task.states, ...)
-  int64_t contexts() const;  // k^{n-1}
+  void validate() const;             // throws ihlab::Error naming the key (task.states, ...)
+  int64_t contexts() const;          // k^{n-1}
   std::vector<int> parents() const;  // {-1, ..., -(n-1)}
 };
 

@@ -58,7 +58,7 @@ class IclMcTask : public Task {
                                                        uint64_t seed = kExpectationSeed) const;
   const IclMcConfig& config() const { return cfg_; }
 
-  static constexpr uint64_t kExpectationSeed = 0x1C1AC;       // the fixed stream of ref.oracle
+  static constexpr uint64_t kExpectationSeed = 0x1C1AC;             // the fixed stream of ref.oracle
   static constexpr uint64_t kExpectationIndex = uint64_t(1) << 62;  // never a training step
 
  private:

@@ -32,9 +32,7 @@ Eigen::MatrixXd haar_columns(int64_t n, int64_t k, RandomStream& rs) {
 ItemVectors parse_item_vectors(const std::string& s) { return parse_enum<ItemVectors>(s, "task.vectors"); }
 ItemPositions parse_item_positions(const std::string& s) { return parse_enum<ItemPositions>(s, "task.positions"); }
 QueryIndex parse_query_index(const std::string& s) { return parse_enum<QueryIndex>(s, "task.query"); }
-QueryPosition parse_query_position(const std::string& s) {
-  return parse_enum<QueryPosition>(s, "task.query_position");
-}
+QueryPosition parse_query_position(const std::string& s) { return parse_enum<QueryPosition>(s, "task.query_position"); }
 
 void ItemLabelConfig::validate() const {
   IHLAB_CHECK(pairs >= 1 && pairs <= 4096, "config: key 'task.pairs' = {} is out of range (allowed: 1 .. 4096)", pairs);
@@ -87,11 +85,11 @@ Batch ItemLabelTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t 
   b.value_dim = D;
   b.tokens.assign(n * L, 0);
   b.targets.assign(n * L, -1);
-  b.features.assign(size_t(n * L * F), 0.0f);  // [n, L, 2D]
-  b.values.assign(size_t(n * D), 0.0);         // [n, D]
-  b.num_candidates = N;                          // the N labels in context, for cross-entropy
-  b.candidates.assign(size_t(n * N * D), 0.0);   // [n, N, D]
-  b.candidate_target.assign(size_t(n), 0);       // [n] = q
+  b.features.assign(size_t(n * L * F), 0.0f);   // [n, L, 2D]
+  b.values.assign(size_t(n * D), 0.0);          // [n, D]
+  b.num_candidates = N;                         // the N labels in context, for cross-entropy
+  b.candidates.assign(size_t(n * N * D), 0.0);  // [n, N, D]
+  b.candidate_target.assign(size_t(n), 0);      // [n] = q
   parallel_for(n, 8, [&](int64_t lo, int64_t hi) {
     std::vector<double> mp(D);
     for (int64_t r = lo; r < hi; ++r) {
@@ -106,9 +104,12 @@ Batch ItemLabelTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t 
         for (auto& v : vec) v = s * rs.normal();
       }
       std::vector<double> pos;  // [N+1, D]
-      if (cfg_.positions == ItemPositions::Random) pos = orthonormal_rows(N + 1, D, rs);
-      else if (cfg_.positions == ItemPositions::Fixed) pos = fixed_positions_;
-      else pos.assign((N + 1) * D, 0.0);
+      if (cfg_.positions == ItemPositions::Random)
+        pos = orthonormal_rows(N + 1, D, rs);
+      else if (cfg_.positions == ItemPositions::Fixed)
+        pos = fixed_positions_;
+      else
+        pos.assign((N + 1) * D, 0.0);
       const int64_t q = cfg_.query == QueryIndex::Last         ? N - 1
                         : cfg_.query == QueryIndex::Stratified ? r % N
                                                                : rs.randint(N);

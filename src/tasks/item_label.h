@@ -46,7 +46,8 @@ enum class ItemPositions { Random, Fixed, None };
 enum class QueryIndex { Uniform, Last, Stratified };
 enum class QueryPosition { Own, Answer };
 constexpr auto enum_choices(ItemVectors) {
-  return std::array<EnumChoice<ItemVectors>, 2>{{{ItemVectors::Gaussian, "gaussian"}, {ItemVectors::Orthonormal, "orthonormal"}}};
+  return std::array<EnumChoice<ItemVectors>, 2>{
+      {{ItemVectors::Gaussian, "gaussian"}, {ItemVectors::Orthonormal, "orthonormal"}}};
 }
 constexpr auto enum_choices(ItemPositions) {
   using P = ItemPositions;

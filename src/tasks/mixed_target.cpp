@@ -7,8 +7,10 @@
 namespace ihlab {
 
 MixedTargetTask::MixedTargetTask(MixedTargetConfig cfg) : cfg_(cfg) {
-  IHLAB_CHECK(cfg.length >= 4, "config: key 'task.length' = {} is out of range (allowed: length >= 4, so that "
-              "x_{{L-2}} and at least one induction key exist)", cfg.length);
+  IHLAB_CHECK(cfg.length >= 4,
+              "config: key 'task.length' = {} is out of range (allowed: length >= 4, so that "
+              "x_{{L-2}} and at least one induction key exist)",
+              cfg.length);
   IHLAB_CHECK(cfg.dim >= 1, "config: key 'task.dim' = {} is out of range (allowed: dim >= 1)", cfg.dim);
   IHLAB_CHECK(cfg.slots >= 1, "config: key 'task.slots' = {} is out of range (allowed: slots >= 1)", cfg.slots);
   IHLAB_CHECK(cfg.alpha_star >= 0 && cfg.alpha_star <= 1,

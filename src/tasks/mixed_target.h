@@ -31,11 +31,11 @@
 namespace ihlab {
 
 struct MixedTargetConfig {
-  int64_t length = 20;     // L >= 4
-  int64_t dim = 1;         // d: token dimension
-  int64_t slots = 2;       // blocks of d feature coordinates per position (>= 1)
-  double w_star = 2.0;     // inverse temperature of the target induction head
-  double alpha_star = 0.5; // weight of the 4-gram component, in [0, 1]
+  int64_t length = 20;      // L >= 4
+  int64_t dim = 1;          // d: token dimension
+  int64_t slots = 2;        // blocks of d feature coordinates per position (>= 1)
+  double w_star = 2.0;      // inverse temperature of the target induction head
+  double alpha_star = 0.5;  // weight of the 4-gram component, in [0, 1]
 
   template <class V>
   void fields(V& v) {

@@ -24,7 +24,7 @@ namespace ihlab {
 
 struct MixedTokensConfig {
   int64_t vocab = 16;
-  int64_t length = 20;     // L >= 4
+  int64_t length = 20;  // L >= 4
   double alpha_star = 0.5;
 
   template <class V>

@@ -27,9 +27,8 @@ void NgramMarkovConfig::validate() const {
     IHLAB_CHECK(p < 0, "ngram_markov: parents contains {}; allowed: negative offsets (e.g. -1, -2)", p);
     IHLAB_CHECK(seen.insert(p).second, "ngram_markov: parents lists {} twice; allowed: distinct offsets", p);
   }
-  IHLAB_CHECK(length > max_lag(),
-              "ngram_markov: length = {} is invalid; allowed: an integer > max|parent| = {}", length,
-              max_lag());
+  IHLAB_CHECK(length > max_lag(), "ngram_markov: length = {} is invalid; allowed: an integer > max|parent| = {}",
+              length, max_lag());
   IHLAB_CHECK(alpha > 0, "ngram_markov: alpha = {} is invalid; allowed: a number > 0", alpha);
   num_contexts(vocab, int(parents.size()));  // throws when the kernel table would be too large
 }
@@ -38,8 +37,7 @@ int64_t num_contexts(int vocab, int n_parents) {
   int64_t n = 1;
   for (int k = 0; k < n_parents; ++k) {
     n *= vocab;
-    IHLAB_CHECK(n <= kMaxNgramContexts,
-                "ngram_markov: vocab^|parents| = {}^{} exceeds the limit of {} contexts", vocab,
+    IHLAB_CHECK(n <= kMaxNgramContexts, "ngram_markov: vocab^|parents| = {}^{} exceeds the limit of {} contexts", vocab,
                 n_parents, kMaxNgramContexts);
   }
   return n;
@@ -60,8 +58,7 @@ MarkovKernel sample_kernel(const NgramMarkovConfig& cfg, RandomStream& rs) {
 
 std::vector<int> sample_sequence(const MarkovKernel& kernel, int total_len, RandomStream& rs) {
   int lag = kernel.max_lag();
-  IHLAB_CHECK(total_len > lag, "ngram_markov: sequence length {} must exceed max|parent| = {}",
-              total_len, lag);
+  IHLAB_CHECK(total_len > lag, "ngram_markov: sequence length {} must exceed max|parent| = {}", total_len, lag);
   static_assert(std::is_same_v<int, int32_t>, "context_index reads int sequences as int32");
   std::vector<int> seq(total_len);
   for (int i = 0; i < lag; ++i) seq[i] = int32_t(rs.randint(kernel.vocab));
@@ -72,8 +69,7 @@ std::vector<int> sample_sequence(const MarkovKernel& kernel, int total_len, Rand
   return seq;
 }
 
-NgramBatch sample_batch(const NgramMarkovConfig& cfg, int batch, uint64_t seed, StreamKind kind,
-                        uint64_t stream_id) {
+NgramBatch sample_batch(const NgramMarkovConfig& cfg, int batch, uint64_t seed, StreamKind kind, uint64_t stream_id) {
   cfg.validate();
   IHLAB_CHECK(batch >= 0, "ngram_markov: batch = {} is invalid; allowed: >= 0", batch);
   NgramBatch out;

@@ -16,11 +16,11 @@
 namespace ihlab {
 
 struct NgramMarkovConfig {
-  int vocab = 3;                    // d
-  int length = 100;                 // L: tokens the model sees; sequences hold L+1
+  int vocab = 3;                        // d
+  int length = 100;                     // L: tokens the model sees; sequences hold L+1
   std::vector<int> parents = {-1, -2};  // negative offsets, distinct, in the order that indexes contexts
-  double alpha = 0.1;               // Dirichlet concentration of every kernel row
-  bool all_positions = false;       // every position is a target, not only x_{L+1} (same tokens)
+  double alpha = 0.1;                   // Dirichlet concentration of every kernel row
+  bool all_positions = false;           // every position is a target, not only x_{L+1} (same tokens)
 
   template <class V>
   void fields(V& v) {
@@ -29,8 +29,7 @@ struct NgramMarkovConfig {
     v("parents", parents, "parent offsets (negative, distinct); the first is the least significant context digit",
       in(-4096, -1));
     v("alpha", alpha, "Dirichlet concentration of every kernel row", above(0).at_most(1e6));
-    v("all_positions", all_positions,
-      "every column c >= 1 is a target (x_{c+1} from x_1..x_c), not only the last");
+    v("all_positions", all_positions, "every column c >= 1 is a target (x_{c+1} from x_1..x_c), not only the last");
   }
 
   // Throws ihlab::Error naming the key, the value and what is allowed.
@@ -47,8 +46,7 @@ int64_t num_contexts(int vocab, int n_parents);
 // Index of the parent context of position i in `seq` (0-based positions):
 //   ctx = sum_k seq[i + parents[k]] * vocab^k,
 // i.e. the FIRST listed parent is the least significant digit. Requires i >= max|parent|.
-inline int64_t context_index(std::span<const int32_t> seq, int64_t i, const std::vector<int>& parents,
-                             int vocab) {
+inline int64_t context_index(std::span<const int32_t> seq, int64_t i, const std::vector<int>& parents, int vocab) {
   int64_t ctx = 0, place = 1;
   for (int p : parents) {
     ctx += int64_t(seq[i + p]) * place;
@@ -77,19 +75,16 @@ std::vector<int> sample_sequence(const MarkovKernel& kernel, int total_len, Rand
 
 struct NgramBatch {
   int batch = 0;
-  int length = 0;                // L
-  std::vector<int32_t> tokens;   // [batch, length+1] row-major; the last column is the target
+  int length = 0;               // L
+  std::vector<int32_t> tokens;  // [batch, length+1] row-major; the last column is the target
 
   int row_len() const { return length + 1; }
-  std::span<const int32_t> row(int b) const {
-    return {tokens.data() + int64_t(b) * row_len(), size_t(row_len())};
-  }
+  std::span<const int32_t> row(int b) const { return {tokens.data() + int64_t(b) * row_len(), size_t(row_len())}; }
 };
 
 // Sequence b draws its own kernel and then its tokens from RandomStream(seed, kind, stream_id, b),
 // so row b is the same whatever the thread count and whatever the batch size (a batch of 10 starts
 // with the batch of 5). Generated in parallel.
-NgramBatch sample_batch(const NgramMarkovConfig& cfg, int batch, uint64_t seed, StreamKind kind,
-                        uint64_t stream_id);
+NgramBatch sample_batch(const NgramMarkovConfig& cfg, int batch, uint64_t seed, StreamKind kind, uint64_t stream_id);
 
 }  // namespace ihlab

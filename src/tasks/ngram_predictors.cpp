@@ -108,8 +108,7 @@ void add_sequence_losses(const AddAlphaPredictor& pred, std::span<const int32_t>
 }
 }  // namespace
 
-std::vector<double> per_position_cross_entropy(const AddAlphaPredictor& pred,
-                                               const NgramBatch& batch) {
+std::vector<double> per_position_cross_entropy(const AddAlphaPredictor& pred, const NgramBatch& batch) {
   pred.validate();
   const int L = batch.length;
   std::vector<double> mean(L, 0.0);  // [length]

@@ -42,7 +42,6 @@ double mean_cross_entropy(const AddAlphaPredictor& pred, const NgramBatch& batch
 // [length]: entry t-1 (t = 1..L) is the mean over sequences of -log p(x_{t+1} | x_1..x_t), the
 // loss at every target position when all_positions is set. The last entry equals
 // mean_cross_entropy. Counts are updated incrementally, so the cost is O(L) per sequence.
-std::vector<double> per_position_cross_entropy(const AddAlphaPredictor& pred,
-                                               const NgramBatch& batch);
+std::vector<double> per_position_cross_entropy(const AddAlphaPredictor& pred, const NgramBatch& batch);
 
 }  // namespace ihlab

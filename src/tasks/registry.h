@@ -31,7 +31,7 @@ TaskEntry task_entry(std::string name, std::string description) {
 }
 
 const std::vector<TaskEntry>& task_registry();
-const TaskEntry& find_task(const std::string& name);     // throws naming task.name and the known tasks
+const TaskEntry& find_task(const std::string& name);              // throws naming task.name and the known tasks
 std::unique_ptr<Task> make_task(const nlohmann::json& task_cfg);  // task_cfg = resolved [task]
 
 // The typed configuration of a resolved [task] table (e.g. a reproduction reading its run's task).

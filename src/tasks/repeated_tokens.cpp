@@ -9,10 +9,10 @@
 namespace ihlab {
 
 void RepeatedTokensConfig::validate() const {
-  IHLAB_CHECK(vocab >= 2 && vocab <= 1 << 20, "task.vocab = {} is out of range (allowed: 2 <= vocab <= {})",
-              vocab, 1 << 20);
-  IHLAB_CHECK(block >= 1 && block <= 1 << 20, "task.block = {} is out of range (allowed: 1 <= block <= {})",
-              block, 1 << 20);
+  IHLAB_CHECK(vocab >= 2 && vocab <= 1 << 20, "task.vocab = {} is out of range (allowed: 2 <= vocab <= {})", vocab,
+              1 << 20);
+  IHLAB_CHECK(block >= 1 && block <= 1 << 20, "task.block = {} is out of range (allowed: 1 <= block <= {})", block,
+              1 << 20);
   IHLAB_CHECK(repeats >= 2 && repeats <= 1 << 20,
               "task.repeats = {} is out of range (allowed: 2 <= repeats <= {}; it counts the copies of the block)",
               repeats, 1 << 20);
@@ -42,8 +42,8 @@ Batch RepeatedTokensTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint
   Batch b;
   b.size = n;
   b.length = L;
-  b.tokens.resize(n * L);        // [n, L]
-  b.targets.assign(n * L, -1);   // [n, L]
+  b.tokens.resize(n * L);       // [n, L]
+  b.targets.assign(n * L, -1);  // [n, L]
   parallel_for(n, 64, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       RandomStream rng(seed, kind, index, uint64_t(r));
@@ -73,13 +73,12 @@ std::vector<ReferencePrediction> RepeatedTokensTask::predictions(const Batch& b)
       double* pu = uni.at(r, i);
       double* po = ora.at(r, i);
       for (int64_t x = 0; x < cfg_.vocab; ++x) pu[x] = u;  // BOS (id vocab) keeps probability 0
-      if (i < R || i + 1 >= end) {  // the first copy and the filler are unpredictable
+      if (i < R || i + 1 >= end) {                         // the first copy and the filler are unpredictable
         for (int64_t x = 0; x < cfg_.vocab; ++x) po[x] = u;
       } else {
         // tokens[i + 1] repeats tokens[i + 1 - block]; the last position continues the pattern.
         int32_t t = b.tokens[r * L + i + 1 - R];
-        IHLAB_CHECK(t >= 0 && t < cfg_.vocab, "repeated-tokens: token {} at position {} is not content",
-                    t, i + 1 - R);
+        IHLAB_CHECK(t >= 0 && t < cfg_.vocab, "repeated-tokens: token {} at position {} is not content", t, i + 1 - R);
         po[t] = 1.0;
       }
     }

@@ -30,13 +30,14 @@ namespace ihlab {
 
 enum class RepeatedTargets { All, Repeats };
 constexpr auto enum_choices(RepeatedTargets) {
-  return std::array<EnumChoice<RepeatedTargets>, 2>{{{RepeatedTargets::All, "all"}, {RepeatedTargets::Repeats, "repeats"}}};
+  return std::array<EnumChoice<RepeatedTargets>, 2>{
+      {{RepeatedTargets::All, "all"}, {RepeatedTargets::Repeats, "repeats"}}};
 }
 
 struct RepeatedTokensConfig {
-  int64_t vocab = 64;     // content tokens; BOS = vocab
-  int64_t block = 25;     // tokens in r (the largest block when block_min > 0)
-  int64_t repeats = 4;    // copies of r (>= 2)
+  int64_t vocab = 64;   // content tokens; BOS = vocab
+  int64_t block = 25;   // tokens in r (the largest block when block_min > 0)
+  int64_t repeats = 4;  // copies of r (>= 2)
   RepeatedTargets targets = RepeatedTargets::All;
   // 0: every block has `block` tokens. Else each sequence draws its block length uniformly from
   // [block_min, block] and pads the end with random filler tokens (no targets), so no fixed

@@ -29,8 +29,9 @@ std::string Checkpointer<T>::save(const TrainPosition& pos, bool stage_end, doub
             {"stage_step", pos.stage_step},
             {"stage_done", stage_end},
             {"rng", {{"seed", spec_.seed}, {"data_index", pos.step}}},
-            {"optimizer", {{"kind", enum_name(spec_.stages[pos.stage].optimizer.kind)},
-                           {"steps_taken", optimizer ? optimizer->steps_taken() : 0}}},
+            {"optimizer",
+             {{"kind", enum_name(spec_.stages[pos.stage].optimizer.kind)},
+              {"steps_taken", optimizer ? optimizer->steps_taken() : 0}}},
             {"flow_evals", pos.flow_evals},
             {"wall_seconds", wall_seconds},
             {"config", spec_.config}};
@@ -68,7 +69,8 @@ Resumed<T> Checkpointer<T>::resume(ParamStore<T>& params) {
   Checkpoint<T> c = load_checkpoint<T>(path);
   IHLAB_CHECK(c.meta.value("config", nlohmann::json()) == spec_.config,
               "resume: checkpoint '{}' was written with a different configuration than this run's; "
-              "resume with the run's own config.toml", path);
+              "resume with the run's own config.toml",
+              path);
   restore_params(c, params);
   Resumed<T> r;
   r.position.step = c.meta.at("step");

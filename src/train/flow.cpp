@@ -13,16 +13,13 @@ constexpr double c2 = 1.0 / 5, c3 = 3.0 / 10, c4 = 4.0 / 5, c5 = 8.0 / 9;
 constexpr double a21 = 1.0 / 5;
 constexpr double a31 = 3.0 / 40, a32 = 9.0 / 40;
 constexpr double a41 = 44.0 / 45, a42 = -56.0 / 15, a43 = 32.0 / 9;
-constexpr double a51 = 19372.0 / 6561, a52 = -25360.0 / 2187, a53 = 64448.0 / 6561,
-                 a54 = -212.0 / 729;
-constexpr double a61 = 9017.0 / 3168, a62 = -355.0 / 33, a63 = 46732.0 / 5247, a64 = 49.0 / 176,
-                 a65 = -5103.0 / 18656;
+constexpr double a51 = 19372.0 / 6561, a52 = -25360.0 / 2187, a53 = 64448.0 / 6561, a54 = -212.0 / 729;
+constexpr double a61 = 9017.0 / 3168, a62 = -355.0 / 33, a63 = 46732.0 / 5247, a64 = 49.0 / 176, a65 = -5103.0 / 18656;
 // 5th-order weights (also row 7 of the tableau, which is why k7 = f(t + h, y_new): FSAL).
-constexpr double b1 = 35.0 / 384, b3 = 500.0 / 1113, b4 = 125.0 / 192, b5 = -2187.0 / 6784,
-                 b6 = 11.0 / 84;
+constexpr double b1 = 35.0 / 384, b3 = 500.0 / 1113, b4 = 125.0 / 192, b5 = -2187.0 / 6784, b6 = 11.0 / 84;
 // e = b(5th) − b*(4th); b* = (5179/57600, 0, 7571/16695, 393/640, −92097/339200, 187/2100, 1/40).
-constexpr double e1 = 71.0 / 57600, e3 = -71.0 / 16695, e4 = 71.0 / 1920, e5 = -17253.0 / 339200,
-                 e6 = 22.0 / 525, e7 = -1.0 / 40;
+constexpr double e1 = 71.0 / 57600, e3 = -71.0 / 16695, e4 = 71.0 / 1920, e5 = -17253.0 / 339200, e6 = 22.0 / 525,
+                 e7 = -1.0 / 40;
 
 constexpr double kSafety = 0.9, kFacMin = 0.2, kFacMax = 5.0;
 
@@ -36,10 +33,9 @@ DormandPrince::DormandPrince(Derivative f, FlowConfig cfg) : f_(std::move(f)), c
   IHLAB_CHECK(bool(f_), "flow: no derivative function given");
   IHLAB_CHECK(cfg_.rtol >= 0, "flow: rtol must be >= 0, got {}", cfg_.rtol);
   IHLAB_CHECK(cfg_.atol > 0, "flow: atol must be > 0, got {}", cfg_.atol);
-  IHLAB_CHECK(cfg_.h_min > 0 && cfg_.h_min <= cfg_.h_max,
-              "flow: need 0 < h_min <= h_max, got h_min {} h_max {}", cfg_.h_min, cfg_.h_max);
-  IHLAB_CHECK(cfg_.h_init >= cfg_.h_min, "flow: h_init {} is below h_min {}", cfg_.h_init,
-              cfg_.h_min);
+  IHLAB_CHECK(cfg_.h_min > 0 && cfg_.h_min <= cfg_.h_max, "flow: need 0 < h_min <= h_max, got h_min {} h_max {}",
+              cfg_.h_min, cfg_.h_max);
+  IHLAB_CHECK(cfg_.h_init >= cfg_.h_min, "flow: h_init {} is below h_min {}", cfg_.h_init, cfg_.h_min);
 }
 
 double DormandPrince::step(FlowState& s, double t_end) {
@@ -54,15 +50,14 @@ double DormandPrince::step(FlowState& s, double t_end) {
   IHLAB_CHECK(all_finite(s.k_last), "flow: derivative is non-finite at t = {}", s.t);
   for (auto* v : {&k2_, &k3_, &k4_, &k5_, &k6_, &k7_, &ytmp_, &ynew_}) v->resize(n);
 
-  const std::vector<double>& y = s.y;        // [n]
-  const std::vector<double>& k1 = s.k_last;  // [n] f(t, y), from the previous step (FSAL)
+  const std::vector<double>& y = s.y;                                 // [n]
+  const std::vector<double>& k1 = s.k_last;                           // [n] f(t, y), from the previous step (FSAL)
   double h_prop = std::min(s.h > 0 ? s.h : cfg_.h_init, cfg_.h_max);  // unclipped proposal
   bool rejected_here = false;
   for (;;) {
-    IHLAB_CHECK(
-        h_prop >= cfg_.h_min,
-        "flow: step size {} fell below h_min {} at t = {} (stiff or non-finite derivative?)",
-        h_prop, cfg_.h_min, s.t);
+    IHLAB_CHECK(h_prop >= cfg_.h_min,
+                "flow: step size {} fell below h_min {} at t = {} (stiff or non-finite derivative?)", h_prop,
+                cfg_.h_min, s.t);
     // Cut the step to land exactly on t_end; t_new is then t_end itself, not s.t + h rounded.
     const double remaining = t_end - s.t;
     const bool clipped = h_prop >= remaining;
@@ -74,15 +69,12 @@ double DormandPrince::step(FlowState& s, double t_end) {
     f_(s.t + c2 * h, ytmp_, k2_);
     for (size_t i = 0; i < n; ++i) ytmp_[i] = y[i] + h * (a31 * k1[i] + a32 * k2_[i]);
     f_(s.t + c3 * h, ytmp_, k3_);
-    for (size_t i = 0; i < n; ++i)
-      ytmp_[i] = y[i] + h * (a41 * k1[i] + a42 * k2_[i] + a43 * k3_[i]);
+    for (size_t i = 0; i < n; ++i) ytmp_[i] = y[i] + h * (a41 * k1[i] + a42 * k2_[i] + a43 * k3_[i]);
     f_(s.t + c4 * h, ytmp_, k4_);
-    for (size_t i = 0; i < n; ++i)
-      ytmp_[i] = y[i] + h * (a51 * k1[i] + a52 * k2_[i] + a53 * k3_[i] + a54 * k4_[i]);
+    for (size_t i = 0; i < n; ++i) ytmp_[i] = y[i] + h * (a51 * k1[i] + a52 * k2_[i] + a53 * k3_[i] + a54 * k4_[i]);
     f_(s.t + c5 * h, ytmp_, k5_);
     for (size_t i = 0; i < n; ++i)
-      ytmp_[i] =
-          y[i] + h * (a61 * k1[i] + a62 * k2_[i] + a63 * k3_[i] + a64 * k4_[i] + a65 * k5_[i]);
+      ytmp_[i] = y[i] + h * (a61 * k1[i] + a62 * k2_[i] + a63 * k3_[i] + a64 * k4_[i] + a65 * k5_[i]);
     f_(t_new, ytmp_, k6_);
     for (size_t i = 0; i < n; ++i)
       ynew_[i] = y[i] + h * (b1 * k1[i] + b3 * k3_[i] + b4 * k4_[i] + b5 * k5_[i] + b6 * k6_[i]);
@@ -91,18 +83,15 @@ double DormandPrince::step(FlowState& s, double t_end) {
     // RMS of the scaled local error estimate, summed in index order.
     double sum = 0;
     for (size_t i = 0; i < n; ++i) {
-      const double e =
-          h * (e1 * k1[i] + e3 * k3_[i] + e4 * k4_[i] + e5 * k5_[i] + e6 * k6_[i] + e7 * k7_[i]);
+      const double e = h * (e1 * k1[i] + e3 * k3_[i] + e4 * k4_[i] + e5 * k5_[i] + e6 * k6_[i] + e7 * k7_[i]);
       const double scale = cfg_.atol + cfg_.rtol * std::max(std::abs(y[i]), std::abs(ynew_[i]));
       sum += (e / scale) * (e / scale);
     }
     const double err = n == 0 ? 0.0 : std::sqrt(sum / double(n));
 
     if (err <= 1) {
-      double factor =
-          err == 0 ? kFacMax : std::clamp(kSafety * std::pow(err, -0.2), kFacMin, kFacMax);
-      if (rejected_here)
-        factor = std::min(factor, 1.0);  // just failed bigger: don't grow again yet
+      double factor = err == 0 ? kFacMax : std::clamp(kSafety * std::pow(err, -0.2), kFacMin, kFacMax);
+      if (rejected_here) factor = std::min(factor, 1.0);  // just failed bigger: don't grow again yet
       double next = std::min(h * factor, cfg_.h_max);
       // A cut step says little about the scale of the dynamics; keep the larger proposal.
       if (clipped) next = std::max(next, h_prop);
@@ -120,8 +109,7 @@ double DormandPrince::step(FlowState& s, double t_end) {
   }
 }
 
-void DormandPrince::integrate(FlowState& s, double t_end,
-                              const std::function<void(const FlowState&)>& on_step) {
+void DormandPrince::integrate(FlowState& s, double t_end, const std::function<void(const FlowState&)>& on_step) {
   IHLAB_CHECK(t_end >= s.t, "flow: cannot integrate backwards from t {} to t_end {}", s.t, t_end);
   while (s.t < t_end) {
     step(s, t_end);
@@ -143,8 +131,7 @@ template <typename T>
 void unpack_values(const std::vector<double>& y, const std::vector<Param<T>*>& params) {
   size_t total = 0;
   for (Param<T>* p : params) total += size_t(p->var.value().numel());
-  IHLAB_CHECK(y.size() == total, "flow: unpack of {} values into parameters holding {}", y.size(),
-              total);
+  IHLAB_CHECK(y.size() == total, "flow: unpack of {} values into parameters holding {}", y.size(), total);
   size_t at = 0;
   for (Param<T>* p : params)
     for (T& x : p->var.value().span()) x = T(y[at++]);

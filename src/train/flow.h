@@ -25,8 +25,7 @@ struct FlowConfig {
 };
 
 // dydt = f(t, y); dydt arrives sized like y and must be fully written.
-using Derivative =
-    std::function<void(double t, const std::vector<double>& y, std::vector<double>& dydt)>;
+using Derivative = std::function<void(double t, const std::vector<double>& y, std::vector<double>& dydt)>;
 
 struct FlowState {
   double t = 0;
@@ -53,8 +52,7 @@ class DormandPrince {
   double step(FlowState& s, double t_end);
 
   // Steps until s.t == t_end, calling on_step(s) after each accepted step. No-op if s.t == t_end.
-  void integrate(FlowState& s, double t_end,
-                 const std::function<void(const FlowState&)>& on_step = {});
+  void integrate(FlowState& s, double t_end, const std::function<void(const FlowState&)>& on_step = {});
 
  private:
   Derivative f_;

@@ -22,9 +22,9 @@
 namespace ihlab {
 
 struct CvodeSegmentStats {
-  int64_t steps = 0;         // internal BDF steps
-  int64_t error_fails = 0;   // local error test failures
-  int64_t rhs_evals = 0;     // derivative evaluations CVODE reports (including finite-difference Jacobians)
+  int64_t steps = 0;        // internal BDF steps
+  int64_t error_fails = 0;  // local error test failures
+  int64_t rhs_evals = 0;    // derivative evaluations CVODE reports (including finite-difference Jacobians)
 };
 
 class CvodeBdf {

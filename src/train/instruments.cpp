@@ -177,8 +177,8 @@ Instruments<T> make_instruments(const RunSpec& spec, const RunData& data, const 
   for (auto& kv : setup.extra_references) references.push_back(kv);
   list.push_back(std::make_unique<References<T>>(std::move(references)));
   if (spec.log.attention_snapshots > 0 && data.val.size > 0)
-    list.push_back(std::make_unique<AttentionSnapshots<T>>(setup.out_dir, spec.log, setup.total_steps,
-                                                           setup.resume_step));
+    list.push_back(
+        std::make_unique<AttentionSnapshots<T>>(setup.out_dir, spec.log, setup.total_steps, setup.resume_step));
   return list;
 }
 

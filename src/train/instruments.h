@@ -53,9 +53,9 @@ using Instruments = std::vector<std::unique_ptr<Instrument<T>>>;
 
 struct InstrumentSetup {
   std::string out_dir;
-  int64_t resume_step = -1;    // >= 0: the run resumes after this step (files keep what came before)
-  int64_t total_steps = 0;     // optimizer steps over all stages (spreads the attention snapshots)
-  Scalars extra_references;    // constant columns logged after the task's ref.* (a caller's)
+  int64_t resume_step = -1;  // >= 0: the run resumes after this step (files keep what came before)
+  int64_t total_steps = 0;   // optimizer steps over all stages (spreads the attention snapshots)
+  Scalars extra_references;  // constant columns logged after the task's ref.* (a caller's)
 };
 
 // The instruments of a run, in the column order above.

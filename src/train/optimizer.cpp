@@ -12,15 +12,13 @@ namespace ihlab {
 // ---- state bookkeeping shared by every kind ----
 
 template <typename T>
-Tensor<T>* Optimizer<T>::find_state(const std::string& slot, const std::string& name,
-                                    const Shape& want) {
+Tensor<T>* Optimizer<T>::find_state(const std::string& slot, const std::string& name, const Shape& want) {
   auto s = state_.find(slot);
   if (s == state_.end()) return nullptr;
   auto it = s->second.find(name);
   if (it == s->second.end()) return nullptr;
-  IHLAB_CHECK(it->second.shape() == want,
-              "optimizer: state '{}.{}' has shape {} but the parameter needs {}", slot, name,
-              shape_str(it->second.shape()), shape_str(want));
+  IHLAB_CHECK(it->second.shape() == want, "optimizer: state '{}.{}' has shape {} but the parameter needs {}", slot,
+              name, shape_str(it->second.shape()), shape_str(want));
   return &it->second;
 }
 
@@ -39,8 +37,7 @@ std::vector<std::pair<std::string, Tensor<T>>> Optimizer<T>::state_tensors() con
 }
 
 template <typename T>
-void Optimizer<T>::load_state(int64_t steps_taken,
-                              const std::vector<std::pair<std::string, Tensor<T>>>& tensors) {
+void Optimizer<T>::load_state(int64_t steps_taken, const std::vector<std::pair<std::string, Tensor<T>>>& tensors) {
   IHLAB_CHECK(steps_taken >= 0, "optimizer: negative steps_taken {} in checkpoint", steps_taken);
   std::string allowed = ParamStore<T>::join(slots_);
   if (allowed.empty()) allowed = "none: this optimizer keeps no state";
@@ -54,18 +51,15 @@ void Optimizer<T>::load_state(int64_t steps_taken,
                 "optimizer: state key '{}' is not '<slot>.<param name>'", key);
     std::string slot = key.substr(0, dot), name = key.substr(dot + 1);
     IHLAB_CHECK(std::find(slots_.begin(), slots_.end(), slot) != slots_.end(),
-                "optimizer: unknown state slot '{}' in key '{}' (allowed slots: {})", slot, key,
-                allowed);
+                "optimizer: unknown state slot '{}' in key '{}' (allowed slots: {})", slot, key, allowed);
     IHLAB_CHECK(t.defined(), "optimizer: state '{}' has no data", key);
-    IHLAB_CHECK(next[slot].emplace(name, t.clone()).second, "optimizer: duplicate state key '{}'",
-                key);
+    IHLAB_CHECK(next[slot].emplace(name, t.clone()).second, "optimizer: duplicate state key '{}'", key);
     names.insert(name);
   }
   // Every slot is created together for a param, so a checkpoint holding only some is damaged.
   for (auto& name : names)
     for (auto& slot : slots_)
-      IHLAB_CHECK(next[slot].count(name), "optimizer: state for '{}' lacks slot '{}' (needs: {})",
-                  name, slot, allowed);
+      IHLAB_CHECK(next[slot].count(name), "optimizer: state for '{}' lacks slot '{}' (needs: {})", name, slot, allowed);
   state_ = std::move(next);
   steps_ = steps_taken;
 }
@@ -73,8 +67,7 @@ void Optimizer<T>::load_state(int64_t steps_taken,
 namespace {
 
 void check_lr(double lr) {
-  IHLAB_CHECK(std::isfinite(lr) && lr >= 0,
-              "optimizer: learning rate must be finite and >= 0, got {}", lr);
+  IHLAB_CHECK(std::isfinite(lr) && lr >= 0, "optimizer: learning rate must be finite and >= 0, got {}", lr);
 }
 
 // ---- torch.optim.SGD (dampening 0) ----
@@ -85,9 +78,7 @@ template <typename T>
 class Sgd final : public Optimizer<T> {
  public:
   explicit Sgd(const OptimizerConfig& c)
-      : Optimizer<T>(c.momentum != 0 ? std::vector<std::string>{"buf"}
-                                     : std::vector<std::string>{}),
-        c_(c) {}
+      : Optimizer<T>(c.momentum != 0 ? std::vector<std::string>{"buf"} : std::vector<std::string>{}), c_(c) {}
 
   void step(const std::vector<Param<T>*>& params, double lr) override {
     check_lr(lr);
@@ -128,13 +119,12 @@ class Sgd final : public Optimizer<T> {
 template <typename T>
 class Adam final : public Optimizer<T> {
  public:
-  Adam(const OptimizerConfig& c, bool decoupled)
-      : Optimizer<T>({"m", "step", "v"}), c_(c), decoupled_(decoupled) {}
+  Adam(const OptimizerConfig& c, bool decoupled) : Optimizer<T>({"m", "step", "v"}), c_(c), decoupled_(decoupled) {}
 
   void step(const std::vector<Param<T>*>& params, double lr) override {
     check_lr(lr);
-    const T b1 = T(c_.beta1), b2 = T(c_.beta2), one_m_b1 = T(1 - c_.beta1),
-            one_m_b2 = T(1 - c_.beta2), wd = T(c_.weight_decay), eps = T(c_.eps);
+    const T b1 = T(c_.beta1), b2 = T(c_.beta2), one_m_b1 = T(1 - c_.beta1), one_m_b2 = T(1 - c_.beta2),
+            wd = T(c_.weight_decay), eps = T(c_.eps);
     for (Param<T>* p : params) {
       if (!p->var.has_grad()) continue;
       Tensor<T>& w = p->var.value();       // [param shape]
@@ -169,8 +159,7 @@ class Adam final : public Optimizer<T> {
     ++this->steps_;
   }
 
-  void load_state(int64_t steps_taken,
-                  const std::vector<std::pair<std::string, Tensor<T>>>& tensors) override {
+  void load_state(int64_t steps_taken, const std::vector<std::pair<std::string, Tensor<T>>>& tensors) override {
     // A step count must be a scalar non-negative whole number or bias correction is garbage.
     for (auto& [key, t] : tensors) {
       if (key.rfind("step.", 0) != 0) continue;
@@ -192,18 +181,17 @@ std::unique_ptr<Optimizer<T>> Optimizer<T>::make(const OptimizerConfig& c) {
   IHLAB_CHECK(std::isfinite(c.weight_decay) && c.weight_decay >= 0,
               "optimizer: weight_decay must be finite and >= 0, got {}", c.weight_decay);
   if (c.kind == OptimizerKind::Sgd) {
-    IHLAB_CHECK(std::isfinite(c.momentum) && c.momentum >= 0,
-                "optimizer: momentum must be finite and >= 0, got {}", c.momentum);
+    IHLAB_CHECK(std::isfinite(c.momentum) && c.momentum >= 0, "optimizer: momentum must be finite and >= 0, got {}",
+                c.momentum);
     IHLAB_CHECK(!c.nesterov || c.momentum > 0, "optimizer: nesterov needs momentum > 0");
     return std::make_unique<Sgd<T>>(c);
   }
   // Catch a config that means sgd-style momentum but names adam: it would be silently ignored.
-  IHLAB_CHECK(c.momentum == 0 && !c.nesterov,
-              "optimizer: momentum/nesterov apply only to kind 'sgd' (kind is '{}')", enum_name(c.kind));
+  IHLAB_CHECK(c.momentum == 0 && !c.nesterov, "optimizer: momentum/nesterov apply only to kind 'sgd' (kind is '{}')",
+              enum_name(c.kind));
   IHLAB_CHECK(c.beta1 >= 0 && c.beta1 < 1, "optimizer: beta1 must be in [0, 1), got {}", c.beta1);
   IHLAB_CHECK(c.beta2 >= 0 && c.beta2 < 1, "optimizer: beta2 must be in [0, 1), got {}", c.beta2);
-  IHLAB_CHECK(std::isfinite(c.eps) && c.eps >= 0, "optimizer: eps must be finite and >= 0, got {}",
-              c.eps);
+  IHLAB_CHECK(std::isfinite(c.eps) && c.eps >= 0, "optimizer: eps must be finite and >= 0, got {}", c.eps);
   return std::make_unique<Adam<T>>(c, c.kind == OptimizerKind::AdamW);
 }
 

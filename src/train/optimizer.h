@@ -28,9 +28,9 @@ constexpr auto enum_choices(OptimizerKind) {
 // The optimizer keys of a [[stages]] table (they sit flat in the stage, beside lr and steps).
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::Adam;
-  double momentum = 0;      // sgd only
-  bool nesterov = false;    // sgd only; needs momentum > 0
-  double weight_decay = 0;  // sgd/adam: L2 added to the gradient; adamw: decoupled
+  double momentum = 0;                            // sgd only
+  bool nesterov = false;                          // sgd only; needs momentum > 0
+  double weight_decay = 0;                        // sgd/adam: L2 added to the gradient; adamw: decoupled
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam/adamw only
 
   template <class V>
@@ -67,8 +67,7 @@ class Optimizer {
   // Replaces all state (deep copies). Throws ihlab::Error on a malformed key, an unknown slot, a
   // param with only some of its slots, or a bad "step" value. A state shape that disagrees with
   // the param itself can only be seen once the param is known: the next step() reports it.
-  virtual void load_state(int64_t steps_taken,
-                          const std::vector<std::pair<std::string, Tensor<T>>>& tensors);
+  virtual void load_state(int64_t steps_taken, const std::vector<std::pair<std::string, Tensor<T>>>& tensors);
 
  protected:
   explicit Optimizer(std::vector<std::string> slots) : slots_(std::move(slots)) {}

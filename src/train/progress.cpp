@@ -9,7 +9,10 @@
 namespace ihlab {
 
 Progress::Progress(int64_t total_steps, bool quiet)
-    : total_(total_steps), tty_(isatty(fileno(stderr)) == 1), quiet_(quiet), start_(std::chrono::steady_clock::now()),
+    : total_(total_steps),
+      tty_(isatty(fileno(stderr)) == 1),
+      quiet_(quiet),
+      start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
 namespace {

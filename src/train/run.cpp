@@ -20,7 +20,7 @@ RunResult run_typed(const RunSpec& spec, const RunData& data, const std::string&
 RunResult run_spec(const RunSpec& spec, const RunData& data, const std::string& out_dir, const TrainOptions& options) {
   set_threads(spec.threads);
   return spec.dtype == Dtype::Float64 ? run_typed<double>(spec, data, out_dir, options)
-                                 : run_typed<float>(spec, data, out_dir, options);
+                                      : run_typed<float>(spec, data, out_dir, options);
 }
 
 RunResult run_config(const nlohmann::json& resolved, const std::string& out_dir, const TrainOptions& options) {

@@ -26,7 +26,8 @@ RunData make_run_data(const RunSpec& spec) { return make_run_data(spec, make_tas
 
 Batch train_batch(const RunSpec& spec, const RunData& data, int64_t step) {
   const DataSpec& d = spec.data;
-  if (d.mode == DataMode::Fresh) return data.task->sample(d.batch_size, spec.seed, StreamKind::Data, uint64_t(step) + 1);
+  if (d.mode == DataMode::Fresh)
+    return data.task->sample(d.batch_size, spec.seed, StreamKind::Data, uint64_t(step) + 1);
   if (d.batch_size == 0 || d.batch_size >= d.train_size) return data.train;
   // A mini-batch without replacement: partial Fisher-Yates driven by a stream keyed on the step.
   RandomStream rng(spec.seed, StreamKind::Data, uint64_t(1) << 40, uint64_t(step));

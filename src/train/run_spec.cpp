@@ -8,8 +8,7 @@ RunSpec run_spec_from_config(const nlohmann::json& c) {
   for (std::size_t i = 0; i < r.stages.size(); ++i) {
     const StageSpec& st = r.stages[i];
     if (st.method == StageMethod::Optimizer)
-      IHLAB_CHECK(st.steps > 0, "config: key 'stages[{}].steps' = {} must be > 0 for an optimizer stage", i,
-                  st.steps);
+      IHLAB_CHECK(st.steps > 0, "config: key 'stages[{}].steps' = {} must be > 0 for an optimizer stage", i, st.steps);
     if (st.method == StageMethod::Flow) {
       IHLAB_CHECK(st.time > 0, "config: key 'stages[{}].time' = {} must be > 0 for a flow stage", i, st.time);
       IHLAB_CHECK(r.data.mode == DataMode::Fixed && r.data.batch_size == 0,

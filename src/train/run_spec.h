@@ -38,11 +38,11 @@ struct StageSpec {
   StageMethod method = StageMethod::Optimizer;
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
-  double lr = 1e-3;    // optimizer: step size; flow: time scale of dθ/dt = -lr ∇L(θ)
-  int64_t steps = 0;   // optimizer steps
-  double clip = 0;     // max gradient norm; 0 = no clipping
-  double time = 0;     // flow: integrate t from 0 to `time`
-  FlowConfig flow;     // rtol, atol
+  double lr = 1e-3;                // optimizer: step size; flow: time scale of dθ/dt = -lr ∇L(θ)
+  int64_t steps = 0;               // optimizer steps
+  double clip = 0;                 // max gradient norm; 0 = no clipping
+  double time = 0;                 // flow: integrate t from 0 to `time`
+  FlowConfig flow;                 // rtol, atol
   std::string objective = "loss";  // what the model minimizes in this stage (Model::set_objective)
   Integrator integrator = Integrator::Dopri5;
   double segment_first = 0.01;      // cvode-bdf: end of the first segment [0, segment_first]

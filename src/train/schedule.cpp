@@ -10,10 +10,9 @@
 namespace ihlab {
 
 double learning_rate(const ScheduleConfig& cfg, double base_lr, int64_t step, int64_t total_steps) {
-  IHLAB_CHECK(cfg.warmup_steps >= 0, "schedule: warmup_steps must be >= 0, got {}",
-              cfg.warmup_steps);
-  IHLAB_CHECK(cfg.min_lr_ratio >= 0 && cfg.min_lr_ratio <= 1,
-              "schedule: min_lr_ratio must be in [0, 1], got {}", cfg.min_lr_ratio);
+  IHLAB_CHECK(cfg.warmup_steps >= 0, "schedule: warmup_steps must be >= 0, got {}", cfg.warmup_steps);
+  IHLAB_CHECK(cfg.min_lr_ratio >= 0 && cfg.min_lr_ratio <= 1, "schedule: min_lr_ratio must be in [0, 1], got {}",
+              cfg.min_lr_ratio);
   IHLAB_CHECK(step >= 0, "schedule: step must be >= 0, got {}", step);
 
   if (cfg.kind == ScheduleKind::Constant) return base_lr;

@@ -91,8 +91,8 @@ nlohmann::json scaling_fit_json(const std::string& name, const std::string& x_ke
   if (lx.size() < 2) return out;
   LineFitCI f = fit_line_ci(lx, ly);
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  out["fit"] = {{"slope", f.fit.slope}, {"intercept", f.fit.intercept}, {"r2", f.fit.r2}, {"n", f.fit.n},
-                {"slope_lo", num(f.slope_lo)}, {"slope_hi", num(f.slope_hi)}, {"level", f.level}};
+  out["fit"] = {{"slope", f.fit.slope},        {"intercept", f.fit.intercept}, {"r2", f.fit.r2},  {"n", f.fit.n},
+                {"slope_lo", num(f.slope_lo)}, {"slope_hi", num(f.slope_hi)},  {"level", f.level}};
   nlohmann::json band = nlohmann::json::array();
   const double lo = *std::min_element(lx.begin(), lx.end()), hi = *std::max_element(lx.begin(), lx.end());
   if (std::isfinite(f.t) && hi > lo)
@@ -170,8 +170,11 @@ SweepResult run_sweep(const std::string& config_path, const std::string& out_dir
     nlohmann::json values = nlohmann::json::object();
     for (auto& [k, v] : p.values) values[k] = lookup(p.resolved, k);
     nlohmann::json sj = summary_to_json(*s);
-    runs.push_back({{"dir", fs::relative(p.dir, out_dir).string()}, {"overrides", values},
-                    {"status", sj["status"]}, {"final", sj["final"]}, {"summary", sj}});
+    runs.push_back({{"dir", fs::relative(p.dir, out_dir).string()},
+                    {"overrides", values},
+                    {"status", sj["status"]},
+                    {"final", sj["final"]},
+                    {"summary", sj}});
   }
 
   // sweep.csv: one row per run, the swept keys, then every final metric any run has.
@@ -198,7 +201,8 @@ SweepResult run_sweep(const std::string& config_path, const std::string& out_dir
     std::vector<double> xs, ys;
     for (auto& r : runs) {
       if (r["status"] != "finished") continue;
-      double y = r["final"].contains(f.y) ? as_number(r["final"][f.y]) : as_number(r["summary"].value(f.y, nlohmann::json()));
+      double y =
+          r["final"].contains(f.y) ? as_number(r["final"][f.y]) : as_number(r["summary"].value(f.y, nlohmann::json()));
       xs.push_back(as_number(r["overrides"][f.x]));
       ys.push_back(y);
     }

@@ -40,7 +40,11 @@ template <typename T>
 class Trainer {
  public:
   Trainer(const RunSpec& spec, const RunData& data, Model<T>& model, std::string dir, TrainOptions opt)
-      : spec_(spec), data_(data), model_(model), dir_(std::move(dir)), opt_(std::move(opt)),
+      : spec_(spec),
+        data_(data),
+        model_(model),
+        dir_(std::move(dir)),
+        opt_(std::move(opt)),
         checkpoints_(dir_, spec_, opt_.extra_references) {}
 
   RunResult run();
@@ -117,8 +121,11 @@ void Trainer<T>::log_row(bool stage_end) {
   const bool flow_stage = flow_ && spec_.stages[pos_.stage].method == StageMethod::Flow;
   double loss = last_loss_;
   if (pos_.step == 0 || std::isnan(loss)) loss = double(model_.loss(train_batch(spec_, data_, pos_.step)).item());
-  Scalars row = {{"stage", double(pos_.stage)}, {"t", flow_stage ? flow_->t : NAN}, {"lr", last_lr_},
-                 {"loss", loss},                {"grad_norm", last_grad_norm_}};
+  Scalars row = {{"stage", double(pos_.stage)},
+                 {"t", flow_stage ? flow_->t : NAN},
+                 {"lr", last_lr_},
+                 {"loss", loss},
+                 {"grad_norm", last_grad_norm_}};
   LogPoint<T> p{model_, data_.val, pos_.step, int64_t(pos_.stage), stage_end, pos_.flow_evals};
   for (auto& in : instruments_) in->measure(p, row);
   log_->log(pos_.step, row);
@@ -225,8 +232,8 @@ bool Trainer<T>::run_flow_stage(const StageSpec& st) {
       // One trainer step per segment; segment k = stage_step ends on a fixed geometric grid, so a
       // resumed run restarts the solver exactly where the uninterrupted one did.
       double t_end = cvode_segment_end(pos_.stage_step, st.segment_first, st.segments_per_decade, st.time);
-      IHLAB_CHECK(t_end > flow.t, "flow (cvode-bdf): segment {} ends at {} but t is already {}", pos_.stage_step,
-                  t_end, flow.t);
+      IHLAB_CHECK(t_end > flow.t, "flow (cvode-bdf): segment {} ends at {} but t is already {}", pos_.stage_step, t_end,
+                  flow.t);
       bdf.integrate(flow, t_end);
     } else {
       dopri.step(flow, st.time);
@@ -308,8 +315,7 @@ RunResult train(const RunSpec& spec, const RunData& data, Model<T>& model, const
   return t.run();
 }
 
-template RunResult train<float>(const RunSpec&, const RunData&, Model<float>&, const std::string&,
-                                const TrainOptions&);
+template RunResult train<float>(const RunSpec&, const RunData&, Model<float>&, const std::string&, const TrainOptions&);
 template RunResult train<double>(const RunSpec&, const RunData&, Model<double>&, const std::string&,
                                  const TrainOptions&);
 

@@ -12,10 +12,14 @@ using namespace ihlab;
 
 void check_converts(const RawTensor& t) {
   int64_t numel = 0;
-  if (t.dtype == "F32") numel = from_raw<float>(t).numel();
-  else if (t.dtype == "F64") numel = from_raw<double>(t).numel();
-  else if (t.dtype == "I64") numel = from_raw<int64_t>(t).numel();
-  else IHLAB_FUZZ_CHECK(false, "read_safetensors returned an unsupported dtype");
+  if (t.dtype == "F32")
+    numel = from_raw<float>(t).numel();
+  else if (t.dtype == "F64")
+    numel = from_raw<double>(t).numel();
+  else if (t.dtype == "I64")
+    numel = from_raw<int64_t>(t).numel();
+  else
+    IHLAB_FUZZ_CHECK(false, "read_safetensors returned an unsupported dtype");
   IHLAB_FUZZ_CHECK(uint64_t(numel) * uint64_t(dtype_itemsize(t.dtype)) == t.bytes.size(),
                    "tensor bytes do not match numel * itemsize");
 }

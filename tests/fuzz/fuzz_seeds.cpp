@@ -31,13 +31,20 @@ Tensor<T> ramp(Shape shape, double scale) {
 template <typename T>
 Checkpoint<T> trainer_like_checkpoint(bool flow) {
   Checkpoint<T> c;
-  json config = {{"name", "smoke"}, {"seed", 1}, {"dtype", sizeof(T) == 4 ? "float32" : "float64"},
+  json config = {{"name", "smoke"},
+                 {"seed", 1},
+                 {"dtype", sizeof(T) == 4 ? "float32" : "float64"},
                  {"task", {{"name", "previous-token"}, {"vocab", 4}, {"length", 6}}},
                  {"stages", json::array({{{"name", "adam"}, {"steps", 6}, {"lr", 0.02}}})}};
-  c.meta = {{"step", 100}, {"stage", 0}, {"stage_step", 100}, {"stage_done", false},
+  c.meta = {{"step", 100},
+            {"stage", 0},
+            {"stage_step", 100},
+            {"stage_done", false},
             {"rng", {{"seed", 1}, {"data_index", 100}}},
             {"optimizer", {{"kind", "adam"}, {"steps_taken", 100}}},
-            {"flow_evals", 0}, {"wall_seconds", 0.25}, {"config", config}};
+            {"flow_evals", 0},
+            {"wall_seconds", 0.25},
+            {"config", config}};
   c.params = {{"embed", ramp<T>({4, 3}, 0.1)}, {"attn.w", ramp<T>({3, 3}, -0.01)}, {"bias", ramp<T>({}, 2)}};
   for (auto& [name, t] : c.params) {
     c.optimizer_state.push_back({"m." + name, ramp<T>(t.shape(), 1e-3)});

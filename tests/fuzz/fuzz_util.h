@@ -21,13 +21,12 @@ namespace ihlab::fuzz {
 
 // A property the parser promises (e.g. a written file reads back the same). __builtin_trap makes
 // libFuzzer record the input as a crash, with the message on stderr.
-#define IHLAB_FUZZ_CHECK(cond, what)                                                    \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      std::fprintf(stderr, "fuzz property violated at %s:%d: %s\n", __FILE__, __LINE__, \
-                   what);                                                               \
-      __builtin_trap();                                                                 \
-    }                                                                                   \
+#define IHLAB_FUZZ_CHECK(cond, what)                                                           \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      std::fprintf(stderr, "fuzz property violated at %s:%d: %s\n", __FILE__, __LINE__, what); \
+      __builtin_trap();                                                                        \
+    }                                                                                          \
   } while (0)
 
 // A directory of this process for the files the parsers read (on tmpfs when there is one: the
