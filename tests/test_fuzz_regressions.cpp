@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -13,6 +14,8 @@
 #include "io/config.h"
 #include "io/run_dir.h"
 #include "io/safetensors.h"
+#include "train/run.h"
+#include "train/run_schema.h"
 
 namespace ihlab {
 namespace {
@@ -194,6 +197,91 @@ TEST_F(FuzzRegression, AttentionLogResumeRefusesNonSnapshots) {
   AttentionLog log(p, 4, 100);
   EXPECT_EQ(log.last_step(), 0);
   EXPECT_EQ(read("attention.jsonl"), good + "\n");
+}
+
+// fuzz_resume: the trainer read its loop position from the checkpoint meta with .at() and
+// implicit conversions, so a meta with a key missing or of the wrong type ended the process with
+// nlohmann's exceptions, and negative counts were taken as they were.
+class FuzzRegressionResume : public FuzzRegression {
+ protected:
+  // A tiny run, interrupted at step 3, with an extra reference column that is NaN (JSON null in
+  // the meta); returns its checkpoint's meta.
+  nlohmann::json interrupted_run() {
+    config_ = run_schema().resolve(parse_toml_string(R"(
+      threads = 1
+      [task]
+      name = "previous-token"
+      vocab = 4
+      length = 6
+      [model]
+      name = "attn1"
+      width = 4
+      window = 2
+      [data]
+      batch_size = 4
+      val_size = 4
+      [log]
+      attention_snapshots = 0
+      head_scores = 0
+      [[stages]]
+      steps = 6
+    )"));
+    TrainOptions o;
+    o.quiet = true;
+    o.stop_after = 3;
+    o.extra_references = {{"ref.limit", std::nan("")}};
+    EXPECT_EQ(run_config(config_, run_dir(), o).summary.status, RunStatus::Interrupted);
+    return json::parse(read_safetensors(checkpoint()).metadata.at("ihlab"));
+  }
+  std::string run_dir() const { return (dir_ / "run").string(); }
+  std::string checkpoint() const { return latest_checkpoint_path(run_dir() + "/checkpoints"); }
+  // Resumes with `meta` written into the checkpoint; "" when the run finished.
+  std::string resume_with(const json& meta) {
+    SafetensorsFile f = read_safetensors(checkpoint());
+    f.metadata["ihlab"] = meta.dump();
+    write_safetensors(checkpoint(), f);
+    TrainOptions o;
+    o.quiet = true;
+    o.resume = true;
+    try {
+      RunResult r = run_config(config_, run_dir(), o);
+      return r.finished() ? "" : "status " + std::string(to_string(r.summary.status));
+    } catch (const Error& e) {
+      return e.what();
+    } catch (const std::exception& e) {
+      return std::string("not an ihlab::Error: ") + e.what();
+    }
+  }
+  json config_;
+};
+
+TEST_F(FuzzRegressionResume, MetaValuesAreChecked) {
+  const json meta = interrupted_run();
+  auto with = [&](const std::string& key, const json& value) {
+    json m = meta;
+    if (value.is_discarded())
+      m.erase(key);
+    else
+      m[key] = value;
+    return m;
+  };
+  const json missing = json::value_t::discarded;
+  EXPECT_CONTAINS(resume_with(with("stage_step", missing)), "is damaged: its meta has no \"stage_step\"");
+  EXPECT_CONTAINS(resume_with(with("step", "3")), "meta \"step\" = \"3\" must be an integer >= 0");
+  EXPECT_CONTAINS(resume_with(with("step", -5)), "meta \"step\" = -5 must be an integer >= 0");
+  EXPECT_CONTAINS(resume_with(with("stage_step", 9)), "meta \"stage_step\" = 9 is more than \"step\" = 3");
+  EXPECT_CONTAINS(resume_with(with("stage_done", 0)), "meta \"stage_done\" = 0 must be true or false");
+  EXPECT_CONTAINS(resume_with(with("wall_seconds", "x")), "meta \"wall_seconds\" = \"x\" must be a finite number >= 0");
+  EXPECT_CONTAINS(resume_with(with("optimizer", 7)), "its meta has no \"optimizer.steps_taken\"");
+  EXPECT_CONTAINS(resume_with(with("optimizer", {{"steps_taken", "x"}})),
+                  "meta \"optimizer.steps_taken\" = \"x\" must be an integer >= 0");
+  EXPECT_CONTAINS(resume_with(with("extra_references", {{"ref", "x"}})),
+                  "meta \"extra_references.ref\" = \"x\" must be a finite number");
+  EXPECT_CONTAINS(resume_with(with("flow", {{"t", 0.1}})), "its meta has no \"flow.h\"");
+  EXPECT_CONTAINS(resume_with(json::array({meta})), "its meta is not a JSON object");
+  // The meta as the trainer wrote it resumes, its NaN reference (null) read as NaN.
+  ASSERT_TRUE(meta["extra_references"]["ref.limit"].is_null());
+  EXPECT_EQ(resume_with(meta), "");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "train/checkpointing.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -9,6 +10,48 @@
 #include "io/run_dir.h"
 
 namespace ihlab {
+
+namespace {
+
+// Reading the loop position from a checkpoint's meta on resume. Each value is checked, so that a
+// damaged checkpoint is refused naming the key rather than failing inside nlohmann (a missing key
+// or a wrong type) or restarting the loop from a nonsense position (a negative count). Found by
+// the fuzz_resume target (tests/fuzz/).
+const nlohmann::json& meta_value(const std::string& path, const nlohmann::json& obj, const std::string& key,
+                                 const std::string& name) {
+  const auto it = obj.find(key);  // end() for a non-object too
+  IHLAB_CHECK(it != obj.end(), "resume: checkpoint '{}' is damaged: its meta has no \"{}\"", path, name);
+  return *it;
+}
+
+int64_t meta_count(const std::string& path, const nlohmann::json& obj, const std::string& key,
+                   const std::string& name) {
+  const nlohmann::json& v = meta_value(path, obj, key, name);
+  IHLAB_CHECK(v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(INT64_MAX)
+                                     : v.is_number_integer() && v.get<int64_t>() >= 0,
+              "resume: checkpoint '{}' is damaged: meta \"{}\" = {} must be an integer >= 0", path, name, v.dump());
+  return v.get<int64_t>();
+}
+
+// Finite and, with `nonnegative`, >= 0; null (how JSON writes NaN) only where `null_is_nan`.
+double meta_number(const std::string& path, const nlohmann::json& obj, const std::string& key, const std::string& name,
+                   bool nonnegative, bool null_is_nan = false) {
+  const nlohmann::json& v = meta_value(path, obj, key, name);
+  if (null_is_nan && v.is_null()) return NAN;
+  IHLAB_CHECK(v.is_number() && std::isfinite(v.get<double>()) && (!nonnegative || v.get<double>() >= 0),
+              "resume: checkpoint '{}' is damaged: meta \"{}\" = {} must be a finite number{}", path, name, v.dump(),
+              nonnegative ? " >= 0" : "");
+  return v.get<double>();
+}
+
+bool meta_flag(const std::string& path, const nlohmann::json& obj, const std::string& key, const std::string& name) {
+  const nlohmann::json& v = meta_value(path, obj, key, name);
+  IHLAB_CHECK(v.is_boolean(), "resume: checkpoint '{}' is damaged: meta \"{}\" = {} must be true or false", path, name,
+              v.dump());
+  return v.get<bool>();
+}
+
+}  // namespace
 namespace fs = std::filesystem;
 
 template <typename T>
@@ -67,20 +110,30 @@ Resumed<T> Checkpointer<T>::resume(ParamStore<T>& params) {
   IHLAB_CHECK(fs::exists(latest), "resume: no checkpoint in '{}' (missing {})", dir_, latest);
   const std::string path = latest_checkpoint_path(dir_ + "/checkpoints");
   Checkpoint<T> c = load_checkpoint<T>(path);
+  IHLAB_CHECK(c.meta.is_object(), "resume: checkpoint '{}' is damaged: its meta is not a JSON object", path);
   IHLAB_CHECK(c.meta.value("config", nlohmann::json()) == spec_.config,
               "resume: checkpoint '{}' was written with a different configuration than this run's; "
               "resume with the run's own config.toml",
               path);
   restore_params(c, params);
   Resumed<T> r;
-  r.position.step = c.meta.at("step");
-  r.position.stage = c.meta.at("stage");
-  r.position.stage_step = c.meta.at("stage_step");
-  r.position.stage_done = c.meta.at("stage_done");
-  r.position.flow_evals = c.meta.value("flow_evals", int64_t(0));
-  r.wall_seconds = c.meta.value("wall_seconds", 0.0);
-  if (c.meta.contains("extra_references"))
-    for (auto& [k, v] : c.meta["extra_references"].items()) r.extra_references.push_back({k, v.template get<double>()});
+  r.position.step = meta_count(path, c.meta, "step", "step");
+  r.position.stage = size_t(meta_count(path, c.meta, "stage", "stage"));
+  r.position.stage_step = meta_count(path, c.meta, "stage_step", "stage_step");
+  IHLAB_CHECK(r.position.stage_step <= r.position.step,
+              "resume: checkpoint '{}' is damaged: meta \"stage_step\" = {} is more than \"step\" = {}", path,
+              r.position.stage_step, r.position.step);
+  r.position.stage_done = meta_flag(path, c.meta, "stage_done", "stage_done");
+  r.position.flow_evals = c.meta.contains("flow_evals") ? meta_count(path, c.meta, "flow_evals", "flow_evals") : 0;
+  r.wall_seconds =
+      c.meta.contains("wall_seconds") ? meta_number(path, c.meta, "wall_seconds", "wall_seconds", true) : 0.0;
+  if (c.meta.contains("extra_references")) {
+    const auto& refs = c.meta["extra_references"];
+    IHLAB_CHECK(refs.is_object(), "resume: checkpoint '{}' is damaged: meta \"extra_references\" must be an object",
+                path);
+    for (auto& [k, v] : refs.items())
+      r.extra_references.push_back({k, meta_number(path, refs, k, "extra_references." + k, false, true)});
+  }
   // A caller that gives no extra references (`ihlab train --resume`) keeps the first session's,
   // in this session's rows and in the checkpoints it writes.
   if (extra_references_.empty()) extra_references_ = r.extra_references;
@@ -88,14 +141,16 @@ Resumed<T> Checkpointer<T>::resume(ParamStore<T>& params) {
               "resume: checkpoint '{}' is at stage {} but the run has {} stages", path, r.position.stage,
               spec_.stages.size());
   r.optimizer = Optimizer<T>::make(spec_.stages[r.position.stage].optimizer);
-  r.optimizer->load_state(c.meta.at("optimizer").at("steps_taken"), c.optimizer_state);
+  r.optimizer->load_state(
+      meta_count(path, meta_value(path, c.meta, "optimizer", "optimizer"), "steps_taken", "optimizer.steps_taken"),
+      c.optimizer_state);
   if (c.meta.contains("flow")) {
     auto& f = c.meta["flow"];
     FlowState s;
-    s.t = f.at("t");
-    s.h = f.at("h");
-    s.accepted = f.at("accepted");
-    s.rejected = f.at("rejected");
+    s.t = meta_number(path, f, "t", "flow.t", true);
+    s.h = meta_number(path, f, "h", "flow.h", true);
+    s.accepted = meta_count(path, f, "accepted", "flow.accepted");
+    s.rejected = meta_count(path, f, "rejected", "flow.rejected");
     for (auto& [k, v] : c.extra) {
       if (k == "flow.y") s.y.assign(v.span().begin(), v.span().end());
       if (k == "flow.k_last") s.k_last.assign(v.span().begin(), v.span().end());
