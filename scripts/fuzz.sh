@@ -84,7 +84,8 @@ for name in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
   [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -n 1)
   [ -n "$execs" ] || execs=0
-  crashes=$(find "$artifacts" -type f | wc -l)
+  crashes=$(find "$artifacts" -type f \( -name "$name-crash-*" -o -name "$name-leak-*" -o -name "$name-timeout-*" \
+    -o -name "$name-oom-*" \) | wc -l)
   if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then
     crashes=1  # died without saving an input (e.g. in its setup): see the log
   fi

@@ -1,6 +1,7 @@
-// Fuzzes load_checkpoint (io/checkpoint.h): the input is a whole safetensors file, read as a
-// float32 and as a float64 checkpoint. A checkpoint that loads restores into a parameter store of
-// the same names and shapes, and the store then holds its values.
+// Fuzzes load_checkpoint (io/checkpoint.h): the input is a whole safetensors file, or its
+// header's text and its data (fuzz::safetensors_input), read as a float32 and as a float64
+// checkpoint. A checkpoint that loads restores into a parameter store of the same names and
+// shapes, and the store then holds its values.
 #include "fuzz_util.h"
 #include "io/checkpoint.h"
 
@@ -37,7 +38,7 @@ void load_and_restore(const std::string& path) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string path = fuzz::write_scratch("in.safetensors", fuzz::as_text(data, size));
+  const std::string path = fuzz::write_scratch("in.safetensors", fuzz::safetensors_input(data, size));
   load_and_restore<float>(path);
   load_and_restore<double>(path);
   return 0;

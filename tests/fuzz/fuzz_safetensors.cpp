@@ -1,6 +1,7 @@
-// Fuzzes read_safetensors (io/safetensors.h): the input is a whole file. A file that reads must
-// convert to tensors of its dtype, and write_safetensors + read_safetensors must give it back
-// unchanged (the writer adds its checksum to the metadata).
+// Fuzzes read_safetensors (io/safetensors.h): the input is a whole file, or its header's text and
+// its data (fuzz::safetensors_input). A file that reads must convert to tensors of its dtype, and
+// write_safetensors + read_safetensors must give it back unchanged (the writer adds its checksum
+// to the metadata).
 #include "fuzz_util.h"
 #include "io/safetensors.h"
 
@@ -36,7 +37,7 @@ bool same_tensors(const SafetensorsFile& a, const SafetensorsFile& b) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string path = fuzz::write_scratch("in.safetensors", fuzz::as_text(data, size));
+  const std::string path = fuzz::write_scratch("in.safetensors", fuzz::safetensors_input(data, size));
   SafetensorsFile f;
   try {
     f = read_safetensors(path);

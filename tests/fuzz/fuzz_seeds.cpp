@@ -1,12 +1,14 @@
 // Writes the seed corpora of the io fuzz targets into OUT/<target>/: files shaped like the ones a
 // run directory holds, written by the same functions the trainer uses (a float32 and a float64
 // checkpoint with optimizer and integrator state, metrics.csv, attention.jsonl, latest.json), plus
-// a few edge cases (scalar, empty and int64 tensors, a row cut off by a crash). The config seeds
-// come from examples/*.toml (scripts/fuzz.sh).
+// a few edge cases (scalar, empty and int64 tensors, a row cut off by a crash). Safetensors seeds
+// are written in both input forms of fuzz::safetensors_input. The config seeds come from
+// examples/*.toml (scripts/fuzz.sh).
 //   fuzz_seeds OUT
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "io/attention_log.h"
@@ -59,6 +61,20 @@ Checkpoint<T> trainer_like_checkpoint(bool flow) {
   return c;
 }
 
+// Rewrites a safetensors seed in the two forms the targets take (fuzz::safetensors_input): byte 0
+// even + the file, and byte 0 odd + the header text + NUL + the data.
+void split_seed(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
+  std::ofstream(file.string() + ".raw", std::ios::binary) << '\0' << bytes;
+  std::ofstream(file.string() + ".text", std::ios::binary)
+      << '\1' << bytes.substr(8, n) << '\0' << bytes.substr(8 + n);
+  fs::remove(file);
+}
+
 void write_metrics(const std::string& path, bool cut_last_row) {
   fs::remove(path);
   MetricsLog log(path);
@@ -108,6 +124,8 @@ int main(int argc, char** argv) {
     plain.tensors.push_back(to_raw("empty", Tensor<float>(Shape{0, 4})));
     plain.tensors.push_back(to_raw("scalar", Tensor<double>(Shape{}, 0.5)));
     write_safetensors((out / "safetensors/plain.safetensors").string(), plain);
+    for (const char* d : {"safetensors", "checkpoint"})
+      for (const auto& e : std::vector<fs::directory_entry>(fs::directory_iterator(out / d), {})) split_seed(e.path());
 
     write_metrics((out / "metrics/metrics.csv").string(), false);
     write_metrics((out / "metrics/cut.csv").string(), true);

@@ -68,6 +68,29 @@ inline std::string_view as_text(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
 }
 
+// A safetensors file around `header` and `data`: the 8-byte little-endian header length first.
+// Targets that take the header as text build the file with this, so that a mutation which changes
+// the header's length still gives a well-framed file and reaches the header's checks.
+inline std::string safetensors_file(std::string_view header, std::string_view data) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  out.append(header);
+  out.append(data);
+  return out;
+}
+
+// The input as a safetensors file. Byte 0 picks the form of the rest: even = the file's bytes as
+// they are; odd = the header's JSON text, a NUL byte, then the data section (the target adds the
+// length field). fuzz_seeds writes every seed file in both forms.
+inline std::string safetensors_input(const uint8_t* data, size_t size) {
+  if (size == 0) return {};
+  const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] % 2 == 0) return std::string(rest);
+  const size_t nul = rest.find('\0');
+  if (nul == std::string_view::npos) return safetensors_file(rest, {});
+  return safetensors_file(rest.substr(0, nul), rest.substr(nul + 1));
+}
+
 // Equal values of equal JSON types (an int is not a float), NaN equal to NaN: what "reads back the
 // same" means for a config.
 inline bool same_json(const nlohmann::json& a, const nlohmann::json& b) {
