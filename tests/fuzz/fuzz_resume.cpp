@@ -192,7 +192,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   TrainOptions o;
   o.resume = true;
   o.quiet = true;
-  // The whole run takes about 30 steps. Parameters the fuzzer wrote can make the gradient flow
+  // The whole run takes 11 steps. Parameters the fuzzer wrote can make the gradient flow
   // stiff enough to need millions of (valid) steps: stop as if interrupted, which also saves a
   // checkpoint of the resumed state.
   o.stop_after = 64;
