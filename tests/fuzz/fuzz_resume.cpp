@@ -184,6 +184,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
+  fuzz::restart_syscalls_after_alarm();
   const Fixture& f = fixture();
   const Form form = Form((data[0] & 7) % kForms);
   const int dir = (data[0] >> 3) & 1;

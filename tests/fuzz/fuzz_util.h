@@ -4,6 +4,7 @@
 // exception a parser may throw for bad input. Anything else is a finding: a crash, a sanitizer
 // report, another exception type (it escapes LLVMFuzzerTestOneInput and aborts), a hang, or a
 // broken property (fuzz_check traps).
+#include <signal.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,19 @@ namespace ihlab::fuzz {
     }                                                                                          \
   } while (0)
 
+// libFuzzer's -timeout timer (SIGALRM, every few seconds) is installed without SA_RESTART, so it
+// can interrupt a system call of the code under test (EINTR): a copy or a write then fails as a
+// real run never does (seen in fuzz_resume: "cannot copy: Interrupted system call"). Adds
+// SA_RESTART to it, once libFuzzer has installed it (before the first input).
+inline void restart_syscalls_after_alarm() {
+  static bool done = false;
+  if (done) return;
+  struct sigaction sa;
+  if (sigaction(SIGALRM, nullptr, &sa) != 0 || sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) return;
+  sa.sa_flags |= SA_RESTART;
+  done = sigaction(SIGALRM, &sa, nullptr) == 0;
+}
+
 // A directory of this process for the files the parsers read (on tmpfs when there is one: the
 // writers fsync, which on a disk would dominate each execution). Removed at exit.
 inline const std::filesystem::path& scratch_dir() {
@@ -48,6 +62,7 @@ inline const std::filesystem::path& scratch_dir() {
 
 // Writes `bytes` to scratch_dir()/name (replacing it) and returns the path.
 inline std::string write_scratch(const std::string& name, std::string_view bytes) {
+  restart_syscalls_after_alarm();  // every target that reads files comes here first
   const std::string path = (scratch_dir() / name).string();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), std::streamsize(bytes.size()));
