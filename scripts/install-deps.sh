@@ -12,6 +12,8 @@ packages=(
   libeigen3-dev
   libsundials-dev  # CVODE: the stiff (BDF) integrator for gradient flow of small models
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
+  libsqlite3-dev sqlite3  # the sweep store (DIR/sweep.db) and the shell to read it
+  libopenmpi-dev openmpi-bin  # sweeps across MPI ranks (mpirun -np P ihlab sweep ...)
   python3 python3-numpy python3-torch python3-matplotlib
 )
 if [ "${1:-}" = "--test" ]; then

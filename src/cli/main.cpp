@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 
+#include "cli/sweep_cmd.h"
 #include "io/config.h"
 #include "io/run_dir.h"
 #include "models/registry.h"
@@ -14,7 +15,6 @@
 #include "train/interrupt.h"
 #include "train/run.h"
 #include "train/run_schema.h"
-#include "train/sweep.h"
 
 using namespace ihlab;
 
@@ -60,35 +60,6 @@ std::string command_line(int argc, char** argv) {
     c += " " + (plain ? a : "'" + a + "'");
   }
   return c;
-}
-
-int cmd_sweep(const std::string& config, const std::string& out, const std::vector<std::string>& vary,
-              const std::vector<std::string>& fits, const std::vector<std::string>& overrides,
-              const std::string& command) {
-  SweepOptions o;
-  for (auto& v : vary) o.axes.push_back(parse_sweep_axis(v));
-  for (auto& f : fits) o.fits.push_back(parse_sweep_fit(f));
-  o.overrides = overrides;
-  o.command = command;
-  o.after_run = [](const std::string& dir, const RunResult& run) {
-    try {
-      write_report(dir, {.figures = true, .quiet = true}, {&run.summary, &run.metrics});
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "ihlab: warning: no report for {}: {}\n", dir, e.what());
-    }
-  };
-  install_interrupt_handler();
-  SweepResult r = run_sweep(config, out, o);
-  fmt::print("sweep: {} of {} runs finished ({} already done before); table {}/sweep.csv\n", r.finished, r.runs,
-             r.skipped, out);
-  for (auto& s : r.summary.sections["scaling"]) {
-    if (!s.contains("fit")) continue;
-    fmt::print("  {}: slope {:.4g} [{}, {}], R^2 {:.4f}, n = {}\n", s["name"].get<std::string>(),
-               s["fit"]["slope"].get<double>(), s["fit"]["slope_lo"].dump(), s["fit"]["slope_hi"].dump(),
-               s["fit"]["r2"].get<double>(), s["fit"]["n"].get<int>());
-  }
-  report_after_run(out, {&r.summary, nullptr});
-  return r.finished == r.runs ? 0 : (interrupt_requested() ? 130 : 3);
 }
 
 int cmd_train(const std::string& config, const std::vector<std::string>& overrides, std::string out,
@@ -174,25 +145,7 @@ int main(int argc, char** argv) {
       "Exit status: 0 ran to the end (claims may still fail: see the table), 2 bad input, 3 diverged, 130 "
       "interrupted.");
 
-  std::string sweep_config, sweep_out;
-  std::vector<std::string> sweep_vary, sweep_fit, sweep_overrides;
-  auto* sweep =
-      app.add_subcommand("sweep", "Train one config over a grid of overrides; fit scaling laws across the runs");
-  sweep->add_option("config", sweep_config, "TOML configuration file")->required();
-  sweep->add_option("overrides", sweep_overrides, "key=value overrides applied to every run");
-  sweep->add_option("--out", sweep_out, "sweep directory (runs/, sweep.csv, summary.json, report.html)")->required();
-  sweep->add_option("--vary", sweep_vary, "KEY=V1,V2,...: one axis of the grid (repeat for more axes)")
-      ->required()
-      ->expected(1)
-      ->allow_extra_args(false)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  sweep->add_option("--fit", sweep_fit, "X_KEY:Y_METRIC: fit ln Y = a + b ln X over the runs (repeatable)")
-      ->expected(1)
-      ->allow_extra_args(false)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  sweep->footer(
-      "Rerunning the same command skips finished runs and resumes interrupted ones.\n"
-      "Exit status: 0 every run finished, 2 bad input, 3 some run did not finish, 130 interrupted.");
+  auto sweep_cli = add_sweep_cli(app);
 
   std::string report_dir;
   bool no_figures = false;
@@ -212,8 +165,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("train")) return cmd_train(config, overrides, out, resume, command_line(argc, argv));
     if (app.got_subcommand("report")) return cmd_report(report_dir, no_figures);
-    if (app.got_subcommand("sweep"))
-      return cmd_sweep(sweep_config, sweep_out, sweep_vary, sweep_fit, sweep_overrides, command_line(argc, argv));
+    if (sweep_cli_parsed(*sweep_cli)) return run_sweep_cli(*sweep_cli, command_line(argc, argv));
     if (app.got_subcommand("list")) return cmd_list();
     if (app.got_subcommand("reproduce")) return cmd_reproduce(repro_name, out, ropt);
     if (app.got_subcommand("config")) {

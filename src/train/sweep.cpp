@@ -1,222 +1,273 @@
 #include "train/sweep.h"
 
-#include <cmath>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <optional>
-#include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
-#include "analysis/fits.h"
 #include "core/error.h"
-#include "io/config.h"
-#include "io/run_dir.h"
-#include "train/run.h"
-#include "train/run_schema.h"
+#include "train/interrupt.h"
+#include "train/sweep_point.h"
 
 namespace ihlab {
 namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); ++i)
-    if (i == s.size() || s[i] == sep) {
-      out.push_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return out;
-}
+// A point that killed its worker process this many times is recorded as failed, not retried.
+constexpr int kMaxAttempts = 3;
 
-// A config value by dotted key ("task.vocab", "stages.0.lr"), or null.
-nlohmann::json lookup(const nlohmann::json& cfg, const std::string& key) {
-  const nlohmann::json* j = &cfg;
-  for (auto& part : split(key, '.')) {
-    if (j->is_array() && !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit)) {
-      size_t i = std::stoul(part);
-      if (i >= j->size()) return nullptr;
-      j = &(*j)[i];
-    } else if (j->is_object() && j->contains(part)) {
-      j = &(*j)[part];
-    } else {
-      return nullptr;
-    }
-  }
-  return *j;
-}
-
-double as_number(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : NAN; }
-
-// A directory name part: the key's last component and the value, filesystem-safe.
-std::string name_part(const std::string& key, const std::string& value) {
-  std::string k = key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
-  std::string out = k + "=";
-  for (char c : value) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
-  return out;
+std::string& worker_exe() {
+  static std::string exe;
+  return exe;
 }
 
 }  // namespace
 
-SweepAxis parse_sweep_axis(const std::string& text) {
-  size_t eq = text.find('=');
-  IHLAB_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < text.size(),
-              "sweep: --vary '{}' must look like KEY=V1,V2,... (e.g. task.vocab=4,8,16)", text);
-  SweepAxis a{text.substr(0, eq), split(text.substr(eq + 1), ',')};
-  for (auto& v : a.values) IHLAB_CHECK(!v.empty(), "sweep: --vary '{}' has an empty value", text);
-  return a;
-}
-
-SweepFit parse_sweep_fit(const std::string& text) {
-  size_t colon = text.find(':');
-  IHLAB_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < text.size(),
-              "sweep: --fit '{}' must look like X_KEY:Y_METRIC (e.g. task.vocab:val_loss)", text);
-  return {text.substr(0, colon), text.substr(colon + 1)};
-}
-
-nlohmann::json scaling_fit_json(const std::string& name, const std::string& x_key, const std::string& y_key,
-                                const std::vector<double>& x, const std::vector<double>& y) {
-  nlohmann::json points = nlohmann::json::array();
-  std::vector<double> lx, ly;
-  for (size_t i = 0; i < x.size(); ++i)
-    if (x[i] > 0 && y[i] > 0 && std::isfinite(x[i]) && std::isfinite(y[i])) {
-      points.push_back({x[i], y[i]});
-      lx.push_back(std::log(x[i]));
-      ly.push_back(std::log(y[i]));
+std::vector<StorePoint> plan_rows(const SweepPlan& plan) {
+  std::vector<StorePoint> out;
+  for (auto& p : plan.points) {
+    StorePoint s;
+    s.id = p.id;
+    s.name = p.name;
+    s.dir = "runs/" + p.name;
+    s.overrides = p.values;
+    s.config = p.resolved;
+    s.config_hash = p.resolved.is_null() ? "" : fnv1a_hex(p.resolved.dump());
+    s.seed = p.seed;
+    if (p.resolved.is_null()) {
+      // A point whose overrides do not resolve fails at once and the sweep goes on.
+      s.status = PointStatus::Failed;
+      s.exit_status = 2;
+      s.error = p.error;
     }
-  nlohmann::json out = {{"name", name}, {"x", x_key}, {"y", y_key}, {"points", points}};
-  if (lx.size() < 2) return out;
-  LineFitCI f = fit_line_ci(lx, ly);
-  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  out["fit"] = {{"slope", f.fit.slope},        {"intercept", f.fit.intercept}, {"r2", f.fit.r2},  {"n", f.fit.n},
-                {"slope_lo", num(f.slope_lo)}, {"slope_hi", num(f.slope_hi)},  {"level", f.level}};
-  nlohmann::json band = nlohmann::json::array();
-  const double lo = *std::min_element(lx.begin(), lx.end()), hi = *std::max_element(lx.begin(), lx.end());
-  if (std::isfinite(f.t) && hi > lo)
-    for (int i = 0; i < 50; ++i) {
-      double u = lo + (hi - lo) * i / 49.0;
-      auto [blo, bhi] = f.band(u);
-      band.push_back({std::exp(u), std::exp(blo), std::exp(bhi)});
-    }
-  out["band"] = band;
+    out.push_back(std::move(s));
+  }
   return out;
 }
 
-SweepResult run_sweep(const std::string& config_path, const std::string& out_dir, const SweepOptions& o) {
-  IHLAB_CHECK(!o.axes.empty(), "sweep: give at least one --vary KEY=V1,V2,...");
-  std::set<std::string> keys;
-  for (auto& a : o.axes) IHLAB_CHECK(keys.insert(a.key).second, "sweep: key '{}' is varied twice", a.key);
-  for (auto& f : o.fits)
-    IHLAB_CHECK(keys.count(f.x), "sweep: --fit '{}:{}' needs '{}' among the --vary keys", f.x, f.y, f.x);
-  // The grid, first axis slowest. Every point is resolved before anything runs, so a bad value
-  // fails at once instead of after hours of earlier runs.
-  std::vector<std::vector<size_t>> grid(1);
-  for (auto& a : o.axes) {
-    std::vector<std::vector<size_t>> next;
-    for (auto& g : grid)
-      for (size_t i = 0; i < a.values.size(); ++i) {
-        next.push_back(g);
-        next.back().push_back(i);
-      }
-    grid = std::move(next);
+namespace {
+
+// One line of progress: counts, rate over this session and the time left at that rate.
+class Progress {
+ public:
+  Progress(std::string label, bool quiet) : label_(std::move(label)), quiet_(quiet), tty_(isatty(1)) {}
+  void update(const StoreCounts& c, bool force = false) {
+    if (quiet_) return;
+    if (first_done_ < 0) first_done_ = c.done + c.failed;
+    // A log gets a line per finished point; a terminal also sees points start.
+    const bool changed = c.done != last_.done || c.failed != last_.failed || (tty_ && c.running != last_.running);
+    if (!changed && !force) return;
+    last_ = c;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    const int now_done = c.done + c.failed - first_done_;
+    std::string rate = "-", eta = "-";
+    if (now_done > 0 && s > 0) {
+      const double per_s = now_done / s;
+      rate = fmt::format("{:.3g}/min", per_s * 60);
+      const int left = int((c.pending + c.running) / per_s);
+      eta = fmt::format("{}:{:02d}:{:02d}", left / 3600, left / 60 % 60, left % 60);
+    }
+    std::string line = fmt::format("{}: {}/{} done, {} running, {} failed, {} pending, {} points, ETA {}", label_,
+                                   c.done, c.total(), c.running, c.failed, c.pending, rate, eta);
+    // On a terminal one line rewrites itself; in a log each change is a line.
+    if (tty_)
+      fmt::print("\r{:<100}", line);
+    else
+      fmt::print("{}\n", line);
+    std::fflush(stdout);
   }
-  struct Point {
-    std::string dir;
-    std::map<std::string, std::string> values;
-    nlohmann::json resolved;
+  void end() {
+    if (!quiet_ && tty_) fmt::print("\n");
+  }
+
+ private:
+  std::string label_;
+  bool quiet_, tty_;
+  int first_done_ = -1;
+  StoreCounts last_{-1, -1, -1, -1};
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
+
+// Runs points of the store in this process until none is pending or Ctrl-C.
+bool run_points_here(SweepStore& store, const std::string& out_dir, int threads, Progress* progress) {
+  const std::string me = fmt::format("pid {}", getpid()), host = host_name();
+  while (!interrupt_requested()) {
+    std::optional<StorePoint> p = store.claim_next(me, host);
+    if (!p) return true;
+    if (progress) progress->update(store.counts());
+    PointOutcome o = execute_point(*p, out_dir, {.threads = threads, .report = true, .quiet = true});
+    store.finish(p->id, o);
+    if (progress) progress->update(store.counts());
+  }
+  return false;
+}
+
+pid_t spawn_worker(const std::string& out_dir, const std::string& store_file, int threads) {
+  const std::string& exe = sweep_worker_executable();
+  std::vector<std::string> args = {exe,       "sweep",    "worker",    out_dir,
+                                   "--store", store_file, "--threads", std::to_string(threads)};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  IHLAB_CHECK(pid >= 0, "sweep: cannot start a worker process (fork failed)");
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec. The worker dies with the coordinator
+    // (a killed sweep leaves no orphan training on a point that a rerun will hand out again), and
+    // has its own process group: Ctrl-C reaches the coordinator, which forwards exactly one.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    setpgid(0, 0);
+    execv(exe.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// The local pool: `workers` processes claim points from the store; a worker that dies has its
+// point put back (or failed after kMaxAttempts) and is replaced.
+bool run_pool(SweepStore& store, const std::string& out_dir, int workers, int threads, Progress& progress) {
+  std::map<pid_t, bool> children;
+  bool forwarded = false;
+  int exec_failures = 0;
+  auto pending = [&] { return store.counts().pending; };
+  auto top_up = [&] {
+    const int want = std::min(workers, int(children.size()) + pending());
+    while (!interrupt_requested() && int(children.size()) < want)
+      children[spawn_worker(out_dir, store.path(), threads)];
   };
-  std::vector<Point> points;
-  for (size_t r = 0; r < grid.size(); ++r) {
-    Point p;
-    std::vector<std::string> overrides = o.overrides;
-    std::string name = fmt::format("r{:03d}", r);
-    for (size_t k = 0; k < o.axes.size(); ++k) {
-      const std::string& v = o.axes[k].values[grid[r][k]];
-      overrides.push_back(o.axes[k].key + "=" + v);
-      p.values[o.axes[k].key] = v;
-      name += fmt::format("_{}", name_part(o.axes[k].key, v));
+  top_up();
+  while (!children.empty()) {
+    if (interrupt_requested() && !forwarded) {
+      for (auto& [pid, _] : children) kill(pid, SIGINT);
+      forwarded = true;
     }
-    p.dir = (fs::path(out_dir) / "runs" / name).string();
-    p.resolved = load_config(config_path, overrides, run_schema());
-    points.push_back(std::move(p));
+    int st = 0;
+    pid_t pid = waitpid(-1, &st, WNOHANG);
+    if (pid <= 0) {
+      progress.update(store.counts());
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (!children.erase(pid)) continue;
+    const std::string who = fmt::format("pid {}", pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
+      IHLAB_CHECK(++exec_failures < 3, "sweep: the worker program {} could not be started", sweep_worker_executable());
+    }
+    if (!(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 130))) {
+      // Died mid-point (killed, out of memory, a crash): put its point back, or give up on it.
+      const int code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+      for (auto& p : store.running_of(who)) {
+        if (p.attempts >= kMaxAttempts) {
+          PointOutcome o;
+          o.status = PointStatus::Failed;
+          o.exit_status = code;
+          o.error = fmt::format("the worker process ended with status {} in each of {} attempts", code, p.attempts);
+          store.finish(p.id, o);
+        } else {
+          store.reset_running(who);
+        }
+      }
+      if (!interrupt_requested())
+        fmt::print(stderr, "sweep: worker {} ended with status {}; its point goes back to the queue\n", who, code);
+    }
+    top_up();
+    progress.update(store.counts());
   }
+  return !interrupt_requested();
+}
+
+}  // namespace
+
+SweepLock::SweepLock(const std::string& store) : path_(store + ".lock") {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  IHLAB_CHECK(fd_ >= 0, "sweep: cannot create the lock file {}", path_);
+  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[64] = {};
+    ssize_t n = pread(fd_, buf, sizeof buf - 1, 0);
+    ::close(fd_);
+    fail("sweep: another process ({}) is running the sweep in {}; wait for it or stop it first",
+         n > 0 ? std::string(buf, size_t(n)) : "unknown", fs::path(store).parent_path().string());
+  }
+  // Who holds it, for the message above; failing to write it changes nothing else.
+  std::string me = fmt::format("pid {} on {}", getpid(), host_name());
+  if (ftruncate(fd_, 0) != 0 || pwrite(fd_, me.data(), me.size(), 0) < 0) me.clear();
+}
+
+SweepLock::~SweepLock() { ::close(fd_); }
+
+void set_sweep_worker_executable(const std::string& path) { worker_exe() = path; }
+
+const std::string& sweep_worker_executable() {
+  if (worker_exe().empty()) worker_exe() = fs::read_symlink("/proc/self/exe").string();
+  return worker_exe();
+}
+
+std::string resolve_shard(const std::string& text) {
+  std::string t = text;
+  if (t.empty()) {
+    const char* id = std::getenv("SLURM_ARRAY_TASK_ID");
+    const char* n = std::getenv("SLURM_ARRAY_TASK_COUNT");
+    if (!id || !n) return "";
+    const char* min = std::getenv("SLURM_ARRAY_TASK_MIN");
+    const long k = std::strtol(id, nullptr, 10) - (min ? std::strtol(min, nullptr, 10) : 0);
+    t = fmt::format("{}/{}", k, n);
+  }
+  int k = -1, n = 0;
+  char extra = 0;
+  IHLAB_CHECK(std::sscanf(t.c_str(), "%d/%d%c", &k, &n, &extra) == 2 && n >= 1 && k >= 0 && k < n,
+              "sweep: --shard '{}' must be K/N with 0 <= K < N (e.g. 3/16), or come from SLURM_ARRAY_TASK_ID and "
+              "SLURM_ARRAY_TASK_COUNT",
+              t);
+  return fmt::format("{}/{}", k, n);
+}
+
+std::string sweep_store_file(const std::string& out_dir, const std::string& shard) {
+  if (shard.empty()) return (fs::path(out_dir) / "sweep.db").string();
+  int k = 0, n = 0;
+  std::sscanf(shard.c_str(), "%d/%d", &k, &n);
+  return (fs::path(out_dir) / fmt::format("shard-{}-of-{}.db", k, n)).string();
+}
+
+SweepRunResult run_sweep(const SweepPlan& plan, const std::string& out_dir, const SweepRunOptions& o) {
+  IHLAB_CHECK(o.workers >= 1, "sweep: --workers {} must be at least 1", o.workers);
   fs::create_directories(fs::path(out_dir) / "runs");
-
-  SweepResult res;
-  res.runs = int(points.size());
-  nlohmann::json runs = nlohmann::json::array();
-  for (size_t r = 0; r < points.size(); ++r) {
-    Point& p = points[r];
-    // A run finished by an earlier sweep is read back; one run now is taken as train() returned it.
-    std::optional<RunSummary> s;
-    if (fs::exists(fs::path(p.dir) / "summary.json")) s = read_summary(p.dir);
-    if (s && s->finished()) {
-      ++res.skipped;
-    } else {
-      if (!o.quiet) fmt::print("sweep: run {} of {}: {}\n", r + 1, points.size(), p.dir);
-      TrainOptions t;
-      t.quiet = o.quiet;
-      t.resume = fs::exists(fs::path(p.dir) / "checkpoints" / "latest.json");
-      t.command = o.command;
-      RunResult rr = run_config(p.resolved, p.dir, t);
-      if (o.after_run) o.after_run(p.dir, rr);
-      s = rr.summary;
-      if (rr.summary.status == RunStatus::Interrupted) break;  // Ctrl-C stops the sweep; a rerun continues it
-    }
-    if (s->finished()) ++res.finished;
-    nlohmann::json values = nlohmann::json::object();
-    for (auto& [k, v] : p.values) values[k] = lookup(p.resolved, k);
-    nlohmann::json sj = summary_to_json(*s);
-    runs.push_back({{"dir", fs::relative(p.dir, out_dir).string()},
-                    {"overrides", values},
-                    {"status", sj["status"]},
-                    {"final", sj["final"]},
-                    {"summary", sj}});
-  }
-
-  // sweep.csv: one row per run, the swept keys, then every final metric any run has.
-  std::set<std::string> metric_names;
-  for (auto& r : runs)
-    for (auto& [k, v] : r["final"].items()) metric_names.insert(k);
-  std::ofstream csv(fs::path(out_dir) / "sweep.csv");
-  csv << "run";
-  for (auto& a : o.axes) csv << "," << a.key;
-  csv << ",status";
-  for (auto& m : metric_names) csv << "," << m;
-  csv << "\n";
-  for (auto& r : runs) {
-    csv << r["dir"].get<std::string>();
-    for (auto& a : o.axes) csv << "," << r["overrides"][a.key].dump();
-    csv << "," << r["status"].get<std::string>();
-    for (auto& m : metric_names)
-      csv << "," << (r["final"].contains(m) ? fmt::format("{:.17g}", r["final"][m].get<double>()) : "");
-    csv << "\n";
-  }
-
-  nlohmann::json scaling = nlohmann::json::array();
-  for (auto& f : o.fits) {
-    std::vector<double> xs, ys;
-    for (auto& r : runs) {
-      if (r["status"] != "finished") continue;
-      double y =
-          r["final"].contains(f.y) ? as_number(r["final"][f.y]) : as_number(r["summary"].value(f.y, nlohmann::json()));
-      xs.push_back(as_number(r["overrides"][f.x]));
-      ys.push_back(y);
-    }
-    scaling.push_back(scaling_fit_json(f.y + " vs " + f.x, f.x, f.y, xs, ys));
-  }
-  for (auto& r : runs) r.erase("summary");
-  res.summary.kind = RunSummary::Kind::Sweep;
-  res.summary.name = fs::absolute(out_dir).lexically_normal().filename().string();
-  res.summary.status = res.finished == res.runs ? RunStatus::Finished : RunStatus::Incomplete;
-  res.summary.message = fmt::format("{} of {} runs finished", res.finished, res.runs);
-  res.summary.command = o.command;
-  res.summary.sections = {{"runs", runs}, {"scaling", scaling}};
-  write_summary(out_dir, res.summary);
+  SweepRunResult res;
+  res.store = sweep_store_file(out_dir, o.shard);
+  SweepLock lock(res.store);
+  SweepStore store = SweepStore::open(res.store, true);
+  store.init(plan.definition, plan.hash, o.shard, plan_rows(plan));
+  // This process now owns the store: whatever was running belonged to a process that is gone.
+  store.reset_running();
+  if (o.retry_failed) store.reset_failed();
+  const int threads = o.threads >= 0 ? o.threads : (o.workers > 1 ? 1 : -1);
+  Progress progress(o.label, o.quiet);
+  progress.update(store.counts(), true);
+  bool completed = o.workers == 1 ? run_points_here(store, out_dir, threads, &progress)
+                                  : run_pool(store, out_dir, o.workers, threads, progress);
+  res.counts = store.counts();
+  progress.update(res.counts);
+  progress.end();
+  res.interrupted = !completed || interrupt_requested();
   return res;
+}
+
+int run_sweep_worker(const std::string& out_dir, const std::string& store_file, int threads) {
+  SweepStore store = SweepStore::open(store_file, false);
+  return run_points_here(store, out_dir, threads, nullptr) ? 0 : 130;
 }
 
 }  // namespace ihlab
