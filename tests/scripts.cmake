@@ -36,3 +36,13 @@ add_test(NAME doc_links
   COMMAND sh -c "[ -x /usr/bin/python3 ] || { echo 'SKIP: no /usr/bin/python3'; exit 77; }; exec /usr/bin/python3 \"$@\"" sh
           ${CMAKE_SOURCE_DIR}/scripts/check_doc_links.py ${CMAKE_SOURCE_DIR})
 set_tests_properties(doc_links PROPERTIES LABELS "fast" SKIP_RETURN_CODE 77 TIMEOUT 60)
+
+# Sweeps as processes (tests/sweep_check.py): examples/sweep-smoke.toml serially, with --workers 2,
+# killed with SIGKILL at several moments (the process group, one worker, inside a store write) and
+# rerun, as three Slurm shards through the `ihlab sweep sbatch` script and merged, and under
+# `mpirun --oversubscribe -np 3`; each must equal the serial sweep bit for bit. About a minute.
+add_test(NAME sweep_processes
+  COMMAND sh -c "[ -x /usr/bin/python3 ] || { echo 'SKIP: no /usr/bin/python3'; exit 77; }; exec /usr/bin/python3 \"$@\"" sh
+          ${CMAKE_SOURCE_DIR}/tests/sweep_check.py --ihlab $<TARGET_FILE:ihlab> --examples ${CMAKE_SOURCE_DIR}/examples
+          --dir ${CMAKE_BINARY_DIR}/sweep_check)
+set_tests_properties(sweep_processes PROPERTIES LABELS "slow" SKIP_RETURN_CODE 77 TIMEOUT 600)

@@ -1,6 +1,6 @@
-// Reports and sweeps: the fit with its interval, attention snapshots in training (and after a
-// resume), the GIH model's attention maps against its own predictions, the report's data and HTML,
-// and a small sweep end to end. The browser-side checks are in tests/report_check.py.
+// Reports: the fit with its interval, attention snapshots in training (and after a
+// resume), the GIH model's attention maps against its own predictions, the report's data and HTML;
+// sweeps are in tests/test_sweep.cpp. The browser-side checks are in tests/report_check.py.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -211,47 +211,6 @@ TEST(Report, RejectsADirectoryThatIsNotARun) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("metrics.csv"), std::string::npos) << e.what();
   }
-}
-
-TEST(Sweep, GridRunsSkipsFinishedRunsAndFits) {
-  std::string dir = fresh_dir("sweep"), cfg = dir + ".toml";
-  std::ofstream(cfg) << kTiny;
-  SweepOptions o;
-  o.quiet = true;
-  o.axes = {parse_sweep_axis("task.vocab=3,5,9"), parse_sweep_axis("seed=1,2")};
-  o.fits = {parse_sweep_fit("task.vocab:val_loss")};
-  o.overrides = {"stages.0.steps=10", "log.attention_snapshots=0"};
-  int reports = 0;
-  o.after_run = [&](const std::string&, const RunResult&) { ++reports; };
-  SweepResult r = run_sweep(cfg, dir, o);
-  EXPECT_EQ(r.runs, 6);
-  EXPECT_EQ(r.finished, 6);
-  EXPECT_EQ(reports, 6);
-  EXPECT_TRUE(fs::exists(dir + "/runs/r000_vocab=3_seed=1/metrics.csv"));
-  EXPECT_TRUE(fs::exists(dir + "/runs/r005_vocab=9_seed=2/summary.json"));
-  auto sum = read_json(dir + "/summary.json");
-  EXPECT_EQ(sum["kind"], "sweep");
-  EXPECT_EQ(sum["runs"].size(), 6u);
-  EXPECT_EQ(sum["runs"][2]["overrides"]["task.vocab"], 5);
-  EXPECT_EQ(sum["scaling"][0]["points"].size(), 6u);
-  EXPECT_EQ(sum["scaling"][0]["points"][0][0], 3.0);
-  EXPECT_TRUE(sum["scaling"][0].contains("fit"));
-  std::string csv = slurp(dir + "/sweep.csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')).rfind("run,task.vocab,seed,status,", 0), 0u) << csv.substr(0, 80);
-  // Again: nothing reruns.
-  SweepResult again = run_sweep(cfg, dir, o);
-  EXPECT_EQ(again.skipped, 6);
-  EXPECT_EQ(reports, 6);
-  // Bad input names what is wrong before anything runs.
-  EXPECT_THROW(parse_sweep_axis("task.vocab"), Error);
-  EXPECT_THROW(parse_sweep_fit("task.vocab"), Error);
-  SweepOptions bad = o;
-  bad.axes = {parse_sweep_axis("task.vocab=3,-4")};
-  bad.fits = {};
-  EXPECT_THROW(run_sweep(cfg, fresh_dir("sweep_bad"), bad), Error);
-  bad.axes = {parse_sweep_axis("seed=1")};
-  bad.fits = {parse_sweep_fit("task.vocab:val_loss")};
-  EXPECT_THROW(run_sweep(cfg, fresh_dir("sweep_bad2"), bad), Error);
 }
 
 }  // namespace

@@ -103,6 +103,12 @@ void Trainer<T>::start() {
     }
     setup.resume_step = pos_.step;
     log_ = std::make_unique<MetricsLog>(dir_ + "/metrics.csv", pos_.step);
+    // The last row kept is the run's latest state: a run resumed from its final checkpoint logs
+    // nothing more and must still end with the same final metrics as one never interrupted.
+    const MetricsTable& kept = log_->table();
+    if (!kept.rows.empty())
+      for (size_t c = 0; c < kept.columns.size(); ++c)
+        if (kept.columns[c] != "step") last_row_.emplace_back(kept.columns[c], kept.rows.back()[c]);
     instruments_ = make_instruments<T>(spec_, data_, setup);
     return;
   }
