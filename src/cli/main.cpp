@@ -138,6 +138,10 @@ int main(int argc, char** argv) {
   repro->add_flag("--quick", ropt.quick, "a reduced version that runs in seconds");
   repro->add_flag("--evaluate-only", ropt.evaluate_only,
                   "re-check the claims of the finished reproduction in --out without training");
+  repro
+      ->add_option("--workers", ropt.workers,
+                   "train the variant runs (seeds, grid points) in N worker processes, 1 thread each")
+      ->check(CLI::Range(1, 4096));
   repro->add_option("--compat", ropt.compat, "paper (default) or code: the authors' code semantics")
       ->check(CLI::IsMember({"paper", "code"}));
   repro->footer(

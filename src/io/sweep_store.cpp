@@ -350,6 +350,55 @@ void SweepStore::init(const nlohmann::json& definition, const std::string& plan_
   read_shard();
 }
 
+std::vector<StorePoint> SweepStore::add_points(const nlohmann::json& definition,
+                                               const std::vector<StorePoint>& points) {
+  {
+    WriteTx tx(db_);
+    Stmt has(db_, "SELECT value FROM sweep WHERE key = 'definition'");
+    if (!has.step()) {
+      Stmt put(db_, "INSERT INTO sweep (key, value) VALUES (?, ?)");
+      for (auto& [k, v] : std::vector<std::pair<std::string, std::string>>{{"format", kFormat},
+                                                                           {"definition", definition.dump()},
+                                                                           {"plan_hash", "growing"},
+                                                                           {"shard", ""},
+                                                                           {"created", utc_now_iso()}}) {
+        put.bind(1, k).bind(2, v);
+        put.step();
+        put.reset();
+      }
+    }
+    Stmt find(db_, "SELECT config_hash FROM points WHERE name = ?");
+    Stmt next(db_, "SELECT COALESCE(MAX(id) + 1, 0) FROM points");
+    Stmt ins(db_,
+             fmt::format("INSERT INTO points ({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kColumns).c_str());
+    for (auto p : points) {
+      find.bind(1, p.name);
+      if (find.step()) {
+        IHLAB_CHECK(find.text(0) == p.config_hash,
+                    "sweep store {}: the run '{}' there was made with another configuration (hash {} against {}); "
+                    "give a fresh --out",
+                    path_, p.dir, find.text(0), p.config_hash);
+        find.reset();
+        continue;
+      }
+      find.reset();
+      next.step();
+      p.id = next.integer(0);
+      next.reset();
+      bind_point(ins, p);
+      ins.step();
+      ins.reset();
+    }
+    tx.commit();
+  }
+  std::vector<StorePoint> out;
+  auto all = this->points();
+  for (auto& p : points)
+    for (auto& a : all)
+      if (a.name == p.name) out.push_back(a);
+  return out;
+}
+
 std::optional<StorePoint> SweepStore::claim_next(const std::string& worker, const std::string& host) {
   WriteTx tx(db_);
   Stmt next(db_,

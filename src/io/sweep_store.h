@@ -106,6 +106,11 @@ class SweepStore {
   // nothing changes. Otherwise throws ihlab::Error saying the directory holds another sweep.
   void init(const nlohmann::json& definition, const std::string& plan_hash, const std::string& shard,
             const std::vector<StorePoint>& points);
+  // For a store that grows (a reproduction's variant runs, added by each step that needs them):
+  // records `definition` if none is there yet, and inserts each point whose name is new, with the
+  // next free id. A name already there must have the same config_hash (the same run), else throws
+  // ihlab::Error naming the run. Returns the stored rows of `points`, by name, in their order.
+  std::vector<StorePoint> add_points(const nlohmann::json& definition, const std::vector<StorePoint>& points);
   std::string meta(const std::string& key);  // "" when absent
   nlohmann::json definition();
 

@@ -63,6 +63,7 @@ ReproResult run_reproduction(const std::string& name, const std::string& out_dir
   ctx.out_dir = out_dir;
   ctx.spec = run_spec_from_config(reproduction_config(r, o));
   ctx.quick = o.quick;
+  ctx.workers = o.workers;
   ctx.compat = o.compat;
   set_threads(ctx.spec.threads);
   TrainOptions topt;

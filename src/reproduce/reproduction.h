@@ -26,6 +26,7 @@ struct ReproContext {
   std::string out_dir;
   RunSpec spec;  // the resolved configuration the run uses (spec.config: the JSON)
   bool quick = false;
+  int workers = 1;                                  // processes for variant runs (--workers)
   std::string compat;                               // "paper" or "code"
   RunResult main;                                   // the main run (set before the claims are evaluated)
   nlohmann::json extra = nlohmann::json::object();  // sections merged into summary.json
@@ -68,6 +69,8 @@ struct ReproduceOptions {
   // Re-check the claims of a reproduction that already ran in out_dir (e.g. after its claim code
   // changed) without training: the run and its variants are read back as they are.
   bool evaluate_only = false;
+  // Variant runs (seeds, grid points, controls) in this many worker processes (train/sweep.h).
+  int workers = 1;
 };
 
 // The configuration a reproduction runs with: embedded TOML, then compat, quick and user overrides.

@@ -8,28 +8,48 @@
 #include "io/config.h"
 #include "train/run.h"
 #include "train/run_schema.h"
+#include "train/sweep.h"
 
 namespace ihlab {
 namespace fs = std::filesystem;
 
 bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::vector<Variant>& variants, bool verbose) {
-  for (size_t i = 0; i < variants.size(); ++i) {
-    const Variant& v = variants[i];
-    std::string dir = ctx.variant_dir(v.name);
-    // Finished by an earlier process: ctx.variant() reads it when a claim asks.
-    if (fs::exists(dir + "/summary.json") && read_summary(dir).finished()) continue;
+  // The variants are points of the reproduction's growing sweep store (DIR/variants.db): run by
+  // the sweep machinery, so --workers N trains them in N processes, a killed reproduction resumes
+  // them, and a variant that finished is never run again.
+  std::vector<PlannedPoint> points;
+  for (auto& v : variants) {
+    PlannedPoint p;
+    p.name = v.name;
+    for (auto& o : v.overrides) {
+      const size_t eq = o.find('=');
+      p.values[o.substr(0, eq)] = o.substr(eq + 1);
+    }
     nlohmann::json raw = config;
     for (auto& o : v.overrides) apply_override(raw, o);
-    nlohmann::json resolved = run_schema().resolve(raw);
-    if (verbose) fmt::print("variant {} of {}: {}\n", i + 1, variants.size(), dir);
-    TrainOptions t;
-    t.quiet = true;
-    t.resume = fs::exists(dir + "/checkpoints/latest.json");
-    RunResult r = run_config(resolved, dir, t);
-    const bool finished = r.finished();
-    if (!finished) fmt::print(stderr, "variant {}: {} {}\n", v.name, to_string(r.summary.status), r.summary.message);
-    ctx.add_variant(v.name, std::move(r));
-    if (!finished) return false;
+    p.resolved = run_schema().resolve(raw);
+    p.seed = p.resolved.value("seed", int64_t(0));
+    points.push_back(std::move(p));
+  }
+  SweepPlan plan = plan_from_points({{"reproduction", ctx.spec.name}}, std::move(points));
+  SweepRunOptions o;
+  o.workers = ctx.workers;
+  o.quiet = !verbose;
+  o.label = "variants";
+  o.growing_store = "variants.db";
+  SweepRunResult r = run_sweep(plan, ctx.out_dir, o);
+  for (auto& v : variants) {
+    const std::string dir = ctx.variant_dir(v.name);
+    if (!fs::exists(dir + "/summary.json")) continue;
+    RunResult run = read_run(dir);
+    if (!run.finished())
+      fmt::print(stderr, "variant {}: {} {}\n", v.name, to_string(run.summary.status), run.summary.message);
+    ctx.add_variant(v.name, std::move(run));
+  }
+  if (r.interrupted) return false;
+  for (auto& v : variants) {
+    auto it = ctx.variants().find(v.name);
+    if (it == ctx.variants().end() || !it->second.finished()) return false;
   }
   return true;
 }

@@ -246,10 +246,14 @@ SweepRunResult run_sweep(const SweepPlan& plan, const std::string& out_dir, cons
   IHLAB_CHECK(o.workers >= 1, "sweep: --workers {} must be at least 1", o.workers);
   fs::create_directories(fs::path(out_dir) / "runs");
   SweepRunResult res;
-  res.store = sweep_store_file(out_dir, o.shard);
+  res.store =
+      o.growing_store.empty() ? sweep_store_file(out_dir, o.shard) : (fs::path(out_dir) / o.growing_store).string();
   SweepLock lock(res.store);
   SweepStore store = SweepStore::open(res.store, true);
-  store.init(plan.definition, plan.hash, o.shard, plan_rows(plan));
+  if (o.growing_store.empty())
+    store.init(plan.definition, plan.hash, o.shard, plan_rows(plan));
+  else
+    store.add_points(plan.definition, plan_rows(plan));
   // This process now owns the store: whatever was running belonged to a process that is gone.
   store.reset_running();
   if (o.retry_failed) store.reset_failed();

@@ -39,6 +39,9 @@ struct SweepRunOptions {
   std::string command;  // recorded in summary.json
   // The reproduction or sweep name shown in progress lines.
   std::string label = "sweep";
+  // A growing store (a reproduction's variant runs): this file under DIR instead of sweep.db; the
+  // plan's points are added to it (SweepStore::add_points) rather than fixed by the first run.
+  std::string growing_store;
 };
 
 struct SweepRunResult {

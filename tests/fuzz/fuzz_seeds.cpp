@@ -70,8 +70,7 @@ void split_seed(const fs::path& file) {
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
   std::ofstream(file.string() + ".raw", std::ios::binary) << '\0' << bytes;
-  std::ofstream(file.string() + ".text", std::ios::binary)
-      << '\1' << bytes.substr(8, n) << '\0' << bytes.substr(8 + n);
+  std::ofstream(file.string() + ".text", std::ios::binary) << '\1' << bytes.substr(8, n) << '\0' << bytes.substr(8 + n);
   fs::remove(file);
 }
 
