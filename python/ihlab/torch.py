@@ -64,8 +64,8 @@ class Transformer(torch.nn.Module):
         self.vocab, self.max_len, self.feature_dim, self.value_dim = vocab, max_len, feature_dim, value_dim
         D, H = c["width"], c["heads"]
         self.D, self.H, self.dh = D, H, D // H
-        self.pre = c["norm"] == "pre"
-        self.pos = c["positional"]
+        self.pre_norm = c["norm"] == "pre"
+        self.positional = c["positional"]
         self.lo = 0 if c["self_attention"] else 1
         M = c["mlp_width"] or 4 * D
         K = c["rel_window"] or max_len - self.lo
@@ -73,25 +73,25 @@ class Transformer(torch.nn.Module):
         shapes = {"embed.E": (vocab, D)}
         if feature_dim > 0:
             shapes["embed.W_in"] = (feature_dim, D)
-        if self.pos == "learned":
+        if self.positional == "learned":
             shapes["pos.P"] = (max_len, D)
         for l in range(c["layers"]):
             a, m = f"layer{l}.attn", f"layer{l}.mlp"
-            if self.pre:
+            if self.pre_norm:
                 shapes[a + ".ln_g"], shapes[a + ".ln_b"] = (D,), (D,)
             for n in ("Wq", "Wk", "Wv", "Wo"):
                 shapes[f"{a}.{n}"] = (D, D)
             if c["attn_bias"]:
                 for n in ("bq", "bk", "bv", "bo"):
                     shapes[f"{a}.{n}"] = (D,)
-            if self.pos == "relative":
+            if self.positional == "relative":
                 shapes[f"layer{l}.rpe.w"] = (H, K)
             if not c["attention_only"]:
-                if self.pre:
+                if self.pre_norm:
                     shapes[m + ".ln_g"], shapes[m + ".ln_b"] = (D,), (D,)
                 shapes[m + ".W1"], shapes[m + ".b1"] = (D, M), (M,)
                 shapes[m + ".W2"], shapes[m + ".b2"] = (M, D), (D,)
-        if self.pre:
+        if self.pre_norm:
             shapes["unembed.ln_g"], shapes["unembed.ln_b"] = (D,), (D,)
         if not c["tied_unembedding"]:
             shapes["unembed.U"] = (D, value_dim if value_dim > 0 else vocab)
@@ -110,7 +110,7 @@ class Transformer(torch.nn.Module):
         return name in self._names
 
     def _ln(self, x, prefix):
-        if not self.pre:
+        if not self.pre_norm:
             return x
         return F.layer_norm(x, (self.D,), self.p(prefix + ".ln_g"), self.p(prefix + ".ln_b"), eps=self.cfg["ln_eps"])
 
@@ -124,11 +124,11 @@ class Transformer(torch.nn.Module):
         x = self.p("embed.E")[tokens]                                               # [B, L, D]
         if self.feature_dim > 0:
             x = x + features.to(x.dtype) @ self.p("embed.W_in")
-        if self.pos == "learned":
+        if self.positional == "learned":
             x = x + self.p("pos.P")[:L]
         off = torch.arange(L)[:, None] - torch.arange(L)[None, :]                  # query i - key j
         allowed = off >= self.lo
-        if self.pos == "relative":
+        if self.positional == "relative":
             K = self.p("layer0.rpe.w").shape[1]                                     # offsets lo .. lo+K-1
             allowed = allowed & (off <= self.lo + K - 1)
         has_key = allowed.any(-1, keepdim=True)                                     # [L, 1]
@@ -138,13 +138,13 @@ class Transformer(torch.nn.Module):
             a = f"layer{l}.attn"
             h = self._ln(x, a)
             q, k, v = (self._lin(h, f"{a}.W{n}", f"{a}.b{n}").reshape(B, L, H, dh).transpose(1, 2) for n in "qkv")
-            if self.pos == "rotary":
+            if self.positional == "rotary":
                 q, k = rotate(q, self.cfg["rope_base"]), rotate(k, self.cfg["rope_base"])
             s = q @ k.transpose(-1, -2) / math.sqrt(dh)                             # [B, H, L, L]
-            if self.pos == "relative":
+            if self.positional == "relative":
                 w = self.p(f"layer{l}.rpe.w")
                 s = s + torch.where(allowed, w[:, (off - self.lo).clamp(0, w.shape[1] - 1)], zero)
-            elif self.pos == "alibi":
+            elif self.positional == "alibi":
                 m = torch.tensor(alibi_slopes(H), dtype=x.dtype)
                 s = s - m[:, None, None] * off.to(x.dtype)
             s = torch.where(has_key, s.masked_fill(~allowed, float("-inf")), zero)

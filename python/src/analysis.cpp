@@ -46,7 +46,9 @@ void bind_analysis(pyb::module_& root) {
   pyb::module_ m = root.def_submodule("analysis", "Induction-head scores, chi-square MI, emergence, phases, fits.");
   m.def(
       "previous_token_score",
-      [](const Doubles& attn) { return previous_token_score(span_of(attn), square_len(attn, nullptr, "previous_token_score")); },
+      [](const Doubles& attn) {
+        return previous_token_score(span_of(attn), square_len(attn, nullptr, "previous_token_score"));
+      },
       pyb::arg("attn"), "Mean attention from i to i-1 over q = 1..L-1 (attn [L, L] or [B, L, L]).");
   m.def(
       "prefix_matching_score",
@@ -84,8 +86,7 @@ void bind_analysis(pyb::module_& root) {
         const double* a = attn.data();
         for (int64_t s = 0; s < S; ++s)
           for (int l = 0; l < NL; ++l)
-            for (int h = 0; h < H; ++h, a += L * L)
-              maps[s].push_back({l, h, L, L, std::vector<double>(a, a + L * L)});
+            for (int h = 0; h < H; ++h, a += L * L) maps[s].push_back({l, h, L, L, std::vector<double>(a, a + L * L)});
         pyb::dict d;
         for (auto& [k, v] : attention_head_scores(maps, b)) d[pyb::str(k)] = v;
         return d;
@@ -139,8 +140,10 @@ void bind_analysis(pyb::module_& root) {
       "Modified (power 2) or ordinary (power 1) chi-square MI of every candidate parent subset, averaged over "
       "n_kernels Dirichlet(alpha) n-gram kernels (Chen et al. 2024); ranked by mean.");
   m.def(
-      "first_reach", [](const Doubles& t, const Doubles& y, double threshold) { return first_reach(vec_of(t), vec_of(y), threshold); },
-      pyb::arg("t"), pyb::arg("y"), pyb::arg("threshold"), "First t at which y reaches threshold (interpolated; NaN if never).");
+      "first_reach",
+      [](const Doubles& t, const Doubles& y, double threshold) { return first_reach(vec_of(t), vec_of(y), threshold); },
+      pyb::arg("t"), pyb::arg("y"), pyb::arg("threshold"),
+      "First t at which y reaches threshold (interpolated; NaN if never).");
   m.def(
       "icl_time",
       [](const Doubles& t, const Doubles& loss) {
@@ -164,11 +167,12 @@ void bind_analysis(pyb::module_& root) {
         PhaseOptions o{smooth_decades, flat_slope, min_plateau_decades, min_drop, end_fraction, count_initial};
         PhaseSegmentation s = segment_phases(vec_of(t), vec_of(loss), o);
         pyb::list plateaus, transitions;
-        for (auto& p : s.plateaus) plateaus.append(pyb::dict(pyb::arg("start") = p.start, pyb::arg("end") = p.end,
-                                                             pyb::arg("level") = p.level));
+        for (auto& p : s.plateaus)
+          plateaus.append(pyb::dict(pyb::arg("start") = p.start, pyb::arg("end") = p.end, pyb::arg("level") = p.level));
         for (auto& x : s.transitions)
           transitions.append(pyb::dict(pyb::arg("start") = x.start, pyb::arg("steepest") = x.steepest,
-                                       pyb::arg("end") = x.end, pyb::arg("slope") = x.slope, pyb::arg("drop") = x.drop));
+                                       pyb::arg("end") = x.end, pyb::arg("slope") = x.slope,
+                                       pyb::arg("drop") = x.drop));
         return pyb::dict(pyb::arg("found") = s.found, pyb::arg("initial_drop_end") = s.initial_drop_end,
                          pyb::arg("initial_drop") = s.initial_drop, pyb::arg("plateaus") = plateaus,
                          pyb::arg("transitions") = transitions, pyb::arg("convergence_start") = s.convergence_start,
@@ -201,15 +205,17 @@ void bind_analysis(pyb::module_& root) {
       pyb::arg("x"), pyb::arg("y"), pyb::arg("x_key") = "x", pyb::arg("y_key") = "y",
       "The sweep's scaling fit (train/sweep.h): ln y = intercept + slope ln x over the positive finite points, "
       "with the slope's 95% interval and the band, as summary.json's `scaling` entries hold it.");
-  m.def("spearman", [](const Doubles& x, const Doubles& y) { return spearman(vec_of(x), vec_of(y)); }, pyb::arg("x"),
-        pyb::arg("y"), "Spearman rank correlation over the finite pairs.");
+  m.def(
+      "spearman", [](const Doubles& x, const Doubles& y) { return spearman(vec_of(x), vec_of(y)); }, pyb::arg("x"),
+      pyb::arg("y"), "Spearman rank correlation over the finite pairs.");
   m.def("student_t_quantile", &student_t_quantile, pyb::arg("level"), pyb::arg("dof"));
   m.def(
       "steepest_change",
       [](const Doubles& steps, const Doubles& values, int window, bool fall) {
         SmoothingOptions o;
         o.window = window;
-        SteepestChange c = steepest_change(span_of(steps), span_of(values), o, fall ? Direction::Fall : Direction::Rise);
+        SteepestChange c =
+            steepest_change(span_of(steps), span_of(values), o, fall ? Direction::Fall : Direction::Rise);
         return pyb::dict(pyb::arg("found") = c.found, pyb::arg("index") = c.index, pyb::arg("step") = c.step,
                          pyb::arg("slope") = c.slope);
       },

@@ -28,7 +28,8 @@ void bind_errors(pyb::module_& m) {
 nlohmann::json to_json(const pyb::handle& obj) {
   pyb::module_ json = pyb::module_::import("json");
   // default=float/int: numpy scalars become plain numbers; allow_nan keeps NaN visible as an error later.
-  std::string text = pyb::str(json.attr("dumps")(obj, pyb::arg("default") = pyb::module_::import("ihlab._util").attr("json_default")));
+  std::string text =
+      pyb::str(json.attr("dumps")(obj, pyb::arg("default") = pyb::module_::import("ihlab._util").attr("json_default")));
   return nlohmann::json::parse(text);
 }
 

@@ -13,20 +13,14 @@ Schema run_schema_part(const std::vector<std::string>& keep) {
   for (const auto& e : full.entries()) {
     if (std::find(keep.begin(), keep.end(), e.name) == keep.end()) continue;
     switch (e.kind) {
-      case Schema::Entry::Kind::Key:
-        s.add(e.spec);
-        break;
-      case Schema::Entry::Kind::Table:
-        s.table(e.name, *e.sub, e.help);
-        break;
-      case Schema::Entry::Kind::TableArray:
-        s.table_array(e.name, *e.sub, e.min_count, e.help);
-        break;
+      case Schema::Entry::Kind::Key: s.add(e.spec); break;
+      case Schema::Entry::Kind::Table: s.table(e.name, *e.sub, e.help); break;
+      case Schema::Entry::Kind::TableArray: s.table_array(e.name, *e.sub, e.min_count, e.help); break;
       case Schema::Entry::Kind::Variants: {
         std::map<std::string, Schema> by;
         for (auto& [k, v] : e.variants) by.emplace(k, *v);
-        s.variants(e.name, e.spec.key, by, e.spec.default_value.is_string() ? e.spec.default_value.get<std::string>() : "",
-                   e.help);
+        s.variants(e.name, e.spec.key, by,
+                   e.spec.default_value.is_string() ? e.spec.default_value.get<std::string>() : "", e.help);
         break;
       }
     }

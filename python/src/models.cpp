@@ -112,8 +112,8 @@ log) are ignored. Parameters are initialized exactly as `ihlab train` initialize
       .def(pyb::init(&make_py_model), pyb::arg("config"), pyb::arg("overrides") = std::vector<std::string>{})
       .def_property_readonly("name", [](PyModel& p) { return p.visit([](auto& x) { return pyb::str(x.name()); }); })
       .def_property_readonly("dtype", [](PyModel& p) { return p.f64 ? "float64" : "float32"; })
-      .def_property_readonly("config", [](PyModel& p) { return from_json(p.config); },
-                             "the resolved seed, dtype, [task] and [model]")
+      .def_property_readonly(
+          "config", [](PyModel& p) { return from_json(p.config); }, "the resolved seed, dtype, [task] and [model]")
       .def_property_readonly("task", [](PyModel& p) { return p.task; })
       .def_property_readonly(
           "params", [](PyModel& p) { return p.visit([](auto& x) -> pyb::object { return param_views(x); }); },

@@ -38,8 +38,9 @@ or a whole run configuration with a "task" key. Unknown keys and bad values rais
 the command line's message. Batches are pure functions of (seed, stream, index), as in training.)")
       .def(pyb::init<const pyb::object&>(), pyb::arg("config"))
       .def_property_readonly("name", [](const PyTask& t) { return t.task->name(); })
-      .def_property_readonly("config", [](const PyTask& t) { return from_json(t.config_); },
-                             "the resolved [task] table (every default filled in)")
+      .def_property_readonly(
+          "config", [](const PyTask& t) { return from_json(t.config_); },
+          "the resolved [task] table (every default filled in)")
       .def_property_readonly("vocab", [](const PyTask& t) { return t.task->vocab(); })
       .def_property_readonly("length", [](const PyTask& t) { return t.task->length(); })
       .def_property_readonly("feature_dim", [](const PyTask& t) { return t.task->feature_dim(); })

@@ -61,8 +61,9 @@ def test_emergence_phases_and_fits():
     assert seg["found"] and len(seg["plateaus"]) == 1
     assert np.log10(seg["plateaus"][0]["start"]) == pytest.approx(1, abs=0.1)
     assert np.log10(seg["plateaus"][0]["end"]) == pytest.approx(2, abs=0.1)
-    icl = analysis.icl_time(tt, 10 ** v)
-    assert icl["found"] and 100 < icl["t_icl"] < 10 ** 2.5
+    # t_ICL of a drop from 1 to 0.01 centred (in ln t) at t = 200: the midpoint crossing.
+    icl = analysis.icl_time(tt, 0.01 + 0.99 / (1 + (tt / 200) ** 4))
+    assert icl["found"] and icl["t_icl"] == pytest.approx(200, rel=0.02)
     f = analysis.fit_line([0, 1, 2, 3], [1, 3, 5, 7])
     assert f["slope"] == pytest.approx(2) and f["intercept"] == pytest.approx(1) and f["r2"] == pytest.approx(1)
     x = np.array([4, 8, 16, 32, 64.0])

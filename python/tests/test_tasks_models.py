@@ -16,7 +16,7 @@ def model_config(dtype="float64", **model):
 
 def test_task_sampling_is_a_pure_function():
     t = ihlab.Task(TASK)
-    assert t.name == "repeated-tokens" and t.vocab == 17 and t.length == 12  # BOS + 6 * 2 - 1? see below
+    assert t.name == "repeated-tokens" and t.vocab == 17 and t.length == 1 + 6 * 2  # BOS + the block twice
     a, b = t.batch(4, seed=1, step=7), t.batch(4, seed=1, step=7)
     assert a["tokens"].shape == (4, t.length) and a["tokens"].dtype == np.int32
     assert np.array_equal(a["tokens"], b["tokens"]) and np.array_equal(a["targets"], b["targets"])
