@@ -22,7 +22,9 @@ def train(config=None, out=None, overrides=(), *, resume=False, callback=None, e
 
     The GIL is released while training. Ctrl-C (SIGINT) stops at the next step boundary, writes a
     checkpoint and raises KeyboardInterrupt; `train(out=OUT, resume=True)` continues it
-    bit-identically. Bad configurations raise ihlab.ConfigError with the command line's message.
+    bit-identically (a second Ctrl-C ends the process, as on the command line). A run that
+    diverges returns normally with run.status == "diverged". Bad configurations raise
+    ihlab.ConfigError with the command line's message.
     """
     if out is None:
         raise TypeError("train: out= (the run directory) is required")
