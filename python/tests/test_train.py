@@ -141,6 +141,8 @@ def test_run_results(tmp_path, tiny_config):
     assert len(run.claims) == 0
     m = run.model()
     assert all(np.array_equal(m.params[k], v) for k, v in run.params().items())
+    html = run.report()
+    assert html.exists() and "<html" in html.read_text()[:2000].lower()
 
 
 def test_reproduce_quick(tmp_path):
