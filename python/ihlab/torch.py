@@ -3,9 +3,9 @@
 The module is written from the model's definition (src/models/transformer.h), not traced from
 the C++ code; its state_dict keys are ihlab's parameter names ("embed.E", "layer0.attn.Wq", ...),
 so checkpoints load as they are. Outputs match ihlab's to 1e-6 in float32 and 1e-12 in float64
-(tested in python/tests/test_torch.py). Only the `transformer` model is provided: the paper
-models (gih, disentangled, attention-circuit) are fused kernels whose natural PyTorch form is the
-independent twins in tests/torch_check_*.py, not a reusable module.
+(tested in python/tests/test_torch.py). Provided: `transformer` and the smoke model `attn1`. The
+paper models (gih, disentangled, attention-circuit) are fused kernels whose natural PyTorch form
+is the independent twins in tests/torch_check_*.py, not a reusable module.
 """
 import math
 from pathlib import Path
@@ -161,6 +161,33 @@ class Transformer(torch.nn.Module):
         return (out, probs) if return_attention else out
 
 
+class OneLayerAttention(torch.nn.Module):
+    """ihlab's `attn1` (src/models/one_layer_attention.h): one head, learned relative bias over
+    offsets 0..window-1. forward(tokens [B, L]) -> logits [B, L, V] (and the attention [B, L, L]
+    with return_attention=True)."""
+
+    def __init__(self, model_cfg, vocab, length, dtype=torch.float32):
+        super().__init__()
+        D, K = model_cfg["width"], model_cfg["window"]
+        self.D, self.K = D, K
+        shapes = {"embed.E": (vocab, D), "embed.U": (D, vocab), "attn.Wq": (D, D), "attn.Wk": (D, D),
+                  "attn.Wv": (D, D), "attn.Wo": (D, D), "rpe.w": (1, K)}
+        for name, s in shapes.items():
+            _register(self, name, torch.nn.Parameter(torch.zeros(*s, dtype=dtype)))
+
+    def forward(self, tokens, features=None, return_attention=False):
+        L = tokens.shape[1]
+        x = self.embed.E[tokens]                                                    # [B, L, D]
+        off = torch.arange(L)[:, None] - torch.arange(L)[None, :]
+        band = (off >= 0) & (off < self.K)
+        bias = torch.where(band, self.rpe.w[0][off.clamp(0, self.K - 1)], torch.zeros((), dtype=x.dtype))
+        s = (x @ self.attn.Wq) @ (x @ self.attn.Wk).transpose(-1, -2) / math.sqrt(self.D) + bias
+        att = torch.softmax(s.masked_fill(~band, float("-inf")), -1)                # [B, L, L]
+        h = x + (att @ (x @ self.attn.Wv)) @ self.attn.Wo
+        out = h @ self.embed.U
+        return (out, [att]) if return_attention else out
+
+
 def _register(root, name, param):
     *path, leaf = name.split(".")
     obj = root
@@ -172,7 +199,8 @@ def _register(root, name, param):
 
 
 def load(run_dir, checkpoint=None, dtype=None):
-    """A torch.nn.Module of a run's trained `transformer` (eval mode) with a checkpoint's weights.
+    """A torch.nn.Module of a run's trained `transformer` or `attn1` (eval mode) with a checkpoint's
+    weights.
 
     checkpoint: None = the latest, a step or a file name (as ihlab.Run.checkpoint_path).
     dtype: the run's own (float32 / float64) unless given (a torch dtype or its name).
@@ -182,13 +210,16 @@ def load(run_dir, checkpoint=None, dtype=None):
     run = Run(run_dir)
     cfg = run.config
     model = cfg["model"]
-    if model["name"] != "transformer":
+    if model["name"] not in ("transformer", "attn1"):
         raise ValueError(f"ihlab.torch.load: model.name = {model['name']!r} has no PyTorch module here "
-                         "(allowed: transformer; the paper models' PyTorch twins are in tests/torch_check_*.py)")
+                         "(allowed: transformer, attn1; the paper models' PyTorch twins are in tests/torch_check_*.py)")
     task = Task(cfg["task"])
     own = _DTYPES[cfg.get("dtype", "float32")]
     dt = _DTYPES.get(dtype, dtype) if dtype is not None else own
-    module = Transformer(model, task.vocab, task.length, task.feature_dim, task.value_dim, dtype=dt)
+    if model["name"] == "attn1":
+        module = OneLayerAttention(model, task.vocab, task.length, dtype=dt)
+    else:
+        module = Transformer(model, task.vocab, task.length, task.feature_dim, task.value_dim, dtype=dt)
     params = run.params(checkpoint)
     state = {k: torch.from_numpy(v).to(dt) for k, v in params.items()}
     missing, unexpected = module.load_state_dict(state, strict=False)

@@ -8,6 +8,8 @@ torch = pytest.importorskip("torch")
 import ihlab  # noqa: E402
 import ihlab.torch  # noqa: E402
 
+F = torch.nn.functional
+
 TOL = {"float32": 1e-6, "float64": 1e-12}
 TOKENS = {"name": "repeated-tokens", "vocab": 12, "block": 5, "repeats": 2}
 BURSTY = {"name": "bursty", "classes": 16, "labels": 4, "pairs": 4, "dim": 6, "burstiness": 2}
@@ -63,9 +65,29 @@ def test_module_matches_ihlab(tmp_path, i):
     assert all(p.grad is not None for p in module.parameters())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_attn1_module(tmp_path, dtype):
+    cfg = {"dtype": dtype, "task": {"name": "previous-token", "vocab": 8, "length": 12},
+           "model": {"name": "attn1", "window": 3}, "stages": [{"name": "s", "lr": 0.02, "steps": 5}],
+           "log": {"attention_snapshots": 0}}
+    run = ihlab.train(cfg, out=tmp_path / "attn1")
+    ref = run.model()
+    batch = ref.task.validation(6, seed=2)
+    module = ihlab.torch.load(run.dir)
+    with torch.no_grad():
+        logits, (att,) = module(torch.from_numpy(batch["tokens"]).long(), return_attention=True)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(batch["targets"]).long().reshape(-1),
+                               ignore_index=-1)
+    want = ref.loss(batch)
+    print(f"attn1 {dtype}: loss {float(loss)} vs {want}, relative difference {abs(float(loss) - want) / want:.3g}")
+    assert abs(float(loss) - want) / max(1.0, abs(want)) <= TOL[dtype]
+    for ex in (0, 5):
+        assert np.abs(att[ex].numpy() - ref.attention(batch, ex)[0]["weights"]).max() <= 10 * TOL[dtype]
+
+
 def test_other_models_are_refused(tmp_path):
-    cfg = {"task": {"name": "previous-token", "vocab": 8, "length": 8}, "model": {"name": "attn1"},
+    cfg = {"task": {"name": "ngram-markov", "length": 10}, "model": {"name": "gih"}, "dtype": "float64",
            "stages": [{"name": "s", "lr": 0.01, "steps": 2}], "log": {"attention_snapshots": 0}}
-    ihlab.train(cfg, out=tmp_path / "attn1")
-    with pytest.raises(ValueError, match="allowed: transformer"):
-        ihlab.torch.load(tmp_path / "attn1")
+    ihlab.train(cfg, out=tmp_path / "gih")
+    with pytest.raises(ValueError, match="allowed: transformer, attn1"):
+        ihlab.torch.load(tmp_path / "gih")
