@@ -1,5 +1,6 @@
 """ihlab.train and ihlab.reproduce: the command line's runtime, called in-process."""
 import os
+import tempfile
 
 from . import _ihlab
 from .results import Run
@@ -35,10 +36,12 @@ def train(config=None, out=None, overrides=(), *, resume=False, callback=None, e
     return Run(out)
 
 
-def reproduce(name, out, *, quick=False, compat="paper", overrides=(), evaluate_only=False, quiet=True):
+def reproduce(name, out=None, *, quick=False, compat="paper", overrides=(), evaluate_only=False, quiet=True):
     """Runs `ihlab reproduce NAME --out OUT [--quick] [--compat ...]` in-process; returns the Run,
-    whose .claims hold the paper's claims checked. Ctrl-C raises KeyboardInterrupt after the
-    checkpoint is written, as for train()."""
+    whose .claims hold the paper's claims checked (out=None: a new temporary directory, see
+    run.dir). Ctrl-C raises KeyboardInterrupt after the checkpoint is written, as for train()."""
+    if out is None:
+        out = os.path.join(tempfile.mkdtemp(prefix=f"ihlab-{name}-"), "run")
     out = os.fspath(out)
     _ihlab.reproduce(name, out, quick, compat, list(overrides), evaluate_only, quiet)
     return Run(out)

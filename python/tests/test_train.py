@@ -151,4 +151,4 @@ def test_reproduce_quick(tmp_path):
     claims = run.claims
     assert len(claims) > 0 and claims["pass"].all(), claims
     with pytest.raises(ihlab.Error, match="not-a-paper"):
-        ihlab.reproduce("not-a-paper", tmp_path / "x")
+        ihlab.reproduce("not-a-paper")
