@@ -3,7 +3,8 @@
 #   scripts/install-deps.sh          what building and running need
 #   scripts/install-deps.sh --test   also what the test suite needs (headless Chromium for the
 #                                    report check; clang, its sanitizer and libFuzzer runtimes and
-#                                    its OpenMP for scripts/fuzz.sh)
+#                                    its OpenMP for scripts/fuzz.sh; pytest, nbconvert and
+#                                    ipykernel for the Python module's tests)
 set -euo pipefail
 
 packages=(
@@ -15,9 +16,11 @@ packages=(
   libsqlite3-dev sqlite3  # the sweep store (DIR/sweep.db) and the shell to read it
   libopenmpi-dev openmpi-bin  # sweeps across MPI ranks (mpirun -np P ihlab sweep ...)
   python3 python3-numpy python3-torch python3-matplotlib
+  pybind11-dev python3-dev python3-pandas  # the Python module (python/)
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(chromium clang-format clang libclang-rt-14-dev libomp-dev)
+  packages+=(python3-pytest python3-nbconvert python3-ipykernel)  # the module's tests and notebook
 fi
 
 missing=()

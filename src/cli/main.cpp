@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 
+#include "cli/export.h"
 #include "cli/sweep_cmd.h"
 #include "io/config.h"
 #include "io/run_dir.h"
@@ -158,6 +159,13 @@ int main(int argc, char** argv) {
   report->add_flag("--no-figures", no_figures, "skip the SVG/PNG figures (they need python3-matplotlib)");
   report->footer("train, reproduce and sweep write the report by themselves when they finish.");
 
+  std::string export_dir, export_format = "transformer-lens", export_out, export_checkpoint;
+  auto* exp = app.add_subcommand("export", "Write a trained transformer in another library's layout");
+  exp->add_option("dir", export_dir, "run directory of a `transformer` model")->required();
+  exp->add_option("--format", export_format, "transformer-lens (HookedTransformer state dict + config)");
+  exp->add_option("--out", export_out, "directory for model.safetensors, model.pt and config.json")->required();
+  exp->add_option("--checkpoint", export_checkpoint, "checkpoint file (default: checkpoints/latest.json's)");
+
   app.add_subcommand("list", "List the tasks, models and reproductions");
   app.add_subcommand("config", "Print every configuration key with its type, default, allowed values and help");
 
@@ -170,6 +178,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("train")) return cmd_train(config, overrides, out, resume, command_line(argc, argv));
     if (app.got_subcommand("report")) return cmd_report(report_dir, no_figures);
     if (sweep_cli_parsed(*sweep_cli)) return run_sweep_cli(*sweep_cli, command_line(argc, argv));
+    if (app.got_subcommand("export")) return cmd_export(export_dir, export_format, export_out, export_checkpoint);
     if (app.got_subcommand("list")) return cmd_list();
     if (app.got_subcommand("reproduce")) return cmd_reproduce(repro_name, out, ropt);
     if (app.got_subcommand("config")) {

@@ -177,7 +177,13 @@ bool Trainer<T>::after_step(bool stage_end) {
   } else {
     saved = false;
   }
-  bool stop = interrupt_requested() || (opt_.stop_after >= 0 && step >= opt_.stop_after);
+  bool keep_going = true;
+  if (opt_.on_step) {
+    const Scalars brief = {
+        {"stage", double(pos_.stage)}, {"lr", last_lr_}, {"loss", last_loss_}, {"grad_norm", last_grad_norm_}};
+    keep_going = opt_.on_step(step, log_now ? last_row_ : brief, log_now);
+  }
+  bool stop = !keep_going || interrupt_requested() || (opt_.stop_after >= 0 && step >= opt_.stop_after);
   if (stop && !saved) save_checkpoint(false);
   if (stop) {
     status_ = RunStatus::Interrupted;

@@ -10,6 +10,7 @@
 //
 // train() also returns what it wrote, so the caller (a reproduction's claims, the report) reads
 // nothing back from the directory.
+#include <functional>
 #include <string>
 
 #include "io/run_dir.h"
@@ -36,6 +37,11 @@ struct TrainOptions {
   Scalars extra_references;
   // The command line that made the run, recorded in summary.json for the report.
   std::string command;
+  // Called after every update step (the Python module's training callbacks) with the step, and
+  // either that step's metrics row (logged = true) or its stage, lr, loss and grad_norm. Returning
+  // false stops the run as Ctrl-C does (checkpoint, status interrupted). It must not touch the
+  // model: the run stays bit-identical to one without it.
+  std::function<bool(int64_t step, const Scalars& row, bool logged)> on_step;
 };
 
 template <typename T>
