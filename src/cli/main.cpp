@@ -137,6 +137,7 @@ int cmd_reproduce(const std::string& name, const std::string& out, const Reprodu
   report_after_run(out, {&r.run.summary, &r.run.metrics}, subruns);
   if (!r.run.finished()) return r.run.summary.status == RunStatus::Interrupted ? 130 : 3;
   fmt::print("\n{} claims:\n{}", name, claims_table(r.claims));
+  if (!r.controls.empty()) fmt::print("\nnegative controls:\n{}", controls_table(r.controls));
   fmt::print("{}\n", r.all_pass() ? "all claims held" : "SOME CLAIMS DID NOT HOLD");
   return 0;
 }
@@ -167,6 +168,8 @@ int main(int argc, char** argv) {
   repro->add_flag("--quick", ropt.quick, "a reduced version that runs in seconds");
   repro->add_flag("--evaluate-only", ropt.evaluate_only,
                   "re-check the claims of the finished reproduction in --out without training");
+  repro->add_flag("--controls", ropt.controls,
+                  "also run the negative controls: variants that must fail the claims they name");
   repro->add_option("--compat", ropt.compat, "paper (default) or code: the authors' code semantics")
       ->check(CLI::IsMember({"paper", "code"}));
   repro->footer(
