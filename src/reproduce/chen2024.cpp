@@ -11,8 +11,11 @@
 #include "io/checkpoint.h"
 #include "models/gih_limit.h"
 #include "models/gih_model.h"
+#include "io/config.h"
 #include "reproduce/run_config.h"
+#include "reproduce/variants.h"
 #include "train/run.h"
+#include "train/run_schema.h"
 
 namespace ihlab::chen {
 
@@ -263,6 +266,42 @@ void chen_claims(ReproContext& c, const StageRoles& roles) {
   }
 }
 
+// A configuration where the chi-square MI argmax cannot be the true parents: three parents, at
+// most two selected. The learned subset must follow the MI (the theory) rather than the nearest
+// parents (measured in --quick: MI argmax 011 = {-2, -3}, learned 011).
+const Variant kThreeParents{"three-parents", {"task.parents=[-1, -2, -3]"}};
+const char* kMiThreeParents = "learned subset follows the chi-square MI with three parents, two selectable";
+
+RunResult run_three_stage(ReproContext& c, const TrainOptions& o) {
+  RunResult main = run_with_limit_reference(c, o);
+  if (!main.finished() || c.control) return main;  // a control is one run
+  if (!run_variants(c, c.spec.config, {kThreeParents}, !o.quiet)) main.summary.status = RunStatus::Interrupted;
+  return main;
+}
+
+void mi_three_parents_claim(ReproContext& c) {
+  c.claim(kMiThreeParents, [&] {
+    const MetricsTable& vm = c.variant(kThreeParents.name).metrics;
+    nlohmann::json raw = c.spec.config;
+    for (auto& o : kThreeParents.overrides) apply_override(raw, o);
+    ReproContext vc;  // the variant's configuration, for the MI survey
+    vc.spec = run_spec_from_config(run_schema().resolve(raw));
+    vc.quick = c.quick;
+    SelectorPrediction p = predict_selector(vc);
+    c.extra["chi_square_mi_three_parents"] = vc.extra["chi_square_mi"];
+    std::string learned;
+    double best = -1;
+    for (auto& l : subset_labels(vm))
+      if (vm.column("p." + l).back() > best) best = vm.column("p." + l).back(), learned = l;
+    return Measured{{yes_no(learned == p.s_star)},
+                    fmt::format("parents {{-1, -2, -3}}; MI argmax {} (mean {:.4f} +- {:.4f}, runner-up {} {:.4f} +- "
+                                "{:.4f}); learned {} (p = {:.4f})",
+                                p.s_star, p.survey.ranked[0].mean, p.survey.ranked[0].std_error,
+                                bits_of_offsets(p.survey.ranked[1].subset, 3), p.survey.ranked[1].mean,
+                                p.survey.ranked[1].std_error, learned, best)};
+  });
+}
+
 // The claims of both chen2024 stage reproductions.
 std::vector<ClaimDef> chen_claim_defs() {
   const std::string selector = "the selector's final weight on S* (its largest p_S)";
@@ -365,9 +404,16 @@ steps = 5000
   r.quick_overrides = {"data.train_size=2000", "data.val_size=500",  "stages.0.steps=200",
                        "stages.1.steps=300",   "stages.2.steps=300", "log.every=20"};
   r.claims = chen_claim_defs();
+  r.claims.push_back({kMiThreeParents,
+                      {yes("the learned subset (largest final p_S) is the MI argmax, run with parents {-1, -2, -3}")},
+                      "paper: the learned subset follows the modified chi-square MI; with three parents and |S| <= 2 "
+                      "the true parents are out of reach, so 'follows the MI' and 'finds the parents' differ"});
+  r.run = run_three_stage;
   r.evaluate = [](ReproContext& c) {
     const int64_t c_steps = c.spec.stages[0].steps;
     chen_claims(c, {0, 1, 2, c_steps});
+    mi_three_parents_claim(c);
+    if (!c.control) c.extra["runs"] = variants_json(c, {kThreeParents});
   };
   // The selector frozen uniform (stage C at learning rate 0), or the copiers frozen at their
   // initialization (stage W at learning rate 0).

@@ -232,9 +232,10 @@ Reproduction musat2025_emergence() {
         lt("|t_ICL reduced-19 - full| / full", 0.1)},
        "paper: the reduced dynamics are exact in the population limit"},
       {"3-parameter dynamics reproduce order and drop",
-       {within("(t_ICL reduced-3 - full) / full", -0.35, 0.35),
+       {within("(t_ICL reduced-3 - full) / full", -0.25, -0.1),
         yes("reduced-3: order gamma_3 < beta_2 < alpha_3 and t_ICL found")},
-       "reference: the spec measures reduced-3 13-20% ahead"},
+       "reference: the spec measures reduced-3 13-20% ahead; measured -20.0% (full run), -17.6% (--quick); the "
+       "old band +-35% also accepted a reduced model that drops later"},
   };
   for (auto& d : musat::bridge_claim_defs()) r.claims.push_back(d);
   r.evaluate = claims;

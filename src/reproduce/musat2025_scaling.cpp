@@ -350,11 +350,13 @@ Reproduction musat2025_scaling() {
        "paper: every run learns in context (stop_loss ends each run at 0.01, about 0.02 x the plateau)"},
       {"t_ICL ~ N^2 (query: the last item)",
        {within("log-log slope of t_ICL vs N over N >= 16", 1.9, 2.1)},
-       "paper: t_ICL grows like N^2; +-0.1 around 2 where the N term of a N^2 + b N no longer matters",
+       "paper: t_ICL grows like N^2; +-0.1 around 2 where the N term of a N^2 + b N no longer matters (measured "
+       "2.007 [2.006, 2.008] on the full run; the old all-N band [1.7, 2.3] was 50 times the fit's interval)",
        "N >= 16 is one point in --quick (N = 4, 8, 16)"},
       {"t_ICL ~ N^2 / ln N (query uniform, stratified)",
-       {within("log-log slope of t_ICL ln N vs N, all N (the pure slope of t_ICL is 2 - 1 / ln N)", 1.7, 2.3)},
-       "paper (N^2) with the uniform query's 1 / ln N (header comment)"},
+       {within("log-log slope of t_ICL ln N vs N, all N (the pure slope of t_ICL is 2 - 1 / ln N)", 1.9, 2.1)},
+       "paper (N^2) with the uniform query's 1 / ln N (header comment); +-0.1 around 2 (measured 1.988 [1.983, 1.993] "
+       "on the full run)"},
       {"T_gamma ~ N",
        {within("log-log slope of T_gamma (threshold 0.1) vs N, both sweeps", 0.7, 1.3)},
        "paper: the readout emerges in time ~ N"},
