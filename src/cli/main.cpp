@@ -26,10 +26,13 @@ namespace {
 void report_after_run(const std::string& dir, const ReportInputs& main,
                       const std::map<std::string, RunResult>& subruns = {}) {
   try {
-    // Runs that a reproduction or sweep made beside the main one (summary.json "runs") get their
-    // own report first (without figures: quick), so the links in the main report work.
+    // Runs that a reproduction or sweep made beside the main one (summary.json "runs", and a
+    // reproduction's "controls") get their own report first (without figures: quick), so the
+    // links in the main report work.
     nlohmann::json summary = main.summary ? summary_to_json(*main.summary) : read_json(dir + "/summary.json");
-    for (auto& r : summary.value("runs", nlohmann::json::array())) {
+    nlohmann::json beside = summary.value("runs", nlohmann::json::array());
+    for (auto& c : summary.value("controls", nlohmann::json::array())) beside.push_back(c);
+    for (auto& r : beside) {
       const std::string rel = r.value("dir", "");
       std::string sub = dir + "/" + rel;
       if (!std::filesystem::exists(sub + "/metrics.csv") || std::filesystem::exists(sub + "/report.html")) continue;
