@@ -107,6 +107,25 @@ TEST(Claims, ControlsMustFailWhatTheyName) {
   EXPECT_EQ(j[0]["ok"], false);
 }
 
+// Seeds drop in: what each seed's run measured, judged per declared claim of the mode.
+TEST(Claims, JudgeSeedsUsesTheDeclarations) {
+  const Reproduction& smoke = find_reproduction("smoke");
+  std::vector<std::map<std::string, Measured>> seeds;
+  for (double acc : {1.0, 0.97, 0.99})
+    seeds.push_back({{"copies the previous token", {{acc}, ""}},
+                     {"loss far below uniform", {{0.01}, ""}},
+                     {"attention bias peaks on offset 1", {{1}, ""}}});
+  seeds[1].erase("attention bias peaks on offset 1");  // not measured by seed 1
+  std::vector<Claim> c = judge_seeds(smoke, "paper", seeds);
+  ASSERT_EQ(c.size(), smoke.claims.size());
+  EXPECT_EQ(c[0].seed_values, (std::vector<double>{1.0, 0.97, 0.99}));
+  EXPECT_TRUE(c[0].pass);
+  EXPECT_EQ(c[0].holding, 1.0);
+  EXPECT_LT(c[0].lo, c[0].measured);
+  EXPECT_TRUE(std::isnan(c[2].seed_values[1]));
+  EXPECT_TRUE(c[2].pass);  // judged by the two seeds that measured it
+}
+
 // Every reproduction declares its claims once, with a threshold basis, and at least one negative
 // control whose must-fail claims it declares; no claim is bookkeeping (a file written).
 TEST(Claims, EveryReproductionDeclaresClaimsAndControls) {

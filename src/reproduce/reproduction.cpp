@@ -93,6 +93,21 @@ std::vector<Claim> ReproContext::judged_claims() const {
   return out;
 }
 
+std::vector<Claim> judge_seeds(const Reproduction& r, const std::string& compat,
+                               const std::vector<std::map<std::string, Measured>>& seeds) {
+  std::vector<Claim> out;
+  for (auto& def : r.claims) {
+    if (!def.compat.empty() && def.compat != compat) continue;
+    std::vector<Measured> runs;
+    for (auto& m : seeds) {
+      auto it = m.find(def.name);
+      runs.push_back(it != m.end() ? it->second : not_evaluated("this seed gave no measurement"));
+    }
+    out.push_back(judge_runs(def, runs));
+  }
+  return out;
+}
+
 bool ReproResult::all_pass() const {
   int evaluated = 0;
   for (auto& c : claims) {

@@ -107,6 +107,13 @@ struct ReproResult {
 };
 ReproResult run_reproduction(const std::string& name, const std::string& out_dir, const ReproduceOptions& o);
 
+// The claims of a reproduction run over several seeds: `seeds` holds what each seed's run measured
+// (ReproContext::measured() after evaluate); every declared claim of the --compat mode is judged
+// over the seeds by judge_runs (per-seed values, fraction holding, 95% interval, the claim's rule).
+// A claim a seed did not measure counts as not evaluated for that seed.
+std::vector<Claim> judge_seeds(const Reproduction& r, const std::string& compat,
+                               const std::vector<std::map<std::string, Measured>>& seeds);
+
 // A fixed-width claims table for the terminal.
 std::string claims_table(const std::vector<Claim>& claims);
 // One line per control: its verdict and the claims it failed, held or could not judge.
