@@ -76,7 +76,7 @@ void ReproContext::claim(const std::string& name, const std::function<Measured()
   }
   try {
     measured_[name] = measure();
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // a missing column or run: ihlab::Error, or a JSON lookup
     measured_[name] = not_evaluated(std::string("the control cannot measure it: ") + e.what());
   }
 }
@@ -148,9 +148,17 @@ ControlResult run_control(const Reproduction& r, const ReproContext& main, const
     ctl.main = control.pipeline && r.run ? r.run(ctl, t) : run_spec(ctl.spec, ctl.data(), ctl.out_dir, t);
   }
   ControlResult res;
+  std::string failed_evaluation;
   if (ctl.main.finished()) {
-    r.evaluate(ctl);
+    // A control's evaluation that throws outside its claims' measurements (a shared quantity the
+    // variant does not log) leaves those claims not evaluated: the control then fails, with why.
+    try {
+      r.evaluate(ctl);
+    } catch (const std::exception& e) {
+      failed_evaluation = e.what();
+    }
     res = judge_control(control, ctl.judged_claims());
+    if (!failed_evaluation.empty()) res.message = "its claims could not be evaluated: " + failed_evaluation;
     ctl.main.summary.claims = res.claims;
     ctl.main.summary.sections["control"] = {
         {"of", r.name}, {"description", control.description}, {"must_fail", control.must_fail}, {"ok", res.ok}};
