@@ -350,7 +350,7 @@ function claims() {
       el("th", {text: t})))),
     el("tbody", {}, ...rows))));
   for (const k of controls.filter((k) => k.message))
-    s.append(el("p", {class: "message", text: `control ${k.name} did not finish: ${k.message}`}));
+    s.append(el("p", {class: "message", text: `control ${k.name}: ${k.message}`}));
 }
 
 function sweepRuns() {
