@@ -184,11 +184,15 @@ std::string sweep_text(const SweepFits& f) {
 }
 
 // The largest relative residual |t - (a N^2 + b N)| / t of a quadratic fit over the finite points.
-double worst_quadratic_residual(const std::vector<double>& N, const std::vector<double>& t, const QuadFit& f) {
-  double worst = f.n >= 3 ? 0.0 : NAN;
+// (and the N where it is)
+std::pair<double, double> worst_quadratic_residual(const std::vector<double>& N, const std::vector<double>& t,
+                                                   const QuadFit& f) {
+  std::pair<double, double> worst{f.n >= 3 ? 0.0 : NAN, NAN};
   for (size_t i = 0; i < N.size(); ++i)
-    if (std::isfinite(t[i]) && t[i] > 0)
-      worst = std::max(worst, std::abs(t[i] - f.a * N[i] * N[i] - f.b * N[i]) / t[i]);
+    if (std::isfinite(t[i]) && t[i] > 0) {
+      const double r = std::abs(t[i] - f.a * N[i] * N[i] - f.b * N[i]) / t[i];
+      if (r > worst.first) worst = {r, N[i]};
+    }
   return worst;
 }
 
@@ -245,12 +249,12 @@ void claims(ReproContext& c) {
     for (auto n : {"beta_2", "alpha_3"}) {
       auto [x, y] = series("last", n, 0.1);
       const QuadFit q = fit_quadratic(x, y);
-      const double w = worst_quadratic_residual(x, y, q);
+      const auto [w, at] = worst_quadratic_residual(x, y, q);
       worst = std::isfinite(w) ? std::max(worst, w) : NAN;
       detail += fmt::format(
           "{}T_{}: a = {:.3g} [{:.3g}, {:.3g}], b = {:.3g} [{:.3g}, {:.3g}], largest relative "
-          "residual {:.3g}",
-          detail.empty() ? "" : "; ", n, q.a, q.a_lo, q.a_hi, q.b, q.b_lo, q.b_hi, w);
+          "residual {:.3g} at N = {}",
+          detail.empty() ? "" : "; ", n, q.a, q.a_lo, q.a_hi, q.b, q.b_lo, q.b_hi, w, at);
     }
     return Measured{{worst}, detail};
   });
@@ -362,7 +366,9 @@ Reproduction musat2025_scaling() {
        "paper: the readout emerges in time ~ N"},
       {"T_beta_2, T_alpha_3 ~ a N^2 + b N (query: the last item)",
        {le("largest |T - (a N^2 + b N)| / T over N, T_beta_2 and T_alpha_3 at threshold 0.1", 0.05)},
-       "paper: the emergence times are quadratic in N; 5% is ihlab's margin"},
+       "paper: the emergence times are quadratic in N; 5% is ihlab's margin. Measured on the full run: T_alpha_3 "
+       "within 2.0%, T_beta_2 within 0.5% for N >= 12 but 5% off at N = 6 and 11.5% at N = 4 (a small-N term the "
+       "form lacks), so the claim fails"},
       {"order gamma_3 < beta_2 < alpha_3 in every run",
        {ge("fraction of runs with first reach of 0.1 in this order", 1)},
        "paper"},
