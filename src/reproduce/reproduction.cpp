@@ -138,7 +138,11 @@ ControlResult run_control(const Reproduction& r, const ReproContext& main, const
   for (auto& a : control.overrides) apply_override(raw, a);
   ctl.spec = run_spec_from_config(run_schema().resolve(raw));
   const bool done = fs::exists(ctl.out_dir + "/summary.json") && read_summary(ctl.out_dir).finished();
-  if (done || o.evaluate_only) {
+  IHLAB_CHECK(done || !o.evaluate_only,
+              "reproduce --evaluate-only --controls: control '{}' has no finished run in '{}' (run the "
+              "reproduction with --controls first)",
+              control.name, ctl.out_dir);
+  if (done) {
     ctl.main = read_run(ctl.out_dir);
   } else {
     if (!o.quiet) fmt::print("control {}: {}\n", control.name, ctl.out_dir);
