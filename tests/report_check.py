@@ -1,7 +1,7 @@
 """Opens ihlab's HTML report in headless Chromium, as a person would, and checks what they would see.
 
-Runs `ihlab reproduce smoke` (a one-layer attention model: claims, loss floors, logged families,
-attention heat-maps) and `ihlab report` on a chen2024 --quick run is left to the reproductions;
+Runs `ihlab reproduce smoke --controls` (a one-layer attention model: claims with their negative
+control, loss floors, logged families, attention heat-maps) and `ihlab report` on a chen2024 --quick run is left to the reproductions;
 then loads DIR/report.html from disk with the network off and checks:
   - the page logs nothing to the console (no errors, no warnings),
   - the report's own marker says every chart drew (body[data-rendered="ok"], drawn == charts > 0),
@@ -90,7 +90,7 @@ def main():
     shutil.rmtree(args.dir, ignore_errors=True)
     os.makedirs(args.artifacts, exist_ok=True)
     run_dir = os.path.join(args.dir, "smoke")
-    r = run([args.ihlab, "reproduce", "smoke", "--out", run_dir])
+    r = run([args.ihlab, "reproduce", "smoke", "--out", run_dir, "--controls"])
     if r.returncode != 0:
         print(r.stdout, r.stderr)
         print("FAIL: ihlab reproduce smoke exited", r.returncode)
@@ -127,6 +127,11 @@ def main():
         failures.append("no attention heat-maps in the report of a model with attention")
     if "claims held" not in dom.stdout:
         failures.append("no claims table")
+    # The negative control beside the claims it must fail, linking its own report.
+    if "negative controls" not in dom.stdout or "runs/control-untrained/report.html" not in dom.stdout:
+        failures.append("no negative controls beside the claims")
+    if not os.path.exists(os.path.join(run_dir, "runs", "control-untrained", "report.html")):
+        failures.append("the control's own report.html is missing")
 
     shot = os.path.join(args.artifacts, "report-smoke.png")
     s = run(common + [f"--screenshot={shot}", url])

@@ -287,12 +287,28 @@ TEST_F(JsonFiles, ClaimsToJson) {
   ASSERT_EQ(j.size(), 2u);
   EXPECT_EQ(j[0], (nlohmann::json{{"name", "grokking"},
                                   {"expected", "val acc > 0.99"},
+                                  {"basis", ""},
                                   {"measured", 0.995},
+                                  {"evaluated", true},
                                   {"pass", true},
+                                  {"reason", ""},
                                   {"detail", "at step 4000"}}));
   EXPECT_TRUE(j[1]["measured"].is_null());
   EXPECT_EQ(j[1]["pass"], false);
   EXPECT_TRUE(claims_to_json({}).is_array());
+  // Not evaluated: pass is null (neither held nor failed), and it reads back as not evaluated.
+  Claim skipped{"slow", "t_ICL found", NAN, false, ""};
+  skipped.evaluated = false;
+  skipped.reason = "the run is too short";
+  nlohmann::json k = claims_to_json({skipped});
+  EXPECT_TRUE(k[0]["pass"].is_null());
+  EXPECT_EQ(k[0]["evaluated"], false);
+  RunSummary s;
+  s.claims = {skipped};
+  RunSummary back = summary_from_json(summary_to_json(s));
+  ASSERT_EQ(back.claims.size(), 1u);
+  EXPECT_FALSE(back.claims[0].evaluated);
+  EXPECT_EQ(back.claims[0].reason, "the run is too short");
 }
 
 }  // namespace

@@ -27,10 +27,13 @@ namespace {
 void report_after_run(const std::string& dir, const ReportInputs& main,
                       const std::map<std::string, RunResult>& subruns = {}) {
   try {
-    // Runs that a reproduction or sweep made beside the main one (summary.json "runs") get their
-    // own report first (without figures: quick), so the links in the main report work.
+    // Runs that a reproduction or sweep made beside the main one (summary.json "runs", and a
+    // reproduction's "controls") get their own report first (without figures: quick), so the
+    // links in the main report work.
     nlohmann::json summary = main.summary ? summary_to_json(*main.summary) : read_json(dir + "/summary.json");
-    for (auto& r : summary.value("runs", nlohmann::json::array())) {
+    nlohmann::json beside = summary.value("runs", nlohmann::json::array());
+    for (auto& c : summary.value("controls", nlohmann::json::array())) beside.push_back(c);
+    for (auto& r : beside) {
       const std::string rel = r.value("dir", "");
       std::string sub = dir + "/" + rel;
       if (!std::filesystem::exists(sub + "/metrics.csv") || std::filesystem::exists(sub + "/report.html")) continue;
@@ -109,6 +112,7 @@ int cmd_reproduce(const std::string& name, const std::string& out, const Reprodu
   report_after_run(out, {&r.run.summary, &r.run.metrics}, subruns);
   if (!r.run.finished()) return r.run.summary.status == RunStatus::Interrupted ? 130 : 3;
   fmt::print("\n{} claims:\n{}", name, claims_table(r.claims));
+  if (!r.controls.empty()) fmt::print("\nnegative controls:\n{}", controls_table(r.controls));
   fmt::print("{}\n", r.all_pass() ? "all claims held" : "SOME CLAIMS DID NOT HOLD");
   return 0;
 }
@@ -143,6 +147,8 @@ int main(int argc, char** argv) {
       ->add_option("--workers", ropt.workers,
                    "train the variant runs (seeds, grid points) in N worker processes, 1 thread each")
       ->check(CLI::Range(1, 4096));
+  repro->add_flag("--controls", ropt.controls,
+                  "also run the negative controls: variants that must fail the claims they name");
   repro->add_option("--compat", ropt.compat, "paper (default) or code: the authors' code semantics")
       ->check(CLI::IsMember({"paper", "code"}));
   repro->footer(

@@ -52,9 +52,19 @@ nlohmann::json claims_to_json(const std::vector<Claim>& claims) {
   nlohmann::json out = nlohmann::json::array();
   for (auto& c : claims) {
     // JSON has no NaN/Infinity; null says "no measurement" explicitly instead of relying on dump().
-    nlohmann::json measured = std::isfinite(c.measured) ? nlohmann::json(c.measured) : nlohmann::json(nullptr);
-    out.push_back(
-        {{"name", c.name}, {"expected", c.expected}, {"measured", measured}, {"pass", c.pass}, {"detail", c.detail}});
+    auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    nlohmann::json j = {
+        {"name", c.name},           {"expected", c.expected},
+        {"basis", c.basis},         {"measured", num(c.measured)},
+        {"evaluated", c.evaluated}, {"pass", c.evaluated ? nlohmann::json(c.pass) : nlohmann::json(nullptr)},
+        {"reason", c.reason},       {"detail", c.detail}};
+    if (!c.seed_values.empty()) {
+      nlohmann::json values = nlohmann::json::array();
+      for (double v : c.seed_values) values.push_back(num(v));
+      j["seeds"] = {
+          {"values", values}, {"holding", num(c.holding)}, {"lo", num(c.lo)}, {"hi", num(c.hi)}, {"rule", c.rule}};
+    }
+    out.push_back(j);
   }
   return out;
 }
@@ -114,9 +124,23 @@ RunSummary summary_from_json(const nlohmann::json& j) {
   }
   for (auto& c : j.value("claims", nlohmann::json::array())) {
     IHLAB_CHECK(c.is_object(), "summary.json: a claim must be an object, got {}", c.dump());
-    s.claims.push_back({get_key<std::string>(c, "name", ""), get_key<std::string>(c, "expected", ""),
-                        get_key<double>(c, "measured", NAN), get_key<bool>(c, "pass", false),
-                        get_key<std::string>(c, "detail", "")});
+    Claim cl{get_key<std::string>(c, "name", ""), get_key<std::string>(c, "expected", ""),
+             get_key<double>(c, "measured", NAN), false, get_key<std::string>(c, "detail", "")};
+    cl.evaluated = get_key<bool>(c, "evaluated", true);  // files from before `evaluated` judged every claim
+    if (cl.evaluated) cl.pass = get_key<bool>(c, "pass", false);
+    cl.reason = get_key<std::string>(c, "reason", "");
+    cl.basis = get_key<std::string>(c, "basis", "");
+    if (c.contains("seeds")) {
+      const nlohmann::json& sd = c["seeds"];
+      IHLAB_CHECK(sd.is_object(), "summary.json: key 'claims.seeds' must be an object, got {}", sd.dump());
+      for (auto& v : sd.value("values", nlohmann::json::array()))
+        cl.seed_values.push_back(v.is_number() ? v.get<double>() : NAN);
+      cl.holding = get_key<double>(sd, "holding", NAN);
+      cl.lo = get_key<double>(sd, "lo", NAN);
+      cl.hi = get_key<double>(sd, "hi", NAN);
+      cl.rule = get_key<std::string>(sd, "rule", "");
+    }
+    s.claims.push_back(std::move(cl));
   }
   if (j.contains("reproduction")) {
     const nlohmann::json& r = j["reproduction"];

@@ -15,10 +15,14 @@
 //     seed          integer
 //     final         object   {column: value} of the last metrics row; non-finite values left out
 //     checkpoint    string   path of the newest checkpoint ("" if none was written)
-//     claims        array    [{name, expected, measured (number or null), pass, detail}]; empty
-//                            until a reproduction evaluates its claims
+//     claims        array    [{name, expected, basis, measured (number or null), evaluated, pass
+//                            (null when not evaluated), reason (why not evaluated), detail,
+//                            seeds (several runs only: {values, holding, lo, hi, rule})}]; empty
+//                            until a reproduction evaluates its claims (reproduce/claims.h)
 //     command       string   optional: the command line of `ihlab train`
 //     reproduction  object   reproductions only: {name, paper, quick, compat, command, all_pass}
+//     controls      array    reproductions run with --controls: [{name, description, dir, must_fail,
+//                            failed, not_evaluated, ok}] (a section; reproduce/claims.h)
 //     <section>     any      reproduction-specific results (chi_square_mi, runs, phases, note...),
 //                            kept as they are and shown by the report
 //   kind = sweep (`ihlab sweep`): the key "kind" = "sweep", then name, status ("finished" |
@@ -56,10 +60,21 @@ std::ostream& operator<<(std::ostream& out, RunStatus s);  // the file name (tes
 struct Claim {
   std::string name, expected;
   double measured;
-  bool pass;
+  bool pass;  // meaningful only when evaluated
   std::string detail;
+  // false: the run cannot judge the claim (too short, a quantity it does not log); `reason` says
+  // why. Such a claim neither holds nor fails.
+  bool evaluated = true;
+  std::string reason{};
+  std::string basis{};  // where the threshold comes from: the paper, a measurement
+  // Over several runs (seeds): the measured quantity per run, the fraction of runs where the claim
+  // holds, a 95% interval of the quantity's mean, and the rule the verdict used. Empty / NaN for one run.
+  std::vector<double> seed_values{};
+  double holding = NAN, lo = NAN, hi = NAN;
+  std::string rule{};
 };
-// An array of {"name", "expected", "measured", "pass", "detail"}; a non-finite measured is null.
+// An array of {"name", "expected", "basis", "measured", "evaluated", "pass", "reason", "detail"
+// [, "seeds"]}; a non-finite measured is null, and so is pass when the claim was not evaluated.
 nlohmann::json claims_to_json(const std::vector<Claim>& claims);
 
 struct ReproductionInfo {

@@ -72,9 +72,12 @@ class DisentangledModel : public Model<T> {
   Var<T> readout_mask_;  // [D, 8D] constant: 1 on token-type column blocks
 };
 
-enum class PseudoSet { All, Three };
+// NoBeta2: alpha_3 and gamma_3 only, beta_2 clamped at 0 (a negative control: without beta_2 the
+// label cannot be matched to its item, so the loss must not drop).
+enum class PseudoSet { All, Three, NoBeta2 };
 constexpr auto enum_choices(PseudoSet) {
-  return std::array<EnumChoice<PseudoSet>, 2>{{{PseudoSet::All, "all"}, {PseudoSet::Three, "three"}}};
+  return std::array<EnumChoice<PseudoSet>, 3>{
+      {{PseudoSet::All, "all"}, {PseudoSet::Three, "three"}, {PseudoSet::NoBeta2, "no-beta2"}}};
 }
 
 struct PseudoReducedConfig {
@@ -85,7 +88,8 @@ struct PseudoReducedConfig {
 
   template <class V>
   void fields(V& v) {
-    v("pseudo", pseudo, "trained pseudo-parameters: all (19) or three (alpha_3, beta_2, gamma_3)");
+    v("pseudo", pseudo,
+      "trained pseudo-parameters: all (19), three (alpha_3, beta_2, gamma_3) or no-beta2 (alpha_3, gamma_3)");
   }
 };
 

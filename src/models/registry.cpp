@@ -77,8 +77,10 @@ std::unique_ptr<Model<T>> make_disentangled_reduced(const nlohmann::json& c, con
   cfg.rotation = d.rotation;
   if (cfg.pseudo == PseudoSet::All) {
     for (auto& b : pseudo_parameter_table()) cfg.train.push_back(b.name);
-  } else {
+  } else if (cfg.pseudo == PseudoSet::Three) {
     cfg.train = {"alpha_3", "beta_2", "gamma_3"};
+  } else {
+    cfg.train = {"alpha_3", "gamma_3"};
   }
   return std::make_unique<PseudoReducedModel<T>>(cfg);
 }

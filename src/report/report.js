@@ -299,18 +299,58 @@ function header() {
   if (sm.message) h.append(el("p", {class: status === "finished" ? "note" : "message", text: sm.message}));
 }
 
+// Claims: the verdict (held, failed, or not evaluated with the reason), the threshold and its
+// basis, the negative controls that must fail the claim beside it, and over several seeds the
+// per-seed values, the fraction holding and the 95% interval.
 function claims() {
-  const cl = (DATA.summary && DATA.summary.claims) || [];
+  const sm = DATA.summary || {};
+  const cl = sm.claims || [];
   if (cl.length === 0) return;
-  const passed = cl.filter((c) => c.pass).length;
-  const s = section("Claims", `${passed} of ${cl.length} claims held.`);
-  s.classList.add(passed === cl.length ? "all-pass" : "some-fail");
-  const rows = cl.map((c) => el("tr", {class: c.pass ? "pass" : "fail"},
-    el("td", {class: "verdict", text: c.pass ? "✔ held" : "✘ failed"}), el("td", {text: c.name}),
-    el("td", {text: c.expected}), el("td", {class: "num", text: fmtNum(c.measured)}), el("td", {text: c.detail || ""})));
+  const controls = sm.controls || [];
+  const judged = cl.filter((c) => c.evaluated !== false);
+  const passed = judged.filter((c) => c.pass).length;
+  const okControls = controls.filter((c) => c.ok).length;
+  let note = `${passed} of ${judged.length} evaluated claims held` +
+    (judged.length < cl.length ? `; ${cl.length - judged.length} not evaluated` : "") + ".";
+  if (controls.length) note += ` Negative controls: ${okControls} of ${controls.length} failed what they must fail.`;
+  const s = section("Claims", note);
+  s.classList.add(passed === judged.length && okControls === controls.length ? "all-pass" : "some-fail");
+  const verdict = (c) => c.evaluated === false ? ["skip", "– not evaluated"] : c.pass ? ["pass", "✔ held"] :
+    ["fail", "✘ failed"];
+  // The controls that must fail a claim, each with what it did.
+  const controlCell = (c) => {
+    const mine = controls.filter((k) => (k.must_fail || []).includes(c.name));
+    if (mine.length === 0) return el("td", {class: "muted", text: controls.length ? "none" : ""});
+    return el("td", {}, ...mine.map((k) => {
+      const failed = (k.failed || []).includes(c.name);
+      const unjudged = (k.not_evaluated || []).includes(c.name);
+      const what = failed ? "failed it ✔" : unjudged ? "could not judge it ✘" : "held it ✘";
+      return el("div", {class: failed ? "ctl-ok" : "ctl-bad", title: k.description || ""},
+        el("a", {href: (k.dir || "") + "/report.html", text: k.name}), " " + what);
+    }));
+  };
+  const seedsText = (c) => {
+    if (!c.seeds) return null;
+    const v = (c.seeds.values || []).map(fmtNum).join(", ");
+    return el("div", {class: "seeds", text: `seeds: ${v}; holds in ${fmtNum(100 * c.seeds.holding)}%; 95% interval ` +
+      `[${fmtNum(c.seeds.lo)}, ${fmtNum(c.seeds.hi)}]; verdict: ${c.seeds.rule}`});
+  };
+  const rows = cl.map((c) => {
+    const [cls, text] = verdict(c);
+    return el("tr", {class: cls},
+      el("td", {class: "verdict", text}), el("td", {text: c.name}),
+      el("td", {}, c.expected, c.basis ? el("div", {class: "basis", text: "threshold: " + c.basis}) : null),
+      el("td", {class: "num", text: fmtNum(c.measured)}),
+      el("td", {}, c.evaluated === false ? el("div", {class: "reason", text: c.reason || ""}) : null,
+        c.detail || "", seedsText(c)),
+      controlCell(c));
+  });
   s.append(el("div", {class: "table-wrap"}, el("table", {class: "claims"},
-    el("thead", {}, el("tr", {}, ...["", "claim", "expected", "measured", "detail"].map((t) => el("th", {text: t})))),
+    el("thead", {}, el("tr", {}, ...["", "claim", "expected", "measured", "detail", "negative controls"].map((t) =>
+      el("th", {text: t})))),
     el("tbody", {}, ...rows))));
+  for (const k of controls.filter((k) => k.message))
+    s.append(el("p", {class: "message", text: `control ${k.name}: ${k.message}`}));
 }
 
 function sweepRuns() {

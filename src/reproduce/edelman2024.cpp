@@ -89,21 +89,21 @@ std::vector<Variant> variants(bool quick) {
   std::vector<Variant> v;
   const int seeds = quick ? 1 : 5;
   for (int s = 1; s < seeds; ++s) v.push_back({fmt::format("seed{}", s), {fmt::format("seed={}", s)}});
-  for (int s = 0; s < (quick ? 1 : 3); ++s)
+  // --quick: none (the claim that compares them is not evaluated there: one seed cannot separate them).
+  for (int s = 0; s < (quick ? 0 : 3); ++s)
     v.push_back({fmt::format("doubly-stochastic-seed{}", s),
                  {"task.variant=\"doubly-stochastic\"", fmt::format("seed={}", s)}});
-  v.push_back({"one-layer", {"model.layers=1"}});
   return v;
 }
 
 constexpr double kKlThreshold = 0.05;  // nats: "the model is close to the bigram solution"
 
-std::vector<Claim> claims(ReproContext& c) {
-  std::vector<Claim> out;
+void claims(ReproContext& c) {
   const bool quick = c.quick;
-  auto vs = variants(quick);
-  c.extra["runs"] = variants_json(c, vs);
-  // 1. Three stages in every seed of the standard variant.
+  // A control is one run: its claims read that run alone, not the seeds and variants.
+  auto vs = c.control ? std::vector<Variant>{} : variants(quick);
+  if (!c.control) c.extra["runs"] = variants_json(c, vs);
+  // Three stages in every seed of the standard variant.
   std::vector<MetricsTable> seeds = {c.main.metrics};
   for (auto& v : vs)
     if (v.name.rfind("seed", 0) == 0) seeds.push_back(c.variant(v.name).metrics);
@@ -119,49 +119,45 @@ std::vector<Claim> claims(ReproContext& c) {
     detail += fmt::format("{}seed {}: {}{}{} switch {}", i ? "; " : "", i, s.uniform_first ? "U" : "-",
                           s.unigram_plateau ? "u" : "-", s.bigram_last ? "b" : "-", s.switch_event.step);
   }
-  out.push_back({"three stages in every seed",
-                 fmt::format("uniform -> unigram plateau -> bigram in all {} seeds", seeds.size()), double(three),
-                 three == int(seeds.size()), detail + " (U/u/b: closest reference by KL)"});
-  // 2. The bigram solution is reached: final loss near the bigram strategy's.
-  double val = c.main.metrics.column("val_loss").back(), big = c.main.metrics.column("ref.bigram").back(),
-         uni = c.main.metrics.column("ref.unigram").back();
-  double gap = (val - big) / (uni - big);
-  out.push_back({"seed 0 reaches the bigram solution", "(val_loss - bigram) / (unigram - bigram) < 0.25", gap,
-                 gap < 0.25, fmt::format("val_loss {:.4f}, unigram {:.4f}, bigram {:.4f}", val, uni, big)});
-  // 3. Doubly stochastic: no unigram signal, so the switch to bigram (Edelman's definition: the
+  c.claim("three stages in every seed", [&] {
+    return Measured{{double(three) / double(seeds.size())},
+                    fmt::format("{} of {} seeds; {} (U/u/b: closest reference by KL)", three, seeds.size(), detail)};
+  });
+  // The bigram solution is reached: final loss near the bigram strategy's.
+  const double big = c.main.metrics.column("ref.bigram").back(), uni = c.main.metrics.column("ref.unigram").back();
+  c.claim("seed 0 reaches the bigram solution", [&] {
+    const double val = c.main.metrics.column("val_loss").back();
+    return Measured{{(val - big) / (uni - big)},
+                    fmt::format("val_loss {:.4f}, unigram {:.4f}, bigram {:.4f}", val, uni, big)};
+  });
+  // Doubly stochastic: no unigram signal, so the switch to bigram (Edelman's definition: the
   // bigram strategy becomes closer than the unigram one) comes earlier.
-  std::vector<double> ds, ds_reach;
-  for (auto& v : vs)
-    if (v.name.rfind("doubly", 0) == 0) {
-      Stages s = read_stages(c.variant(v.name).metrics, kKlThreshold);
-      ds.push_back(s.switch_event.step);
-      ds_reach.push_back(s.threshold_step);
-    }
-  double m_std = median(switch_steps), m_ds = median(ds);
-  bool earlier = std::isfinite(m_ds) && std::isfinite(m_std) && m_ds < m_std;
-  out.push_back({"doubly stochastic transitions earlier", "median unigram -> bigram switch step below the standard's",
-                 m_ds, earlier,
-                 fmt::format("switch: doubly stochastic median {} vs standard {}; kl.bigram < {}: {} vs {} (steps)",
-                             m_ds, m_std, kKlThreshold, median(ds_reach), median(reach_steps))});
-  // 4. One layer cannot form an induction head: it stays at the unigram solution.
-  const MetricsTable& one = c.variant("one-layer").metrics;
-  double g1 = one.column("kl.unigram").back(), b1 = one.column("kl.bigram").back();
-  double v1 = one.column("val_loss").back();
-  double gap1 = (v1 - big) / (uni - big);
-  out.push_back({"a 1-layer model stays at unigram",
-                 "final kl.unigram < kl.bigram and no better than halfway to bigram", gap1, g1 < b1 && gap1 > 0.5,
-                 fmt::format("1-layer val_loss {:.4f}; kl.unigram {:.4f}, kl.bigram {:.4f}", v1, g1, b1)});
-  // 5. The switch is found in every seed; seed 0's plateau (unigram the closest strategy) is shown.
-  auto st = c.main.metrics.column("step"), kb = c.main.metrics.column("kl.bigram"),
-       kg = c.main.metrics.column("kl.unigram"), ku = c.main.metrics.column("kl.uniform");
-  size_t from = 0;  // the first point of the unigram plateau: unigram is the closest of the three
-  while (from < st.size() && !(kg[from] < kb[from] && kg[from] < ku[from])) ++from;
-  out.push_back({"unigram -> bigram switch found in every seed", "median switch step (closest reference by KL)",
-                 median(switch_steps),
-                 std::all_of(switch_steps.begin(), switch_steps.end(), [](double x) { return std::isfinite(x); }),
-                 fmt::format("seed 0: unigram plateau from step {} to the switch at step {}",
-                             from < st.size() ? st[from] : NAN, switch_steps[0])});
-  return out;
+  c.claim("doubly stochastic transitions earlier", [&] {
+    std::vector<double> ds, ds_reach;
+    for (auto& v : vs)
+      if (v.name.rfind("doubly", 0) == 0) {
+        Stages s = read_stages(c.variant(v.name).metrics, kKlThreshold);
+        ds.push_back(s.switch_event.step);
+        ds_reach.push_back(s.threshold_step);
+      }
+    IHLAB_CHECK(!ds.empty(), "edelman2024: no doubly stochastic run to compare with");
+    const double m_std = median(switch_steps), m_ds = median(ds);
+    return Measured{{m_ds / m_std},
+                    fmt::format("switch: doubly stochastic median {} vs standard {}; kl.bigram < {}: {} vs {} (steps)",
+                                m_ds, m_std, kKlThreshold, median(ds_reach), median(reach_steps))};
+  });
+  // The switch is found in every seed; seed 0's plateau (unigram the closest strategy) is shown.
+  c.claim("unigram -> bigram switch found in every seed", [&] {
+    auto st = c.main.metrics.column("step"), kb = c.main.metrics.column("kl.bigram"),
+         kg = c.main.metrics.column("kl.unigram"), ku = c.main.metrics.column("kl.uniform");
+    size_t from = 0;  // the first point of the unigram plateau: unigram is the closest of the three
+    while (from < st.size() && !(kg[from] < kb[from] && kg[from] < ku[from])) ++from;
+    const double found =
+        double(std::count_if(switch_steps.begin(), switch_steps.end(), [](double x) { return std::isfinite(x); }));
+    return Measured{{found / double(switch_steps.size())},
+                    fmt::format("median switch step {}; seed 0: unigram plateau from step {} to the switch at step {}",
+                                median(switch_steps), from < st.size() ? st[from] : NAN, switch_steps[0])};
+  });
 }
 
 }  // namespace
@@ -172,12 +168,34 @@ Reproduction edelman2024_icl_mc() {
   r.paper = "Edelman et al. 2024";
   r.description =
       "ICL-MC: uniform -> unigram plateau -> bigram across 5 seeds; doubly stochastic is earlier; "
-      "1 layer stays at unigram";
+      "1 layer stays at unigram (control)";
   r.runtime = "4.1 min; --quick 40 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=128"};
   r.run = [](ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants(c.quick)); };
+  r.claims = {
+      {"three stages in every seed",
+       {ge("fraction of the standard seeds going uniform -> unigram plateau -> bigram (closest reference by KL)", 1)},
+       "paper: the three stages of statistical induction heads"},
+      {"seed 0 reaches the bigram solution",
+       {lt("(val_loss - bigram) / (unigram - bigram)", 0.25)},
+       "paper: the model converges to the bigram strategy; 0.25 of the gap is ihlab's margin",
+       "2500 steps end before the loss comes within 25% of the bigram strategy's"},
+      {"doubly stochastic transitions earlier",
+       {lt("median switch step, doubly stochastic / standard seeds", 1)},
+       "paper: without a unigram signal there is no unigram plateau to leave",
+       "one seed per variant cannot separate the switch steps"},
+      {"unigram -> bigram switch found in every seed",
+       {ge("fraction of the standard seeds where the bigram strategy overtakes the unigram one", 1)},
+       "paper"},
+  };
   r.evaluate = claims;
+  // One layer cannot form an induction head: it stays at the unigram solution.
+  r.controls = {{"one-layer",
+                 "a 1-layer model: no induction head can form, the model stays at unigram",
+                 {"model.layers=1"},
+                 {},
+                 {"three stages in every seed", "unigram -> bigram switch found in every seed"}}};
   return r;
 }
 

@@ -42,10 +42,12 @@ RunEmergence read_emergence(const MetricsTable& m, double lr);
 
 // The standard-transformer bridge (musat2025_bridge.cpp): its run names under DIR/runs/, the
 // configuration of each (the main run's resolved configuration with its [model], [data], [log]
-// and stages replaced), and its claim (also writes DIR/bridge_<run>.csv).
+// and stages replaced), and its claims (declared by bridge_claim_defs, measured by bridge_claims
+// from DIR/bridge_<run>.csv).
 std::vector<Variant> bridge_variants();
 nlohmann::json bridge_config(const nlohmann::json& main, const std::string& variant, bool quick);
-std::vector<Claim> bridge_claims(ReproContext& c, const std::string& variant);
+std::vector<ClaimDef> bridge_claim_defs();
+void bridge_claims(ReproContext& c);
 // After a bridge run: its measures from every checkpoint into DIR/bridge_<variant>.csv, then the
 // periodic checkpoints are deleted (the stage-end one stays).
 void bridge_finish(const std::string& out_dir, const std::string& variant, int64_t D);

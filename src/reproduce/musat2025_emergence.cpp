@@ -105,20 +105,16 @@ double trajectory_gap(const MetricsTable& full, const MetricsTable& red) {
   return scale > 0 ? gap / scale : NAN;
 }
 
-std::vector<Claim> claims(ReproContext& c) {
-  std::vector<Claim> out;
+void claims(ReproContext& c) {
   const double lr = c.spec.stages[0].lr;
   const auto& table = pseudo_parameter_table();
   const MetricsTable& m = c.main.metrics;
   musat::RunEmergence full = musat::read_emergence(m, lr);
   auto vs = variants();
   for (auto& v : musat::bridge_variants()) vs.push_back(v);
-  c.extra["runs"] = variants_json(c, vs);
-  const MetricsTable& r19 = c.variant("reduced-19").metrics;
-  const MetricsTable& r3 = c.variant("reduced-3").metrics;
-  musat::RunEmergence e19 = musat::read_emergence(r19, lr), e3 = musat::read_emergence(r3, lr);
+  if (!c.control) c.extra["runs"] = variants_json(c, vs);
 
-  // 1. Only three grow: at the end, the other 16 coefficients against the smallest of the three.
+  // Only three grow: at the end, the other 16 coefficients against the smallest of the three.
   double min_three = INFINITY, max_other = 0;
   std::string other_name;
   nlohmann::json blocks = nlohmann::json::array();
@@ -137,65 +133,71 @@ std::vector<Claim> claims(ReproContext& c) {
                       {"meaning", b.meaning},
                       {"final", v}});
   }
-  const double ratio = max_other / min_three;
-  out.push_back(
-      {"only alpha_3, beta_2, gamma_3 grow", "final max |other 16| < 0.5 * min(|alpha_3|, |beta_2|, |gamma_3|)", ratio,
-       ratio < 0.5,
-       fmt::format("largest other: {} = {:.3f}; smallest of the three {:.3f}", other_name, max_other, min_three)});
-  // 2. The weights stay near the subspace.
-  auto res = m.column("pp_residual_rel");
-  const double res_final = res.back(), res_max = *std::max_element(res.begin() + 1, res.end());
-  out.push_back({"weights stay near the 19-dim subspace", "final ||W - proj W|| / ||W|| < 0.25", res_final,
-                 res_final < 0.25,
-                 fmt::format("largest over the run (after step 0) {:.3f}; fresh-batch noise, shrinking with the "
-                             "batch size",
-                             res_max)});
-  // 3. Emergence order.
-  const bool ordered = full.expected_order(0.1);
-  out.push_back({"emergence order gamma_3 < beta_2 < alpha_3", "first reach of 0.1 in this order (time t)",
-                 full.time("alpha_3", 0.1), ordered,
-                 fmt::format("threshold 0.1: {}; threshold 0.5: {}", order_text(full, 0.1), order_text(full, 0.5))});
-  // 4. The loss drops: in-context learning.
-  const double drop = full.icl.final_loss / full.icl.plateau;
-  out.push_back({"the loss drops after a plateau (t_ICL)", "t_ICL found and final loss < 0.1 x plateau", full.icl.t_icl,
-                 full.icl.found && drop < 0.1,
-                 fmt::format("plateau {:.4f} (t = {:.0f}), final {:.4f}, t_ICL = {:.0f}", full.icl.plateau,
-                             full.icl.plateau_t, full.icl.final_loss, full.icl.t_icl)});
-  // 5. Reduced dynamics track the full model.
-  const double gap19 = trajectory_gap(m, r19);
-  const double dt19 = std::abs(e19.icl.t_icl - full.icl.t_icl) / full.icl.t_icl;
-  out.push_back({"19-parameter dynamics track the full model",
-                 "max |theta_reduced - theta_full| (three growing) < 0.1 x max |theta_full|; t_ICL within 10%", gap19,
-                 gap19 < 0.1 && dt19 < 0.1,
-                 fmt::format("t_ICL reduced-19 {:.0f} vs full {:.0f} ({:+.1f}%)", e19.icl.t_icl, full.icl.t_icl,
-                             100 * (e19.icl.t_icl - full.icl.t_icl) / full.icl.t_icl)});
-  const double dt3 = (e3.icl.t_icl - full.icl.t_icl) / full.icl.t_icl;
-  out.push_back({"3-parameter dynamics reproduce order and drop",
-                 "reduced-3: order gamma_3 < beta_2 < alpha_3 and t_ICL within 35% of the full model's", dt3,
-                 e3.expected_order(0.1) && e3.icl.found && std::abs(dt3) < 0.35,
-                 fmt::format("t_ICL reduced-3 {:.0f} vs full {:.0f} (spec: 13-20% ahead); order {}", e3.icl.t_icl,
-                             full.icl.t_icl, order_text(e3, 0.1))});
+  c.claim("only alpha_3, beta_2, gamma_3 grow", [&] {
+    return Measured{
+        {max_other / min_three},
+        fmt::format("largest other: {} = {:.3f}; smallest of the three {:.3f}", other_name, max_other, min_three)};
+  });
+  // The weights stay near the subspace.
+  c.claim("weights stay near the 19-dim subspace", [&] {
+    auto res = m.column("pp_residual_rel");
+    const double res_max = *std::max_element(res.begin() + 1, res.end());
+    return Measured{{res.back()},
+                    fmt::format("largest over the run (after step 0) {:.3f}; fresh-batch noise, shrinking with the "
+                                "batch size",
+                                res_max)};
+  });
+  // Emergence order.
+  c.claim("emergence order gamma_3 < beta_2 < alpha_3", [&] {
+    return Measured{{yes_no(full.expected_order(0.1))},
+                    fmt::format("threshold 0.1: {}; threshold 0.5: {}", order_text(full, 0.1), order_text(full, 0.5))};
+  });
+  // The loss drops: in-context learning.
+  c.claim("the loss drops after a plateau (t_ICL)", [&] {
+    return Measured{{full.icl.final_loss / full.icl.plateau, yes_no(full.icl.found)},
+                    fmt::format("plateau {:.4f} (t = {:.0f}), final {:.4f}, t_ICL = {:.0f}", full.icl.plateau,
+                                full.icl.plateau_t, full.icl.final_loss, full.icl.t_icl)};
+  });
+  // Reduced dynamics track the full model.
+  nlohmann::json emergence = {
+      {"time_axis", "t = lr * step (gradient descent, lr = eta)"}, {"lr", lr}, {"full", full.to_json()}};
+  c.claim("19-parameter dynamics track the full model", [&] {
+    musat::RunEmergence e19 = musat::read_emergence(c.variant("reduced-19").metrics, lr);
+    emergence["reduced-19"] = e19.to_json();
+    const double gap19 = trajectory_gap(m, c.variant("reduced-19").metrics);
+    const double dt19 = (e19.icl.t_icl - full.icl.t_icl) / full.icl.t_icl;
+    return Measured{
+        {gap19, std::abs(dt19)},
+        fmt::format("t_ICL reduced-19 {:.0f} vs full {:.0f} ({:+.1f}%)", e19.icl.t_icl, full.icl.t_icl, 100 * dt19)};
+  });
+  c.claim("3-parameter dynamics reproduce order and drop", [&] {
+    musat::RunEmergence e3 = musat::read_emergence(c.variant("reduced-3").metrics, lr);
+    emergence["reduced-3"] = e3.to_json();
+    const double dt3 = (e3.icl.t_icl - full.icl.t_icl) / full.icl.t_icl;
+    return Measured{{dt3, yes_no(e3.expected_order(0.1) && e3.icl.found)},
+                    fmt::format("t_ICL reduced-3 {:.0f} vs full {:.0f} (spec: 13-20% ahead); order {}", e3.icl.t_icl,
+                                full.icl.t_icl, order_text(e3, 0.1))};
+  });
 
-  // 6. The standard transformer shows the same order through the bridge measures.
-  for (auto& v : musat::bridge_variants())
-    for (auto& cl : musat::bridge_claims(c, v.name)) out.push_back(cl);
+  // The standard transformer shows the same order through the bridge measures.
+  musat::bridge_claims(c);
 
   c.extra["pseudo_parameters"] = blocks;
-  c.extra["emergence"] = {{"time_axis", "t = lr * step (gradient descent, lr = eta)"},
-                          {"lr", lr},
-                          {"full", full.to_json()},
-                          {"reduced-19", e19.to_json()},
-                          {"reduced-3", e3.to_json()}};
+  c.extra["emergence"] = emergence;
   // emergence_times.csv: one row per run and threshold (the report shows it as a table).
-  std::ofstream f(c.out_dir + "/emergence_times.csv");
+  const std::string path = c.out_dir + "/emergence_times.csv";
+  std::ofstream f(path);
   f << "run,threshold,t_gamma_3,t_beta_2,t_alpha_3,t_icl\n";
   auto row = [&](const std::string& run, const musat::RunEmergence& e) {
     for (double th : musat::thresholds())
       f << run << "," << th << "," << e.time("gamma_3", th) << "," << e.time("beta_2", th) << ","
         << e.time("alpha_3", th) << "," << e.icl.t_icl << "\n";
   };
-  row("full", full), row("reduced-19", e19), row("reduced-3", e3);
-  return out;
+  row("full", full);
+  if (!c.control)
+    for (auto n : {"reduced-19", "reduced-3"}) row(n, musat::read_emergence(c.variant(n).metrics, lr));
+  f.flush();
+  IHLAB_CHECK(f.good(), "musat2025-emergence: could not write '{}'", path);
 }
 
 }  // namespace
@@ -212,7 +214,41 @@ Reproduction musat2025_emergence() {
   r.quick_overrides = {"task.pairs=4",        "task.dim=16",       "stages.0.lr=4.0", "stages.0.steps=300",
                        "data.batch_size=512", "data.val_size=256", "threads=1"};
   r.run = run_all;
+  r.claims = {
+      {"only alpha_3, beta_2, gamma_3 grow",
+       {lt("final max |other 16| / min(|alpha_3|, |beta_2|, |gamma_3|)", 0.5)},
+       "paper: the dynamics stay on three pseudo-parameters"},
+      {"weights stay near the 19-dim subspace",
+       {lt("final ||W - proj W|| / ||W||", 0.25)},
+       "paper: from zero init the flow stays in the subspace; fresh-batch noise moves it off a little"},
+      {"emergence order gamma_3 < beta_2 < alpha_3",
+       {yes("first reach of 0.1 in the order gamma_3, beta_2, alpha_3 (time t)")},
+       "paper"},
+      {"the loss drops after a plateau (t_ICL)",
+       {lt("final loss / plateau loss", 0.1), yes("t_ICL found")},
+       "paper: the abrupt drop of in-context learning"},
+      {"19-parameter dynamics track the full model",
+       {lt("max |theta_reduced - theta_full| of the three growing / max |theta_full|", 0.1),
+        lt("|t_ICL reduced-19 - full| / full", 0.1)},
+       "paper: the reduced dynamics are exact in the population limit"},
+      {"3-parameter dynamics reproduce order and drop",
+       {within("(t_ICL reduced-3 - full) / full", -0.25, -0.1),
+        yes("reduced-3: order gamma_3 < beta_2 < alpha_3 and t_ICL found")},
+       "reference: the spec measures reduced-3 13-20% ahead; measured -20.0% (full run), -17.6% (--quick); the "
+       "old band +-35% also accepted a reduced model that drops later"},
+  };
+  for (auto& d : musat::bridge_claim_defs()) r.claims.push_back(d);
   r.evaluate = claims;
+  // beta_2 clamped at 0 (the reduced model without it): the label cannot be matched to its item.
+  r.controls = {{"no-beta2",
+                 "the reduced model with beta_2 clamped at 0: no induction, so no drop",
+                 {},
+                 [](const nlohmann::json& main) {
+                   nlohmann::json cfg = main;
+                   cfg["model"] = {{"name", "disentangled-reduced"}, {"pseudo", "no-beta2"}};
+                   return cfg;
+                 },
+                 {"the loss drops after a plateau (t_ICL)", "emergence order gamma_3 < beta_2 < alpha_3"}}};
   return r;
 }
 

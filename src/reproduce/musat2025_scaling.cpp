@@ -149,7 +149,6 @@ LineFitCI loglog(const std::vector<double>& N, const std::vector<double>& t, dou
 std::string slope_text(const LineFitCI& f) {
   return fmt::format("{:.3f} [{:.3f}, {:.3f}] (n = {})", f.fit.slope, f.slope_lo, f.slope_hi, f.fit.n);
 }
-bool in_range(const LineFitCI& f, double lo, double hi) { return f.fit.slope >= lo && f.fit.slope <= hi; }
 
 // One run's emergence times.
 struct Row {
@@ -184,8 +183,20 @@ std::string sweep_text(const SweepFits& f) {
       f.quad.b_hi, slope_text(f.icl_log));
 }
 
-std::vector<Claim> claims(ReproContext& c) {
-  std::vector<Claim> out;
+// The largest relative residual |t - (a N^2 + b N)| / t of a quadratic fit over the finite points.
+// (and the N where it is)
+std::pair<double, double> worst_quadratic_residual(const std::vector<double>& N, const std::vector<double>& t,
+                                                   const QuadFit& f) {
+  std::pair<double, double> worst{f.n >= 3 ? 0.0 : NAN, NAN};
+  for (size_t i = 0; i < N.size(); ++i)
+    if (std::isfinite(t[i]) && t[i] > 0) {
+      const double r = std::abs(t[i] - f.a * N[i] * N[i] - f.b * N[i]) / t[i];
+      if (r > worst.first) worst = {r, N[i]};
+    }
+  return worst;
+}
+
+void claims(ReproContext& c) {
   const double lr = c.spec.stages[0].lr;
   const Grid g = grid(c.quick);
   auto vs = variants(c.spec, c.quick);
@@ -204,36 +215,59 @@ std::vector<Claim> claims(ReproContext& c) {
     return std::make_pair(x, y);
   };
   int found = 0, ordered = 0;
-  for (auto& r : rows) found += r.e.icl.found, ordered += r.e.expected_order(0.1);
-  out.push_back({"t_ICL found in every run", "the loss drops below the plateau-final midpoint in every run",
-                 double(found), found == int(rows.size()), fmt::format("{} of {} runs", found, rows.size())});
+  // Found and deep: a small dip below the plateau also has a midpoint crossing (measured: with
+  // beta_2 clamped at 0 the loss goes from 0.50 to 0.44 and "t_ICL" is found).
+  for (auto& r : rows)
+    found += r.e.icl.found && r.e.icl.final_loss < 0.1 * r.e.icl.plateau, ordered += r.e.expected_order(0.1);
+  c.claim("t_ICL found in every run", [&] {
+    return Measured{{double(found) / double(rows.size())}, fmt::format("{} of {} runs", found, rows.size())};
+  });
 
   SweepFits last = fit_sweep(rows, "last", g), uni = fit_sweep(rows, "uniform", g);
-  out.push_back({"t_ICL ~ N^2 (query: the last item)", "log-log slope of t_ICL vs N, all N, in [1.7, 2.3]",
-                 last.icl.fit.slope, in_range(last.icl, 1.7, 2.3), sweep_text(last)});
+  c.claim("t_ICL ~ N^2 (query: the last item)", [&] {
+    const LineFitCI f16 = loglog(last.N, last.t_icl, 16);
+    return Measured{{f16.fit.slope}, fmt::format("N >= 16: {}; {}", slope_text(f16), sweep_text(last))};
+  });
   // With a uniform query the law is N^2 / ln N (header comment): its pure slope, 2 - 1 / ln N,
   // understates 2 at every finite N, so the claim is on t_ICL ln N; the pure slope is reported.
-  out.push_back({"t_ICL ~ N^2 / ln N (query uniform, stratified)",
-                 "log-log slope of t_ICL ln N vs N, all N, in [1.7, 2.3] (the pure slope of t_ICL is 2 - 1 / ln N)",
-                 uni.icl_log.fit.slope, in_range(uni.icl_log, 1.7, 2.3), sweep_text(uni)});
+  c.claim("t_ICL ~ N^2 / ln N (query uniform, stratified)", [&] {
+    return Measured{{uni.icl_log.fit.slope}, sweep_text(uni)};
+  });
   auto [xg, yg] = series("", "gamma_3", 0.1);
   auto [xg5, yg5] = series("", "gamma_3", 0.5);
   LineFitCI fg = loglog(xg, yg), fg5 = loglog(xg5, yg5);
-  auto [xgl, ygl] = series("last", "gamma_3", 0.1);
-  auto [xgu, ygu] = series("uniform", "gamma_3", 0.1);
-  out.push_back({"T_gamma ~ N", "log-log slope of T_gamma (threshold 0.1) vs N, both sweeps, in [0.7, 1.3]",
-                 fg.fit.slope, in_range(fg, 0.7, 1.3),
-                 fmt::format("threshold 0.1: {} (last {}, uniform {}); threshold 0.5: {}", slope_text(fg),
-                             slope_text(loglog(xgl, ygl)), slope_text(loglog(xgu, ygu)), slope_text(fg5))});
+  c.claim("T_gamma ~ N", [&] {
+    auto [xgl, ygl] = series("last", "gamma_3", 0.1);
+    auto [xgu, ygu] = series("uniform", "gamma_3", 0.1);
+    return Measured{{fg.fit.slope},
+                    fmt::format("threshold 0.1: {} (last {}, uniform {}); threshold 0.5: {}", slope_text(fg),
+                                slope_text(loglog(xgl, ygl)), slope_text(loglog(xgu, ygu)), slope_text(fg5))};
+  });
+  c.claim("T_beta_2, T_alpha_3 ~ a N^2 + b N (query: the last item)", [&] {
+    double worst = 0;
+    std::string detail;
+    for (auto n : {"beta_2", "alpha_3"}) {
+      auto [x, y] = series("last", n, 0.1);
+      const QuadFit q = fit_quadratic(x, y);
+      const auto [w, at] = worst_quadratic_residual(x, y, q);
+      worst = std::isfinite(w) ? std::max(worst, w) : NAN;
+      detail += fmt::format(
+          "{}T_{}: a = {:.3g} [{:.3g}, {:.3g}], b = {:.3g} [{:.3g}, {:.3g}], largest relative "
+          "residual {:.3g} at N = {}",
+          detail.empty() ? "" : "; ", n, q.a, q.a_lo, q.a_hi, q.b, q.b_lo, q.b_hi, w, at);
+    }
+    return Measured{{worst}, detail};
+  });
   std::string slopes;
   for (auto& sw : sweeps())
     for (auto n : {"beta_2", "alpha_3"}) {
       auto [x, y] = series(sw, n, 0.1);
       slopes += fmt::format("; {} T_{} {}", sw, n, slope_text(loglog(x, y)));
     }
-  out.push_back({"order gamma_3 < beta_2 < alpha_3 in every run", "first reach of 0.1 in this order", double(ordered),
-                 ordered == int(rows.size()),
-                 fmt::format("{} of {} runs; slopes at 0.1{}", ordered, rows.size(), slopes)});
+  c.claim("order gamma_3 < beta_2 < alpha_3 in every run", [&] {
+    return Measured{{double(ordered) / double(rows.size())},
+                    fmt::format("{} of {} runs; slopes at 0.1{}", ordered, rows.size(), slopes)};
+  });
 
   // summary.json: per-run times, the fits, and "scaling" entries in the sweep format (points,
   // log-log fit with its slope interval and 95% band) for the report's log-log plots.
@@ -295,7 +329,8 @@ std::vector<Claim> claims(ReproContext& c) {
       scaling.push_back(scaling_fit_json("T_" + n + " (0.1) vs N (query " + sw + ")", "task.pairs", "t_" + n, x, y));
     }
   c.extra["scaling"] = scaling;
-  return out;
+  f.flush();
+  IHLAB_CHECK(f.good(), "musat2025-scaling: could not write '{}'", c.out_dir + "/emergence_times.csv");
 }
 
 }  // namespace
@@ -313,7 +348,39 @@ Reproduction musat2025_scaling() {
   r.run = [](ReproContext& c, const TrainOptions& o) {
     return run_main_then_variants(c, o, variants(c.spec, c.quick));
   };
+  r.claims = {
+      {"t_ICL found in every run",
+       {ge("fraction of runs whose loss drops below the plateau-final midpoint and ends below 0.1 x the plateau", 1)},
+       "paper: every run learns in context (stop_loss ends each run at 0.01, about 0.02 x the plateau)"},
+      {"t_ICL ~ N^2 (query: the last item)",
+       {within("log-log slope of t_ICL vs N over N >= 16", 1.9, 2.1)},
+       "paper: t_ICL grows like N^2; +-0.1 around 2 where the N term of a N^2 + b N no longer matters (measured "
+       "2.007 [2.006, 2.008] on the full run; the old all-N band [1.7, 2.3] was 50 times the fit's interval)",
+       "N >= 16 is one point in --quick (N = 4, 8, 16)"},
+      {"t_ICL ~ N^2 / ln N (query uniform, stratified)",
+       {within("log-log slope of t_ICL ln N vs N, all N (the pure slope of t_ICL is 2 - 1 / ln N)", 1.9, 2.1)},
+       "paper (N^2) with the uniform query's 1 / ln N (header comment); +-0.1 around 2 (measured 1.988 [1.983, 1.993] "
+       "on the full run)"},
+      {"T_gamma ~ N",
+       {within("log-log slope of T_gamma (threshold 0.1) vs N, both sweeps", 0.7, 1.3)},
+       "paper: the readout emerges in time ~ N"},
+      {"T_beta_2, T_alpha_3 ~ a N^2 + b N (query: the last item)",
+       {le("largest |T - (a N^2 + b N)| / T over N, T_beta_2 and T_alpha_3 at threshold 0.1", 0.05)},
+       "paper: the emergence times are quadratic in N; 5% is ihlab's margin. Measured on the full run: T_alpha_3 "
+       "within 2.0%, T_beta_2 within 0.5% for N >= 12 but 5% off at N = 6 and 11.5% at N = 4 (a small-N term the "
+       "form lacks), so the claim fails"},
+      {"order gamma_3 < beta_2 < alpha_3 in every run",
+       {ge("fraction of runs with first reach of 0.1 in this order", 1)},
+       "paper"},
+  };
   r.evaluate = claims;
+  // beta_2 clamped at 0 in every run of both sweeps: no run may drop.
+  r.controls = {{"no-beta2",
+                 "every run with beta_2 clamped at 0 (the reduced model without it): no in-context learning",
+                 {"model.pseudo=\"no-beta2\""},
+                 {},
+                 {"t_ICL found in every run"},
+                 true}};
   return r;
 }
 

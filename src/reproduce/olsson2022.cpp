@@ -13,7 +13,6 @@
 #include <fmt/format.h>
 
 #include "analysis/induction_metrics.h"
-#include "reproduce/variants.h"
 #include "train/run.h"
 
 namespace ihlab {
@@ -60,8 +59,6 @@ warmup_steps = 100
 steps = 2000
 )";
 
-std::vector<Variant> variants() { return {{"one-layer", {"model.layers=1"}}}; }
-
 // The head of `layer` whose final prefix-matching score is largest: {column, final value}.
 std::pair<std::string, double> best_head(const MetricsTable& m, int layer) {
   std::pair<std::string, double> best{"", -INFINITY};
@@ -71,32 +68,29 @@ std::pair<std::string, double> best_head(const MetricsTable& m, int layer) {
   return best;
 }
 
-std::vector<Claim> claims(ReproContext& c) {
-  std::vector<Claim> out;
-  c.extra["runs"] = variants_json(c, variants());
+void claims(ReproContext& c) {
   const MetricsTable& m = c.main.metrics;
   const double uniform = m.column("ref.uniform").back();
-  const double val = m.column("val_loss").back(), start = m.column("val_loss").front();
-  out.push_back({"loss on the repeats collapses", "final val_loss < 0.1 ln V (repeats only)", val, val < 0.1 * uniform,
-                 fmt::format("from {:.3f} to {:.4f}; ln V = {:.3f}", start, val, uniform)});
-  auto [col, pm] = best_head(m, 1);
-  double pm0 = col.empty() ? NAN : m.column(col).front();
-  out.push_back({"a layer-2 head becomes an induction head", "max_h final prefix-matching score > 0.5 (from < 0.2)", pm,
-                 pm > 0.5 && pm0 < 0.2, fmt::format("{}: {:.3f} -> {:.3f}", col, pm0, pm)});
+  c.claim("loss on the repeats collapses", [&] {
+    const double val = m.column("val_loss").back(), start = m.column("val_loss").front();
+    return Measured{{val / uniform}, fmt::format("from {:.3f} to {:.4f}; ln V = {:.3f}", start, val, uniform)};
+  });
+  c.claim("a layer-2 head becomes an induction head", [&] {
+    auto [col, pm] = best_head(m, 1);
+    IHLAB_CHECK(!col.empty(), "olsson2022: no layer-2 prefix-matching column (pm.l1.*) in metrics.csv");
+    const double pm0 = m.column(col).front();
+    return Measured{{pm, pm0}, fmt::format("{}: {:.3f} -> {:.3f}", col, pm0, pm)};
+  });
   // The jump and the loss drop happen together (Olsson's co-occurrence argument).
-  auto steps = m.column("step");
-  SteepestChange rise = steepest_change(steps, m.column(col), {.window = 3}, Direction::Rise);
-  SteepestChange fall = steepest_change(steps, m.column("val_loss"), {.window = 3}, Direction::Fall);
-  double ratio = rise.step / fall.step;
-  out.push_back({"the head forms when the loss drops", "steepest pm rise and steepest loss fall within 2x in step",
-                 ratio, std::isfinite(ratio) && ratio > 0.5 && ratio < 2.0,
-                 fmt::format("pm rise at step {:.0f}, loss fall at step {:.0f}", rise.step, fall.step)});
-  const MetricsTable& one = c.variant("one-layer").metrics;
-  double v1 = one.column("val_loss").back();
-  auto [col1, pm1] = best_head(one, 0);
-  out.push_back({"a 1-layer model does not get there", "1-layer final val_loss > 0.5 ln V", v1, v1 > 0.5 * uniform,
-                 fmt::format("1-layer val_loss {:.3f} (best layer-1 head {} pm {:.3f})", v1, col1, pm1)});
-  return out;
+  c.claim("the head forms when the loss drops", [&] {
+    auto [col, pm] = best_head(m, 1);
+    IHLAB_CHECK(!col.empty(), "olsson2022: no layer-2 prefix-matching column (pm.l1.*) in metrics.csv");
+    auto steps = m.column("step");
+    SteepestChange rise = steepest_change(steps, m.column(col), {.window = 3}, Direction::Rise);
+    SteepestChange fall = steepest_change(steps, m.column("val_loss"), {.window = 3}, Direction::Fall);
+    return Measured{{rise.step / fall.step},
+                    fmt::format("pm rise at step {:.0f}, loss fall at step {:.0f}", rise.step, fall.step)};
+  });
 }
 
 }  // namespace
@@ -107,12 +101,28 @@ Reproduction olsson2022_repeated_tokens() {
   r.paper = "Olsson et al. 2022";
   r.description =
       "repeated random tokens: loss on repeats collapses as a layer-2 head's prefix matching jumps; "
-      "1 layer cannot";
+      "1 layer cannot (control)";
   r.runtime = "1.0 min; --quick 50 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=600"};
-  r.run = [](ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants()); };
+  r.claims = {
+      {"loss on the repeats collapses",
+       {lt("final val_loss / ln V (repeats only)", 0.1)},
+       "paper: copying makes the repeats predictable; 0.1 ln V is ihlab's margin"},
+      {"a layer-2 head becomes an induction head",
+       {gt("largest final prefix-matching score of a layer-2 head (pm.l1.h*)", 0.5), lt("its initial score", 0.2)},
+       "paper: induction heads attend to the token after the previous occurrence"},
+      {"the head forms when the loss drops",
+       {within("step of the steepest rise of that score / step of the steepest fall of val_loss", 0.5, 2.0)},
+       "paper: Olsson's co-occurrence argument; a factor 2 in step is ihlab's margin"},
+  };
   r.evaluate = claims;
+  // One layer cannot compose a previous-token head with a matching head.
+  r.controls = {{"one-layer",
+                 "a 1-layer model: no induction head can form",
+                 {"model.layers=1"},
+                 {},
+                 {"loss on the repeats collapses"}}};
   return r;
 }
 

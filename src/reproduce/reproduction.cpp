@@ -1,11 +1,13 @@
 #include "reproduce/reproduction.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "core/parallel.h"
 #include "io/config.h"
+#include "train/interrupt.h"
 #include "train/run.h"
 #include "train/run_schema.h"
 
@@ -51,15 +53,136 @@ const RunResult& ReproContext::variant(const std::string& name) {
   return variants_[name] = read_run(variant_dir(name));
 }
 
-bool ReproResult::all_pass() const {
-  for (auto& c : claims)
-    if (!c.pass) return false;
-  return !claims.empty();
+const ClaimDef& Reproduction::claim(const std::string& n, const std::string& compat) const {
+  std::string known;
+  for (auto& c : claims) {
+    if (c.name == n && (c.compat.empty() || c.compat == compat)) return c;
+    known += (known.empty() ? "'" : ", '") + c.name + "'";
+  }
+  fail("reproduction {}: no claim '{}' is declared (declared: {})", name, n, known);
 }
+
+void ReproContext::claim(const std::string& name, const std::function<Measured()>& measure) {
+  IHLAB_CHECK(repro, "ReproContext::claim: no reproduction set");
+  const ClaimDef& def = repro->claim(name, compat);  // an undeclared claim is a bug: fail loudly
+  IHLAB_CHECK(!measured_.count(name), "reproduction {}: claim '{}' measured twice", repro->name, name);
+  if (quick && !def.quick_skip.empty()) {
+    measured_[name] = not_evaluated("a --quick run is too short: " + def.quick_skip);
+    return;
+  }
+  if (!control) {
+    measured_[name] = measure();
+    return;
+  }
+  try {
+    measured_[name] = measure();
+  } catch (const std::exception& e) {  // a missing column or run: ihlab::Error, or a JSON lookup
+    measured_[name] = not_evaluated(std::string("the control cannot measure it: ") + e.what());
+  }
+}
+
+std::vector<Claim> ReproContext::judged_claims() const {
+  std::vector<Claim> out;
+  for (auto& def : repro->claims) {
+    if (!def.compat.empty() && def.compat != compat) continue;  // another --compat mode's claim
+    auto it = measured_.find(def.name);
+    out.push_back(judge(def, it != measured_.end() ? it->second
+                                                   : not_evaluated("this run gave no measurement (an earlier "
+                                                                   "finding it depends on is missing)")));
+  }
+  return out;
+}
+
+std::vector<Claim> judge_seeds(const Reproduction& r, const std::string& compat,
+                               const std::vector<std::map<std::string, Measured>>& seeds) {
+  std::vector<Claim> out;
+  for (auto& def : r.claims) {
+    if (!def.compat.empty() && def.compat != compat) continue;
+    std::vector<Measured> runs;
+    for (auto& m : seeds) {
+      auto it = m.find(def.name);
+      runs.push_back(it != m.end() ? it->second : not_evaluated("this seed gave no measurement"));
+    }
+    out.push_back(judge_runs(def, runs));
+  }
+  return out;
+}
+
+bool ReproResult::all_pass() const {
+  int evaluated = 0;
+  for (auto& c : claims) {
+    if (!c.evaluated) {
+      if (!quick) return false;  // a full run must judge every claim
+      continue;
+    }
+    ++evaluated;
+    if (!c.pass) return false;
+  }
+  for (auto& c : controls)
+    if (!c.ok) return false;
+  return evaluated > 0;
+}
+
+namespace {
+
+// Runs (or reads back, when it finished before) one control and judges its claims.
+ControlResult run_control(const Reproduction& r, const ReproContext& main, const Control& control,
+                          const ReproduceOptions& o, RunResult& run_out) {
+  ReproContext ctl;
+  ctl.repro = &r;
+  ctl.control = true;
+  ctl.quick = o.quick;
+  ctl.compat = o.compat;
+  ctl.out_dir = main.variant_dir("control-" + control.name);
+  nlohmann::json raw = control.config ? control.config(main.spec.config) : main.spec.config;
+  for (auto& a : control.overrides) apply_override(raw, a);
+  ctl.spec = run_spec_from_config(run_schema().resolve(raw));
+  const bool done = fs::exists(ctl.out_dir + "/summary.json") && read_summary(ctl.out_dir).finished();
+  IHLAB_CHECK(done || !o.evaluate_only,
+              "reproduce --evaluate-only --controls: control '{}' has no finished run in '{}' (run the "
+              "reproduction with --controls first)",
+              control.name, ctl.out_dir);
+  if (done) {
+    ctl.main = read_run(ctl.out_dir);
+  } else {
+    if (!o.quiet) fmt::print("control {}: {}\n", control.name, ctl.out_dir);
+    TrainOptions t;
+    t.quiet = true;
+    t.resume = fs::exists(ctl.out_dir + "/checkpoints/latest.json");
+    ctl.main = control.pipeline && r.run ? r.run(ctl, t) : run_spec(ctl.spec, ctl.data(), ctl.out_dir, t);
+  }
+  ControlResult res;
+  std::string failed_evaluation;
+  if (ctl.main.finished()) {
+    // A control's evaluation that throws outside its claims' measurements (a shared quantity the
+    // variant does not log) leaves those claims not evaluated: the control then fails, with why.
+    try {
+      r.evaluate(ctl);
+    } catch (const std::exception& e) {
+      failed_evaluation = e.what();
+    }
+    res = judge_control(control, ctl.judged_claims());
+    if (!failed_evaluation.empty()) res.message = "its claims could not be evaluated: " + failed_evaluation;
+    ctl.main.summary.claims = res.claims;
+    ctl.main.summary.sections["control"] = {
+        {"of", r.name}, {"description", control.description}, {"must_fail", control.must_fail}, {"ok", res.ok}};
+    for (auto& [k, v] : ctl.extra.items()) ctl.main.summary.sections[k] = v;
+    write_summary(ctl.out_dir, ctl.main.summary);
+  } else {
+    res.name = control.name, res.description = control.description, res.must_fail = control.must_fail;
+    res.message = fmt::format("did not finish: {} {}", to_string(ctl.main.summary.status), ctl.main.summary.message);
+  }
+  res.dir = "runs/control-" + control.name;
+  run_out = std::move(ctl.main);
+  return res;
+}
+
+}  // namespace
 
 ReproResult run_reproduction(const std::string& name, const std::string& out_dir, const ReproduceOptions& o) {
   const Reproduction& r = find_reproduction(name);
   ReproContext ctx;
+  ctx.repro = &r;
   ctx.out_dir = out_dir;
   ctx.spec = run_spec_from_config(reproduction_config(r, o));
   ctx.quick = o.quick;
@@ -80,14 +203,34 @@ ReproResult run_reproduction(const std::string& name, const std::string& out_dir
     ctx.main = r.run ? r.run(ctx, topt) : run_spec(ctx.spec, ctx.data(), out_dir, topt);
   }
   ReproResult out;
+  out.quick = o.quick;
   if (!ctx.main.finished()) {  // claims need a finished run
     out.run = std::move(ctx.main);
     return out;
   }
-  out.claims = r.evaluate(ctx);
+  r.evaluate(ctx);
+  out.claims = ctx.judged_claims();
+  if (o.controls) {
+    IHLAB_CHECK(!r.controls.empty(), "reproduce --controls: {} declares no control", name);
+    for (auto& control : r.controls) {
+      RunResult run;
+      out.controls.push_back(run_control(r, ctx, control, o, run));
+      if (run.summary.finished() || !run.metrics.rows.empty())
+        ctx.add_variant("control-" + control.name, std::move(run));
+      // An interrupted control stops the reproduction like an interrupted run.
+      if (!out.controls.back().message.empty() && interrupt_requested()) {
+        ctx.main.summary.status = RunStatus::Interrupted;
+        ctx.main.summary.message = "interrupted during control " + control.name;
+        out.run = std::move(ctx.main);
+        return out;
+      }
+    }
+    ctx.extra["controls"] = controls_json(out.controls);
+  }
 
-  std::string command = fmt::format("ihlab reproduce {} --out {}{}{}", name, out_dir, o.quick ? " --quick" : "",
-                                    o.compat != "paper" ? " --compat " + o.compat : "");
+  std::string command =
+      fmt::format("ihlab reproduce {} --out {}{}{}{}", name, out_dir, o.quick ? " --quick" : "",
+                  o.compat != "paper" ? " --compat " + o.compat : "", o.controls ? " --controls" : "");
   for (auto& a : o.overrides) command += " " + a;
   // The one rewrite of summary.json: the in-memory record of the run, with the claims added.
   RunSummary& summary = ctx.main.summary;
@@ -106,8 +249,26 @@ std::string claims_table(const std::vector<Claim>& claims) {
   std::string s = fmt::format("{:<{}}  {:<{}}  {:>12}  {}\n", "claim", wn, "expected", we, "measured", "result");
   for (auto& c : claims) {
     s += fmt::format("{:<{}}  {:<{}}  {:>12.5g}  {}\n", c.name, wn, c.expected, we, c.measured,
-                     c.pass ? "PASS" : "FAIL");
+                     !c.evaluated ? "NOT EVALUATED"
+                     : c.pass     ? "PASS"
+                                  : "FAIL");
+    if (!c.evaluated) s += fmt::format("{:<{}}  {}\n", "", wn, c.reason);
+    if (!c.basis.empty()) s += fmt::format("{:<{}}  threshold: {}\n", "", wn, c.basis);
     if (!c.detail.empty()) s += fmt::format("{:<{}}  {}\n", "", wn, c.detail);
+  }
+  return s;
+}
+
+std::string controls_table(const std::vector<ControlResult>& controls) {
+  std::string s;
+  for (auto& c : controls) {
+    s += fmt::format("control {}: {} ({})\n", c.name, c.ok ? "OK, failed what it must fail" : "NOT OK", c.description);
+    if (!c.message.empty()) s += fmt::format("  {}\n", c.message);
+    for (auto& n : c.must_fail) {
+      const bool failed = std::find(c.failed.begin(), c.failed.end(), n) != c.failed.end();
+      const bool judged = std::find(c.not_evaluated.begin(), c.not_evaluated.end(), n) == c.not_evaluated.end();
+      s += fmt::format("  must fail '{}': {}\n", n, failed ? "failed" : judged ? "HELD" : "not evaluated");
+    }
   }
   return s;
 }

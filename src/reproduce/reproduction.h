@@ -18,9 +18,12 @@
 #include <nlohmann/json.hpp>
 
 #include "io/run_summary.h"
+#include "reproduce/claims.h"
 #include "train/trainer.h"
 
 namespace ihlab {
+
+struct Reproduction;
 
 struct ReproContext {
   std::string out_dir;
@@ -40,7 +43,20 @@ struct ReproContext {
   std::string variant_dir(const std::string& name) const;
   std::map<std::string, RunResult>& variants() { return variants_; }
 
+  // The claims: `repro` declares them; evaluate measures each with claim(). In a --quick run a
+  // claim declared with a quick_skip reason is reported as not evaluated without measuring it.
+  const Reproduction* repro = nullptr;
+  // A negative control's run (DIR/runs/control-<name>/): a claim whose measurement throws (it
+  // needs another run, or a quantity this variant does not log) is reported as not evaluated.
+  bool control = false;
+  void claim(const std::string& name, const std::function<Measured()>& measure);
+  // Every declared claim, in declaration order, judged (not evaluated when never measured).
+  std::vector<Claim> judged_claims() const;
+  // What each claim measured, by name (the input of judge_runs over seeds).
+  const std::map<std::string, Measured>& measured() const { return measured_; }
+
  private:
+  std::map<std::string, Measured> measured_;
   std::optional<RunData> data_;
   std::map<std::string, RunResult> variants_;
 };
@@ -55,7 +71,11 @@ struct Reproduction {
   // gets the context before training (spec, out_dir, quick, compat are set) and may record
   // variant runs in it; it returns the main run.
   std::function<RunResult(ReproContext& ctx, const TrainOptions&)> run;
-  std::function<std::vector<Claim>(ReproContext&)> evaluate;
+  std::vector<ClaimDef> claims;  // declared once; evaluate measures them (ReproContext::claim)
+  std::function<void(ReproContext&)> evaluate;
+  std::vector<Control> controls;  // run by --controls after the main run
+  // The claim declared under `name` for a --compat mode; throws ihlab::Error naming the known ones.
+  const ClaimDef& claim(const std::string& name, const std::string& compat) const;
 };
 
 const std::vector<Reproduction>& reproduction_registry();
@@ -71,6 +91,8 @@ struct ReproduceOptions {
   bool evaluate_only = false;
   // Variant runs (seeds, grid points, controls) in this many worker processes (train/sweep.h).
   int workers = 1;
+  // Run the reproduction's negative controls after the main run (each must fail its claims).
+  bool controls = false;
 };
 
 // The configuration a reproduction runs with: embedded TOML, then compat, quick and user overrides.
@@ -80,11 +102,24 @@ struct ReproResult {
   RunResult run;  // the main run; run.summary as written to summary.json, claims included
   std::vector<Claim> claims;
   std::map<std::string, RunResult> variants;  // the variant runs the claims read, by name
+  std::vector<ControlResult> controls;        // --controls only
+  bool quick = false;
+  // Every evaluated claim holds (a full run must also evaluate every claim), and every control
+  // failed what it must fail.
   bool all_pass() const;
 };
 ReproResult run_reproduction(const std::string& name, const std::string& out_dir, const ReproduceOptions& o);
 
+// The claims of a reproduction run over several seeds: `seeds` holds what each seed's run measured
+// (ReproContext::measured() after evaluate); every declared claim of the --compat mode is judged
+// over the seeds by judge_runs (per-seed values, fraction holding, 95% interval, the claim's rule).
+// A claim a seed did not measure counts as not evaluated for that seed.
+std::vector<Claim> judge_seeds(const Reproduction& r, const std::string& compat,
+                               const std::vector<std::map<std::string, Measured>>& seeds);
+
 // A fixed-width claims table for the terminal.
 std::string claims_table(const std::vector<Claim>& claims);
+// One line per control: its verdict and the claims it failed, held or could not judge.
+std::string controls_table(const std::vector<ControlResult>& controls);
 
 }  // namespace ihlab
