@@ -238,6 +238,32 @@ def main():
     check(p.returncode == 2 and "axis[0].logspace" in p.stderr and "from > 0" in p.stderr,
           f"a bad sweep file: exit 2 naming the key ({p.stderr.strip()[:160]})")
 
+    # 10. A reproduction's seeds (reproduce --seeds 3) in two worker processes equal a serial run:
+    # the same claims over seeds, the same seed directories; a rerun trains nothing.
+    outs = {}
+    for label, extra in [("serial", []), ("workers", ["--workers", "2"])]:
+        out = d(f"repro_seeds_{label}")
+        p = subprocess.run([a.ihlab, "reproduce", "smoke", "--quick", "--seeds", "3", "--out", out, *extra],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, f"reproduce smoke --quick --seeds 3 ({label}) exits 0 ({p.stderr[-300:]})")
+        with open(os.path.join(out, "summary.json")) as f:
+            outs[label] = json.load(f)
+    ser, wrk = outs["serial"], outs["workers"]
+    check([c.get("seeds") for c in ser["claims"]] == [c.get("seeds") for c in wrk["claims"]] and
+          all(c.get("seeds") and len(c["seeds"]["values"]) == 3 for c in ser["claims"]),
+          "reproduce --seeds 3: per-seed values and intervals equal with --workers 2 and serially")
+    db = sqlite3.connect(os.path.join(d("repro_seeds_workers"), "seeds.db"))
+    ws = [r[0] for r in db.execute("SELECT worker FROM points WHERE status = 'done'")]
+    db.close()
+    check(len(ws) == 2 and all(w.startswith("pid") for w in ws), f"the 2 further seeds ran in worker processes ({ws})")
+    seed1 = os.path.join(d("repro_seeds_workers"), wrk["seeds"]["runs"][0]["dir"], "metrics.csv")
+    before = os.path.getmtime(seed1)
+    p = subprocess.run([a.ihlab, "reproduce", "smoke", "--quick", "--seeds", "3", "--workers", "2", "--out",
+                        d("repro_seeds_workers")], capture_output=True, text=True)
+    check(p.returncode == 0 and
+          os.path.getmtime(seed1) == before,
+          f"rerunning reproduce --seeds trains no finished seed again ({p.stderr[-200:]})")
+
     print(f"\n{len(FAILURES)} check(s) failed" if FAILURES else "\nall sweep checks passed")
     return 1 if FAILURES else 0
 

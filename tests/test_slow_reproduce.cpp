@@ -106,6 +106,55 @@ TEST(Reproduce, EvaluateOnlyRechecksAFinishedRun) {
   EXPECT_THROW(run_reproduction("smoke", fresh_dir("evaluate_only_missing"), o), Error);
 }
 
+// --seeds K: the whole reproduction again at seeds main + 1 .. main + K - 1, each an ordinary
+// reproduction directory runs/seed-<s>/ with its own claims, and the main directory's claims are
+// judged over all K: per-seed values equal to the seed runs' own, the fraction holding, an
+// interval. A rerun reads every seed back instead of training it again.
+TEST(Reproduce, SeedsRunTheWholeReproductionAndJudgeOverThem) {
+  ReproduceOptions o;
+  o.quick = true, o.quiet = true, o.seeds = 3;
+  std::string dir = fresh_dir("seeds");
+  ReproResult r = run_reproduction("smoke", dir, o);
+  ASSERT_EQ(r.run.summary.status, RunStatus::Finished) << r.run.summary.message;
+  EXPECT_EQ(r.seeds, 3);
+  EXPECT_TRUE(r.seeds_complete);
+  ASSERT_FALSE(r.claims.empty());
+  auto summary = read_json(dir + "/summary.json");
+  ASSERT_EQ(summary["seeds"]["runs"].size(), 2u);
+  const int64_t s0 = summary["seeds"]["main_seed"].get<int64_t>();
+  const std::string second = "seed-" + std::to_string(s0 + 2);
+  EXPECT_EQ(summary["seeds"]["runs"][1]["dir"], "runs/" + second);
+  EXPECT_NE(summary["reproduction"]["command"].get<std::string>().find("--seeds 3"), std::string::npos);
+  // The third seed as a reproduction of its own gives the values the judgement over seeds used.
+  ReproduceOptions alone;
+  alone.quick = true, alone.quiet = true, alone.overrides = {"seed=" + std::to_string(s0 + 2)};
+  ReproResult two = run_reproduction("smoke", fresh_dir("seed2_alone"), alone);
+  auto seed2 = read_json(dir + "/runs/" + second + "/summary.json");
+  for (size_t i = 0; i < r.claims.size(); ++i) {
+    const Claim& c = r.claims[i];
+    ASSERT_EQ(c.seed_values.size(), 3u) << c.name;
+    EXPECT_EQ(c.seed_values[2], two.claims[i].measured) << c.name;
+    EXPECT_EQ(seed2["claims"][i]["measured"].get<double>(), two.claims[i].measured) << c.name;
+    EXPECT_EQ(c.seed_values[0], read_json(dir + "/summary.json")["measured"][c.name]["values"][0].get<double>());
+    EXPECT_FALSE(c.rule.empty());
+    EXPECT_GE(c.holding, 0.0);
+    EXPECT_LE(c.lo, c.measured);
+    EXPECT_GE(c.hi, c.measured);
+  }
+  // The seeds differ: the per-seed values of the loss claim are not all equal.
+  const Claim& loss = r.claims[1];
+  ASSERT_EQ(loss.name, "loss far below uniform");
+  EXPECT_FALSE(loss.seed_values[0] == loss.seed_values[1] && loss.seed_values[1] == loss.seed_values[2]);
+  const std::string first = dir + "/runs/seed-" + std::to_string(s0 + 1) + "/metrics.csv";
+  auto before = fs::last_write_time(first);
+  o.evaluate_only = true;
+  ReproResult again = run_reproduction("smoke", dir, o);
+  EXPECT_EQ(fs::last_write_time(first), before);
+  ASSERT_EQ(again.claims.size(), r.claims.size());
+  for (size_t i = 0; i < r.claims.size(); ++i) EXPECT_EQ(again.claims[i].seed_values, r.claims[i].seed_values);
+  fs::remove_all(dir);
+}
+
 TEST(Reproduce, UnknownNameListsTheKnownOnes) {
   try {
     find_reproduction("chen2025");

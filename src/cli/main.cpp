@@ -12,6 +12,7 @@
 #include "models/registry.h"
 #include "report/report.h"
 #include "reproduce/reproduction.h"
+#include "reproduce/seeds.h"
 #include "tasks/registry.h"
 #include "train/interrupt.h"
 #include "train/run.h"
@@ -147,6 +148,11 @@ int main(int argc, char** argv) {
       ->add_option("--workers", ropt.workers,
                    "train the variant runs (seeds, grid points) in N worker processes, 1 thread each")
       ->check(CLI::Range(1, 4096));
+  repro
+      ->add_option("--seeds", ropt.seeds,
+                   "run the whole reproduction at K seeds (main seed + 0..K-1, in DIR/runs/seed-<s>/) and judge "
+                   "each claim over them (default: the reproduction's own, 1 with --quick)")
+      ->check(CLI::Range(1, 10000));
   repro->add_flag("--controls", ropt.controls,
                   "also run the negative controls: variants that must fail the claims they name");
   repro->add_option("--compat", ropt.compat, "paper (default) or code: the authors' code semantics")
@@ -175,6 +181,7 @@ int main(int argc, char** argv) {
   app.add_subcommand("list", "List the tasks, models and reproductions");
   app.add_subcommand("config", "Print every configuration key with its type, default, allowed values and help");
 
+  register_reproduction_points();  // sweep workers run the seeds of `reproduce --seeds`
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

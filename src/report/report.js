@@ -372,6 +372,28 @@ function sweepRuns() {
     el("thead", {}, el("tr", {}, ...head.map((t) => el("th", {text: t})))), el("tbody", {}, ...body))));
 }
 
+// Aggregates over seeds: one row per point of the grid, mean and 95% t-interval of each metric
+// (shown only when some grid point ran more than one seed).
+function sweepAggregates() {
+  const ag = (DATA.summary && DATA.summary.aggregates) || [];
+  if (!ag.some((g) => g.done > 1)) return;
+  const s = section("Aggregates over seeds", "Mean and 95% interval (Student's t, n - 1 degrees of freedom) of " +
+    "each final metric over the done seeds of a grid point; the per-seed values are in sweep.csv.");
+  const keys = Object.keys(ag[0].overrides || {});
+  const fitted = ((DATA.summary && DATA.summary.scaling) || []).map((f) => f.y);
+  const all = Object.keys(ag[0].metrics || {}).filter((k) => !k.startsWith("ref."));
+  const first = [...fitted, "val_loss", "loss", "val_acc"].filter((k, i, a) => all.includes(k) && a.indexOf(k) === i);
+  const metrics = [...first, ...all.filter((k) => !first.includes(k))].slice(0, 6);
+  const cell = (e) => !e ? "" : e.lo === undefined ? fmtNum(e.mean) :
+    `${fmtNum(e.mean)} [${fmtNum(e.lo)}, ${fmtNum(e.hi)}]`;
+  const head = [...keys, "seeds done", ...metrics];
+  const body = ag.map((g) => el("tr", {},
+    ...keys.map((k) => el("td", {text: String(g.overrides[k])})), el("td", {class: "num", text: `${g.done}/${g.points}`}),
+    ...metrics.map((k) => el("td", {class: "num", text: cell((g.metrics || {})[k])}))));
+  s.append(el("div", {class: "table-wrap"}, el("table", {},
+    el("thead", {}, el("tr", {}, ...head.map((t) => el("th", {text: t})))), el("tbody", {}, ...body))));
+}
+
 function figures() {
   const figs = DATA.figures || [];
   if (figs.length === 0) return;
@@ -399,6 +421,7 @@ function main() {
   scalingCharts();
   tableCharts();
   sweepRuns();
+  sweepAggregates();
   figures();
   reproduce();
 }

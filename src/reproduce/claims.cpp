@@ -95,6 +95,29 @@ Claim judge(const ClaimDef& def, const Measured& m) {
   return c;
 }
 
+nlohmann::json measured_to_json(const std::map<std::string, Measured>& measured) {
+  nlohmann::json out = nlohmann::json::object();
+  for (auto& [name, m] : measured) {
+    nlohmann::json values = nlohmann::json::array();
+    for (double v : m.values) values.push_back(std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr));
+    out[name] = {{"values", values}, {"detail", m.detail}, {"not_evaluated", m.not_evaluated}};
+  }
+  return out;
+}
+
+std::map<std::string, Measured> measured_from_json(const nlohmann::json& j) {
+  std::map<std::string, Measured> out;
+  for (auto& [name, e] : j.items()) {
+    Measured m;
+    for (auto& v : e.value("values", nlohmann::json::array()))
+      m.values.push_back(v.is_number() ? v.get<double>() : NAN);
+    m.detail = e.value("detail", "");
+    m.not_evaluated = e.value("not_evaluated", "");
+    out[name] = std::move(m);
+  }
+  return out;
+}
+
 Claim judge_runs(const ClaimDef& def, const std::vector<Measured>& runs) {
   IHLAB_CHECK(!runs.empty(), "claim '{}': no runs to judge", def.name);
   if (runs.size() == 1) return judge(def, runs[0]);

@@ -16,6 +16,7 @@
 // reproduction fail (`ihlab reproduce NAME --controls`).
 #include <cmath>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,10 @@ struct Measured {
   std::string not_evaluated{};  // non-empty: this run cannot judge the claim, and why
 };
 Measured not_evaluated(std::string why);
+// summary.json "measured": {claim: {values (null for NaN), detail, not_evaluated}}: what each claim
+// measured in this run, so that the claims of several runs (seeds) are judged without re-measuring.
+nlohmann::json measured_to_json(const std::map<std::string, Measured>& measured);
+std::map<std::string, Measured> measured_from_json(const nlohmann::json& j);
 inline double yes_no(bool b) { return b ? 1.0 : 0.0; }
 
 // The verdict of one run's measurement. Throws ihlab::Error when the number of values is not the

@@ -85,14 +85,16 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-std::vector<Variant> variants(bool quick) {
+// Seeds counted from the main run's (`seed0`), so that the seeds of `--seeds K` (each a whole
+// reproduction at another main seed) do not train the same variants.
+std::vector<Variant> variants(bool quick, int64_t seed0) {
   std::vector<Variant> v;
   const int seeds = quick ? 1 : 5;
-  for (int s = 1; s < seeds; ++s) v.push_back({fmt::format("seed{}", s), {fmt::format("seed={}", s)}});
+  for (int s = 1; s < seeds; ++s) v.push_back({fmt::format("seed{}", s), {fmt::format("seed={}", seed0 + s)}});
   // --quick: none (the claim that compares them is not evaluated there: one seed cannot separate them).
   for (int s = 0; s < (quick ? 0 : 3); ++s)
     v.push_back({fmt::format("doubly-stochastic-seed{}", s),
-                 {"task.variant=\"doubly-stochastic\"", fmt::format("seed={}", s)}});
+                 {"task.variant=\"doubly-stochastic\"", fmt::format("seed={}", seed0 + s)}});
   return v;
 }
 
@@ -101,7 +103,7 @@ constexpr double kKlThreshold = 0.05;  // nats: "the model is close to the bigra
 void claims(ReproContext& c) {
   const bool quick = c.quick;
   // A control is one run: its claims read that run alone, not the seeds and variants.
-  auto vs = c.control ? std::vector<Variant>{} : variants(quick);
+  auto vs = c.control ? std::vector<Variant>{} : variants(quick, int64_t(c.spec.seed));
   if (!c.control) c.extra["runs"] = variants_json(c, vs);
   // Three stages in every seed of the standard variant.
   std::vector<MetricsTable> seeds = {c.main.metrics};
@@ -172,7 +174,9 @@ Reproduction edelman2024_icl_mc() {
   r.runtime = "4.1 min; --quick 40 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=128"};
-  r.run = [](ReproContext& c, const TrainOptions& o) { return run_main_then_variants(c, o, variants(c.quick)); };
+  r.run = [](ReproContext& c, const TrainOptions& o) {
+    return run_main_then_variants(c, o, variants(c.quick, int64_t(c.spec.seed)));
+  };
   r.claims = {
       {"three stages in every seed",
        {ge("fraction of the standard seeds going uniform -> unigram plateau -> bigram (closest reference by KL)", 1)},

@@ -103,6 +103,7 @@ Reproduction reddy2023_bursty() {
       "bursty item-label classification: in-context accuracy rises abruptly with burstiness, "
       "stays near chance without";
   r.runtime = "2.6 min; --quick 75 s";
+  r.default_seeds = 5;  // fresh batches every step: the claims are judged over 5 seeds (--seeds 1: one)
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=256"};
   r.claims = {

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 
 #include "core/parallel.h"
 #include "io/config.h"
+#include "reproduce/seeds.h"
 #include "train/interrupt.h"
 #include "train/run.h"
 #include "train/run_schema.h"
@@ -120,6 +123,7 @@ bool ReproResult::all_pass() const {
   }
   for (auto& c : controls)
     if (!c.ok) return false;
+  if (!seeds_complete) return false;
   return evaluated > 0;
 }
 
@@ -191,6 +195,16 @@ ReproResult run_reproduction(const std::string& name, const std::string& out_dir
   set_threads(ctx.spec.threads);
   TrainOptions topt;
   topt.quiet = o.quiet;
+  // Rerunning the same command continues a reproduction that was stopped (Ctrl-C, a kill): the
+  // main run resumes from its checkpoint (a finished one logs nothing more) and the variant and
+  // seed stores skip what finished. A directory holding a run of another configuration is refused
+  // by the trainer as before.
+  if (fs::exists(out_dir + "/checkpoints/latest.json")) {
+    std::ifstream f(out_dir + "/config.toml");
+    const std::string before((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    topt.resume = o.resume || before == to_toml(ctx.spec.config);
+  }
+  const int seeds = o.seeds > 0 ? o.seeds : o.quick ? 1 : r.default_seeds;
   if (o.evaluate_only) {
     // The run of an earlier process, read back as it is (its directory may hold no config.toml:
     // a reproduction made only of variants).
@@ -210,6 +224,23 @@ ReproResult run_reproduction(const std::string& name, const std::string& out_dir
   }
   r.evaluate(ctx);
   out.claims = ctx.judged_claims();
+  out.measured = ctx.measured();
+  ctx.extra["measured"] = measured_to_json(out.measured);
+  if (seeds > 1) {
+    SeedRuns more = run_seed_reproductions(r, out_dir, int64_t(ctx.spec.seed), seeds, o);
+    if (more.interrupted) {
+      ctx.main.summary.status = RunStatus::Interrupted;
+      ctx.main.summary.message = "interrupted during the seed runs; rerun the command to resume";
+      out.run = std::move(ctx.main);
+      return out;
+    }
+    std::vector<std::map<std::string, Measured>> all = {out.measured};
+    for (auto& m : more.measured) all.push_back(std::move(m));
+    out.claims = judge_seeds(r, o.compat, all);
+    out.seeds = seeds;
+    out.seeds_complete = more.complete;
+    ctx.extra["seeds"] = {{"count", seeds}, {"main_seed", int64_t(ctx.spec.seed)}, {"runs", more.runs}};
+  }
   if (o.controls) {
     IHLAB_CHECK(!r.controls.empty(), "reproduce --controls: {} declares no control", name);
     for (auto& control : r.controls) {
@@ -228,9 +259,9 @@ ReproResult run_reproduction(const std::string& name, const std::string& out_dir
     ctx.extra["controls"] = controls_json(out.controls);
   }
 
-  std::string command =
-      fmt::format("ihlab reproduce {} --out {}{}{}{}", name, out_dir, o.quick ? " --quick" : "",
-                  o.compat != "paper" ? " --compat " + o.compat : "", o.controls ? " --controls" : "");
+  std::string command = fmt::format("ihlab reproduce {} --out {}{}{}{}{}", name, out_dir, o.quick ? " --quick" : "",
+                                    o.compat != "paper" ? " --compat " + o.compat : "", o.controls ? " --controls" : "",
+                                    seeds != 1 ? fmt::format(" --seeds {}", seeds) : "");
   for (auto& a : o.overrides) command += " " + a;
   // The one rewrite of summary.json: the in-memory record of the run, with the claims added.
   RunSummary& summary = ctx.main.summary;

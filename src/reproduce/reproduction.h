@@ -67,6 +67,9 @@ struct Reproduction {
   std::vector<std::string> quick_overrides;                          // --quick: a reduced run that takes seconds
   std::map<std::string, std::vector<std::string>> compat_overrides;  // --compat NAME
   std::string runtime;                                               // measured runtime on 2 cores, for `ihlab list`
+  // Seeds of a full run when --seeds is not given (--quick: 1). Reproductions whose outcome depends
+  // on fresh batches or SGD noise judge their claims over several seeds.
+  int default_seeds = 1;
   // Optional: replaces the plain training run (e.g. train, then evaluate on many lengths). It
   // gets the context before training (spec, out_dir, quick, compat are set) and may record
   // variant runs in it; it returns the main run.
@@ -93,6 +96,13 @@ struct ReproduceOptions {
   int workers = 1;
   // Run the reproduction's negative controls after the main run (each must fail its claims).
   bool controls = false;
+  // Run the whole reproduction at this many seeds (main seed + 0, 1, ...; reproduce/seeds.h) and
+  // judge each claim over them; 0: the reproduction's default_seeds (1 with --quick).
+  int seeds = 0;
+  // Continue a main run left in out_dir by an earlier process even when its config.toml is not
+  // byte-identical to this one's (a seed point resumed by a sweep); without it only an identical
+  // configuration is continued (rerunning the same command) and another one is refused.
+  bool resume = false;
 };
 
 // The configuration a reproduction runs with: embedded TOML, then compat, quick and user overrides.
@@ -103,6 +113,9 @@ struct ReproResult {
   std::vector<Claim> claims;
   std::map<std::string, RunResult> variants;  // the variant runs the claims read, by name
   std::vector<ControlResult> controls;        // --controls only
+  std::map<std::string, Measured> measured;   // what the main run measured, per claim
+  int seeds = 1;                              // the claims were judged over this many seeds
+  bool seeds_complete = true;                 // every seed ran to the end
   bool quick = false;
   // Every evaluated claim holds (a full run must also evaluate every claim), and every control
   // failed what it must fail.

@@ -2,6 +2,7 @@
 // One point of a sweep, run to its end in the calling process: the same run directory, checkpoints
 // and determinism as `ihlab train`. Shared by every way a sweep runs (serial, --workers, MPI ranks,
 // Slurm shards), so a point's result never depends on how it was scheduled.
+#include <functional>
 #include <string>
 
 #include "io/sweep_store.h"
@@ -23,5 +24,14 @@ struct PointRunOptions {
 // resolve, or training rejected it), 3 (diverged) or 1 (internal error); Pending (exit 130) when
 // the run was interrupted (Ctrl-C): it resumes on the next attempt.
 PointOutcome execute_point(const StorePoint& p, const std::string& sweep_dir, const PointRunOptions& o = {});
+
+// Points that are not one training run: a point whose config is {"<kind>": {...}} runs through
+// the runner registered for that kind (the reproduce layer registers "reproduction": one seed of a
+// reproduction, `ihlab reproduce --seeds K`), which gets the config's value and the point's run
+// directory and must read back a point it finished before. A process that runs such points (the
+// CLI, a sweep worker) registers the runners first; an unregistered kind fails the point.
+using PointRunner =
+    std::function<PointOutcome(const nlohmann::json& spec, const std::string& dir, const PointRunOptions& o)>;
+void register_point_runner(const std::string& kind, PointRunner runner);
 
 }  // namespace ihlab
