@@ -137,10 +137,11 @@ class Sweep:
     """A sweep directory's store, DIR/sweep.db (SQLite): its definition and points.
 
     Sweep(dir).points is a DataFrame with one row per point and the store's columns (id, name,
-    dir, overrides, config_hash, seed, status, attempts, worker, host, started_at, ended_at,
-    wall_s, exit_status, final, claims, error), plus one column per override key (named as the
-    key, e.g. "task.vocab") and one per final metric, prefixed "final." (e.g. "final.val_loss").
-    JSON columns (overrides, final, claims) are decoded; `dir` is made absolute.
+    dir, overrides, config, config_hash, seed, status, attempts, worker, host, started_at,
+    ended_at, wall_s, exit_status, final, claims, error), plus one column per override key (named
+    as the key, e.g. "task.vocab") and one per final metric, prefixed "final." (e.g.
+    "final.val_loss"). JSON columns (overrides, config, final, claims) are decoded; `dir` is made
+    absolute. A sweep split into Slurm shards is read after `ihlab sweep merge DIR`.
     """
 
     FORMAT = "ihlab-sweep-1"
@@ -177,8 +178,9 @@ class Sweep:
     def points(self):
         with self._connect() as c:
             df = pd.read_sql_query("SELECT * FROM points ORDER BY id", c)
-        for col in ("overrides", "final"):
-            df[col] = [json.loads(v) if isinstance(v, str) and v else {} for v in df[col]]
+        for col in ("overrides", "final", "config"):
+            if col in df:  # `config` (the resolved configuration) is absent from older stores
+                df[col] = [json.loads(v) if isinstance(v, str) and v else {} for v in df[col]]
         df["claims"] = [json.loads(v) if isinstance(v, str) and v else [] for v in df["claims"]]
         df["dir"] = [str(self.dir / d) if isinstance(d, str) and d else str(self.dir / "runs" / n)
                      for d, n in zip(df["dir"], df["name"])]

@@ -47,3 +47,24 @@ def test_points_dataframe(tmp_path):
     assert list(p["status"]) == ["done", "done", "done", "failed"] and p["error"][3] == "diverged"
     assert p["dir"][0] == str(tmp_path / "sw" / "runs" / p["name"][0])
     assert p["claims"][0][0]["pass"] and p["overrides"][2] == {"task.vocab": 16, "seed": 0}
+
+
+def test_a_store_written_by_the_cli(tmp_path, ihlab_bin):
+    """The store of a real sweep (examples/sweep-smoke.toml, 12 points) read back: every point done,
+    its final metrics equal to its run directory's, the resolved config decoded."""
+    import subprocess
+    from conftest import ROOT
+    out = tmp_path / "smoke"
+    p = subprocess.run([ihlab_bin, "sweep", str(ROOT / "examples" / "sweep-smoke.toml"), "--out", str(out), "--quiet"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-400:]
+    s = ihlab.Sweep(out)
+    pts = s.points
+    assert len(pts) == 12 and set(pts["status"]) == {"done"}
+    assert sorted(set(pts["task.vocab"])) == [4, 8, 16] and sorted(set(pts["stages.0.lr"])) == [0.01, 0.03]
+    assert [c["task"]["vocab"] for c in pts["config"]] == list(pts["task.vocab"])
+    assert s.definition["seeds"] == 2
+    for (_, row), run in zip(pts.iterrows(), s.runs()):
+        assert run.summary["final"]["val_loss"] == row["final"]["val_loss"] == row["final.val_loss"]
+        # pandas' default CSV float parser is not round-trip exact: equal to the last digits
+        assert abs(run.metrics["val_loss"].iloc[-1] / row["final.val_loss"] - 1) < 1e-12
