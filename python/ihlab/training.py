@@ -36,12 +36,15 @@ def train(config=None, out=None, overrides=(), *, resume=False, callback=None, e
     return Run(out)
 
 
-def reproduce(name, out=None, *, quick=False, compat="paper", overrides=(), evaluate_only=False, quiet=True):
-    """Runs `ihlab reproduce NAME --out OUT [--quick] [--compat ...]` in-process; returns the Run,
-    whose .claims hold the paper's claims checked (out=None: a new temporary directory, see
-    run.dir). Ctrl-C raises KeyboardInterrupt after the checkpoint is written, as for train()."""
+def reproduce(name, out=None, *, quick=False, compat="paper", overrides=(), evaluate_only=False, quiet=True,
+              seeds=0):
+    """Runs `ihlab reproduce NAME --out OUT [--quick] [--compat ...] [--seeds K]` in-process; returns
+    the Run, whose .claims hold the paper's claims checked (out=None: a new temporary directory, see
+    run.dir). seeds=0 is the reproduction's default (5 for the fresh-batch ones in a full run, 1
+    with quick); the seeds run one after another here (the CLI's --workers N runs them at once).
+    Ctrl-C raises KeyboardInterrupt after the checkpoint is written, as for train()."""
     if out is None:
         out = os.path.join(tempfile.mkdtemp(prefix=f"ihlab-{name}-"), "run")
     out = os.fspath(out)
-    _ihlab.reproduce(name, out, quick, compat, list(overrides), evaluate_only, quiet)
+    _ihlab.reproduce(name, out, quick, compat, list(overrides), evaluate_only, quiet, int(seeds))
     return Run(out)

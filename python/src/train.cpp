@@ -108,8 +108,11 @@ pyb::object train(const pyb::object& config, const std::string& out, const std::
 }
 
 pyb::object reproduce(const std::string& name, const std::string& out, bool quick, const std::string& compat,
-                      const std::vector<std::string>& overrides, bool evaluate_only, bool quiet) {
+                      const std::vector<std::string>& overrides, bool evaluate_only, bool quiet, int seeds) {
+  IHLAB_CHECK(seeds >= 0, "reproduce: seeds = {} is not allowed (allowed: 0 for the reproduction's default, or >= 1)",
+              seeds);
   ReproduceOptions o;
+  o.seeds = seeds;  // in this process, one seed after another (worker processes need the CLI)
   o.quick = quick;
   o.compat = compat;
   o.overrides = overrides;
@@ -135,7 +138,7 @@ void bind_train(pyb::module_& m) {
   m.def("train", &train, pyb::arg("config"), pyb::arg("out"), pyb::arg("overrides"), pyb::arg("resume"),
         pyb::arg("callback"), pyb::arg("every"), pyb::arg("quiet"), pyb::arg("report"));
   m.def("reproduce", &reproduce, pyb::arg("name"), pyb::arg("out"), pyb::arg("quick"), pyb::arg("compat"),
-        pyb::arg("overrides"), pyb::arg("evaluate_only"), pyb::arg("quiet"));
+        pyb::arg("overrides"), pyb::arg("evaluate_only"), pyb::arg("quiet"), pyb::arg("seeds"));
   m.def(
       "write_report",
       [](const std::string& dir, bool figures) {

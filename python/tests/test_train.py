@@ -152,3 +152,12 @@ def test_reproduce_quick(tmp_path):
     assert len(claims) > 0 and claims["pass"].all(), claims
     with pytest.raises(ihlab.Error, match="not-a-paper"):
         ihlab.reproduce("not-a-paper")
+
+
+def test_reproduce_over_seeds(tmp_path):
+    """seeds=K: the claims judged over K seeds, each seed's own reproduction in runs/seed-<s>/."""
+    run = ihlab.reproduce("smoke", tmp_path / "smoke", quick=True, seeds=2)
+    assert run.summary["seeds"]["count"] == 2
+    seed_dir = tmp_path / "smoke" / run.summary["seeds"]["runs"][0]["dir"]
+    assert ihlab.Run(seed_dir).status == "finished"
+    assert all(len(c["seeds"]["values"]) == 2 for c in run.summary["claims"])

@@ -394,6 +394,20 @@ function sweepAggregates() {
     el("thead", {}, el("tr", {}, ...head.map((t) => el("th", {text: t})))), el("tbody", {}, ...body))));
 }
 
+// The seeds of `reproduce --seeds K`: each a reproduction of its own, linked to its report.
+function seedRuns() {
+  const sd = DATA.summary && DATA.summary.seeds;
+  if (!sd || !(sd.runs || []).length) return;
+  const s = section(`Seeds (${sd.count})`, `The claims above are judged over seed ${sd.main_seed} (this run) and the ` +
+    "seeds below, each a whole reproduction with its own claims and report.");
+  const body = sd.runs.map((r) => el("tr", {},
+    el("td", {class: "num", text: String(r.seed)}), el("td", {}, el("a", {href: r.dir + "/report.html", text: r.dir})),
+    el("td", {text: r.status}), el("td", {text: r.all_pass === undefined ? "" : r.all_pass ? "all hold" : "some fail"})));
+  s.append(el("div", {class: "table-wrap"}, el("table", {},
+    el("thead", {}, el("tr", {}, ...["seed", "run", "status", "its own claims"].map((t) => el("th", {text: t})))),
+    el("tbody", {}, ...body))));
+}
+
 function figures() {
   const figs = DATA.figures || [];
   if (figs.length === 0) return;
@@ -422,6 +436,7 @@ function main() {
   tableCharts();
   sweepRuns();
   sweepAggregates();
+  seedRuns();
   figures();
   reproduce();
 }

@@ -77,7 +77,8 @@ SeedRuns run_seed_reproductions(const Reproduction& r, const std::string& out_di
     p.values = {{"seed", p.seed}};
     std::vector<std::string> overrides = o.overrides;
     overrides.push_back(fmt::format("seed={}", p.seed));
-    p.resolved = {{"reproduction", {{"name", r.name}, {"quick", o.quick}, {"compat", o.compat}, {"overrides", overrides}}}};
+    p.resolved = {
+        {"reproduction", {{"name", r.name}, {"quick", o.quick}, {"compat", o.compat}, {"overrides", overrides}}}};
     points.push_back(std::move(p));
   }
   SeedRuns out;
