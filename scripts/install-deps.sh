@@ -17,6 +17,7 @@ packages=(
   libopenmpi-dev openmpi-bin  # sweeps across MPI ranks (mpirun -np P ihlab sweep ...)
   python3 python3-numpy python3-torch python3-matplotlib
   pybind11-dev python3-dev python3-pandas  # the Python module (python/)
+  time  # GNU time: wall and CPU seconds in bench/reproductions.sh
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(chromium clang-format clang libclang-rt-14-dev libomp-dev)
