@@ -8,7 +8,11 @@
 # Fails unless both first-step losses agree to 1e-4 relative (a speedup over different math means
 # nothing). The transformer workloads also print a "flops:" line (matmul FLOP rate of the ihlab
 # step and the measured GEMM peak). Last line of output:
-#   WORKLOAD ihlab_ms=<ms> pytorch_ms=<ms> speedup=<pytorch_ms / ihlab_ms>
+#   WORKLOAD ihlab_ms=<ms> pytorch_ms=<ms> speedup=<pytorch_ms / ihlab_ms> pytorch_blas=<kind>
+# The PyTorch side is the best a user has: PyTorch on an optimized BLAS. `scripts/install-deps.sh
+# --bench` installs Debian's OpenBLAS (libopenblas0-pthread), which the alternatives system then
+# gives to python3-torch; the PyTorch script prints which BLAS it found (pytorch_blas=...,
+# bench/torch_blas.py), and a run against Debian's reference BLAS prints no ratio (exit 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +55,7 @@ dump=${DUMP:-$build_dir/bench/$workload}
 py=/usr/bin/python3  # Debian's python has torch; the pyenv python on PATH does not
 
 if [ "${IHLAB_SKIP_BUILD:-0}" != 1 ]; then
-  bash scripts/install-deps.sh >&2  # idempotent; brings python3-torch
+  bash scripts/install-deps.sh --bench >&2  # idempotent; brings python3-torch and OpenBLAS
   if [ "$build_dir" = build ]; then
     bash scripts/build.sh release >&2  # build logs to stderr so stdout stays the results
   else  # another configured tree: build just this timer
@@ -75,6 +79,7 @@ ihlab_ms=$(value ihlab_ms "$ihlab_out")
 torch_ms=$(value pytorch_ms "$torch_out")
 l_ihlab=$(value loss_first "$ihlab_out")
 l_torch=$(value loss_first "$torch_out")
+blas=$(value pytorch_blas "$torch_out")
 if [ -z "$ihlab_ms" ] || [ -z "$torch_ms" ]; then
   echo "bench/run.sh: $workload: could not read the timings (outputs above)" >&2
   exit 1
@@ -86,5 +91,10 @@ if ! awk -v a="$l_ihlab" -v b="$l_torch" 'BEGIN {
   echo "bench/run.sh: $workload: first-step losses disagree: ihlab $l_ihlab vs pytorch $l_torch (tolerance 1e-4 relative)" >&2
   exit 1
 fi
-awk -v w="$workload" -v a="$ihlab_ms" -v b="$torch_ms" \
-  'BEGIN { printf "%s ihlab_ms=%.3g pytorch_ms=%.3g speedup=%.3g\n", w, a, b, b / a }'
+if [ "$blas" = reference ] || [ -z "$blas" ]; then
+  echo "bench/run.sh: $workload: PyTorch runs on Debian's reference BLAS ($(value blas_lib "$torch_out")), not the" \
+    "optimized BLAS a user would have; no ratio printed. Install it: bash scripts/install-deps.sh --bench" >&2
+  exit 3
+fi
+awk -v w="$workload" -v a="$ihlab_ms" -v b="$torch_ms" -v blas="$blas" \
+  'BEGIN { printf "%s ihlab_ms=%.3g pytorch_ms=%.3g speedup=%.3g pytorch_blas=%s\n", w, a, b, b / a, blas }'

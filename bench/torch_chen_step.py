@@ -27,6 +27,9 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_blas  # noqa: E402 (beside this script)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_smoke_step import read_safetensors  # noqa: E402
 
 
@@ -172,6 +175,7 @@ def main():
     ms = (time.perf_counter() - t0) * 1000 / a.steps
     print(f"pytorch_ms={ms:.4f}")
     print(f"loss_first={first:.9g} loss_last={last:.9g}")
+    print(torch_blas.describe())
 
 
 if __name__ == "__main__":

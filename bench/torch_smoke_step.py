@@ -13,12 +13,16 @@ Warm-up runs on a copy of the params so the timed run starts from the dumped one
 import argparse
 import json
 import math
+import os
 import struct
 import sys
 import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_blas  # noqa: E402 (beside this script)
 
 _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
 
@@ -104,6 +108,7 @@ def main():
     ms = (time.perf_counter() - t0) * 1000 / a.steps
     print(f"pytorch_ms={ms:.4f}")
     print(f"loss_first={first:.9g} loss_last={last:.9g}")
+    print(torch_blas.describe())
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_blas  # noqa: E402 (beside this script)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_smoke_step import read_safetensors  # noqa: E402
 
 
@@ -227,6 +230,7 @@ def main():
     print(f"pytorch_ms={ms:.4f} pytorch_min_ms={min_ms:.4f} torch_threads={choice[0]} "
           f"blas_threads={choice[1] if choice[1] is not None else 'n/a'}")
     print(f"loss_first={first:.9g} loss_last={last:.9g}")
+    print(torch_blas.describe())
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 #                                    report check; clang, its sanitizer and libFuzzer runtimes and
 #                                    its OpenMP for scripts/fuzz.sh; pytest, nbconvert and
 #                                    ipykernel for the Python module's tests)
+#   scripts/install-deps.sh --bench  also an optimized BLAS (OpenBLAS) for the PyTorch side of
+#                                    bench/run.sh: python3-torch's libblas.so.3 is Debian's
+#                                    unoptimized reference BLAS until one is installed
 set -euo pipefail
 
 packages=(
@@ -19,6 +22,9 @@ packages=(
   pybind11-dev python3-dev python3-pandas  # the Python module (python/)
   time  # GNU time: wall and CPU seconds in bench/reproductions.sh
 )
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(libopenblas0-pthread)
+fi
 if [ "${1:-}" = "--test" ]; then
   packages+=(chromium clang-format clang libclang-rt-14-dev libomp-dev)
   packages+=(python3-pytest python3-nbconvert python3-ipykernel)  # the module's tests and notebook
