@@ -2,6 +2,8 @@
 
 Runs `ihlab reproduce smoke --controls` (a one-layer attention model: claims with their negative
 control, loss floors, logged families, attention heat-maps) and `ihlab report` on a chen2024 --quick run is left to the reproductions;
+also `reproduce smoke --quick --seeds 2` (the Seeds section) and examples/sweep-smoke.toml (the
+sweep's runs and its aggregates over seeds), each opened and checked for console messages;
 then loads DIR/report.html from disk with the network off and checks:
   - the page logs nothing to the console (no errors, no warnings),
   - the report's own marker says every chart drew (body[data-rendered="ok"], drawn == charts > 0),
@@ -152,6 +154,28 @@ def main():
                     failures.append(f"figure {n}.{ext} missing or empty")
         if "loss" not in names:
             failures.append(f"no loss figure among {names}")
+
+    # A reproduction over seeds (the Seeds section linking each seed's report) and a sweep with two
+    # seeds per grid point (the aggregates table): both render without a console message.
+    seeds_dir, sweep_dir = os.path.join(args.dir, "smoke-seeds"), os.path.join(args.dir, "sweep-smoke")
+    examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+    for label, cmd, out, wanted in [
+            ("reproduce --seeds 2", [args.ihlab, "reproduce", "smoke", "--quick", "--seeds", "2", "--out", seeds_dir],
+             seeds_dir, ["Seeds (2)", "runs/seed-2/report.html", "2 of 2 runs hold"]),
+            ("sweep", [args.ihlab, "sweep", os.path.join(examples, "sweep-smoke.toml"), "--out", sweep_dir, "--quiet"],
+             sweep_dir, ["Aggregates over seeds", "Runs of the sweep", "2/2"])]:
+        r = run(cmd)
+        if r.returncode != 0:
+            failures.append(f"{label} exited {r.returncode}: {r.stderr[-300:]}")
+            continue
+        page = run(common + ["--enable-logging=stderr", "--v=0", "--dump-dom",
+                             "file://" + os.path.abspath(os.path.join(out, "report.html"))])
+        msgs = [line for line in page.stderr.splitlines() if ":CONSOLE" in line]
+        if msgs:
+            failures.append(f"{label}: console messages:\n  " + "\n  ".join(msgs[:10]))
+        missing = [w for w in wanted if w not in page.stdout]
+        if missing:
+            failures.append(f"{label}: the report lacks {missing}")
 
     print(f"report: {charts} charts, {counter.svgs_in_charts} with SVG, {counter.drawn_marks} marks; "
           f"screenshot {shot}")
