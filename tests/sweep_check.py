@@ -167,22 +167,29 @@ def main():
     proc = sw.start(out, "--workers", "2")
     victim = None
 
-    def running_worker():
-        nonlocal victim
+    def running_rows(worker=None):
         try:
-            rr = [x for x in rows(out) if x["status"] == "running" and x["worker"].startswith("pid ")]
-        except Exception:
-            return False
-        if rr:
-            victim = rr[0]
-        return bool(rr)
+            return [x for x in rows(out) if x["status"] == "running" and x["worker"].startswith("pid ")
+                    and (worker is None or x["worker"] == worker)]
+        except Exception:  # the store is being created
+            return []
 
-    if wait_for(running_worker, 60):
+    # Kill a worker while the store says it runs a point (read again right before the kill: a
+    # point of the smoke sweep takes about a second, so the worker may have moved on).
+    deadline = time.time() + 60
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        rr = running_rows()
+        if not rr:
+            time.sleep(0.05)
+            continue
         time.sleep(0.2)
-        try:
-            os.kill(int(victim["worker"].split()[1]), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        now = running_rows(rr[0]["worker"])
+        if now:
+            try:
+                os.kill(int(now[0]["worker"].split()[1]), signal.SIGKILL)
+                victim = now[0]
+            except ProcessLookupError:
+                pass
     _, err = proc.communicate(timeout=600)
     check(proc.returncode == 0, f"a worker killed with -9: the sweep still exits 0 ({err[-200:].decode()})")
     r = same_as_reference(out, ref_rows, ref_metrics, "one worker killed")

@@ -49,14 +49,15 @@ Runners& runners() {
   return r;
 }
 
-// The runner for a point whose config is {"<kind>": ...}, or null for a training config.
-const PointRunner* special_runner(const nlohmann::json& config, std::string& kind) {
-  if (!config.is_object() || config.size() != 1) return nullptr;
+// The runner for a point whose config is {"<kind>": ...} (a copy: a registration may replace it
+// meanwhile), or an empty function for a training config.
+PointRunner special_runner(const nlohmann::json& config, std::string& kind) {
+  if (!config.is_object() || config.size() != 1) return {};
   kind = config.begin().key();
   Runners& r = runners();
   std::lock_guard lock(r.mutex);
   auto it = r.by_kind.find(kind);
-  return it == r.by_kind.end() ? nullptr : &it->second;
+  return it == r.by_kind.end() ? PointRunner{} : it->second;
 }
 
 }  // namespace
@@ -80,8 +81,8 @@ PointOutcome execute_point(const StorePoint& p, const std::string& sweep_dir, co
   const std::string dir = (fs::path(sweep_dir) / p.dir).string();
   try {
     std::string kind;
-    if (const PointRunner* runner = special_runner(p.config, kind)) {
-      out = (*runner)(p.config[kind], dir, o);
+    if (PointRunner runner = special_runner(p.config, kind)) {
+      out = runner(p.config[kind], dir, o);
       if (out.wall_s == 0) out.wall_s = seconds();
       return out;
     }
