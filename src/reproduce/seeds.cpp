@@ -17,15 +17,9 @@ namespace {
 // One seed of a reproduction, run to its end in this process (or read back when its summary.json
 // already holds the reproduction's claims: written last, so a seed killed before the end resumes).
 PointOutcome run_seed_point(const nlohmann::json& spec, const std::string& dir, const PointRunOptions& po) {
-  PointOutcome out;
   if (fs::exists(dir + "/summary.json")) {
-    nlohmann::json s = read_json(dir + "/summary.json");
-    if (s.contains("reproduction")) {
-      out.final_metrics = s.value("final", nlohmann::json::object());
-      out.claims = s.value("claims", nlohmann::json::array());
-      out.wall_s = s.value("wall_seconds", 0.0);
-      return out;
-    }
+    RunSummary s = read_summary(dir);
+    if (s.reproduction) return outcome_of_run(s, s.wall_seconds);
   }
   ReproduceOptions o;
   o.quick = spec.at("quick").get<bool>();
@@ -36,22 +30,8 @@ PointOutcome run_seed_point(const nlohmann::json& spec, const std::string& dir, 
   o.resume = true;
   o.seeds = 1;  // a seed is one reproduction, judged over the seeds by the main directory
   ReproResult r = run_reproduction(spec.at("name").get<std::string>(), dir, o);
-  nlohmann::json s = summary_to_json(r.run.summary);
-  out.final_metrics = s.value("final", nlohmann::json::object());
-  out.claims = s.value("claims", nlohmann::json::array());
-  switch (r.run.summary.status) {
-    case RunStatus::Finished: out.status = PointStatus::Done; break;
-    case RunStatus::Diverged:
-      out.status = PointStatus::Failed;
-      out.exit_status = 3;
-      out.error = "diverged: " + r.run.summary.message;
-      break;
-    default:
-      out.status = PointStatus::Pending;
-      out.exit_status = 130;
-      out.error = r.run.summary.message;
-      return out;
-  }
+  PointOutcome out = outcome_of_run(r.run.summary, 0);  // execute_point fills in the wall time
+  if (out.status == PointStatus::Pending) return out;   // interrupted: no report yet
   if (po.report) {
     try {
       write_report(dir, {.figures = false, .quiet = true}, {&r.run.summary, &r.run.metrics});

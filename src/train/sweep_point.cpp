@@ -16,9 +16,7 @@
 namespace ihlab {
 namespace fs = std::filesystem;
 
-namespace {
-
-PointOutcome from_summary(const RunSummary& s, double wall_s) {
+PointOutcome outcome_of_run(const RunSummary& s, double wall_s) {
   PointOutcome o;
   o.wall_s = wall_s;
   nlohmann::json j = summary_to_json(s);
@@ -39,6 +37,8 @@ PointOutcome from_summary(const RunSummary& s, double wall_s) {
   }
   return o;
 }
+
+namespace {
 
 struct Runners {
   std::mutex mutex;
@@ -88,8 +88,8 @@ PointOutcome execute_point(const StorePoint& p, const std::string& sweep_dir, co
     }
     if (fs::exists(dir + "/summary.json")) {
       RunSummary s = read_summary(dir);
-      if (s.finished()) return from_summary(s, s.wall_seconds);  // finished before: read back, not rerun
-      if (s.status == RunStatus::Diverged) fs::remove_all(dir);  // a retry starts afresh
+      if (s.finished()) return outcome_of_run(s, s.wall_seconds);  // finished before: read back, not rerun
+      if (s.status == RunStatus::Diverged) fs::remove_all(dir);    // a retry starts afresh
     }
     nlohmann::json resolved = p.config;
     if (o.threads >= 0) resolved["threads"] = o.threads;
@@ -98,7 +98,7 @@ PointOutcome execute_point(const StorePoint& p, const std::string& sweep_dir, co
     t.quiet = o.quiet;
     t.resume = fs::exists(dir + "/checkpoints/latest.json");
     RunResult r = run_config(resolved, dir, t);
-    out = from_summary(r.summary, seconds());
+    out = outcome_of_run(r.summary, seconds());
     if (o.report && r.summary.status != RunStatus::Interrupted) {
       try {
         write_report(dir, {.figures = false, .quiet = true}, {&r.summary, &r.metrics});

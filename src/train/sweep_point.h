@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "io/run_summary.h"
 #include "io/sweep_store.h"
 
 namespace ihlab {
@@ -24,6 +25,10 @@ struct PointRunOptions {
 // resolve, or training rejected it), 3 (diverged) or 1 (internal error); Pending (exit 130) when
 // the run was interrupted (Ctrl-C): it resumes on the next attempt.
 PointOutcome execute_point(const StorePoint& p, const std::string& sweep_dir, const PointRunOptions& o = {});
+
+// What a run's summary means for its point: finished -> Done; diverged -> Failed (exit 3);
+// interrupted -> Pending (exit 130, resumed on the next attempt). Final metrics and claims copied.
+PointOutcome outcome_of_run(const RunSummary& s, double wall_s);
 
 // Points that are not one training run: a point whose config is {"<kind>": {...}} runs through
 // the runner registered for that kind (the reproduce layer registers "reproduction": one seed of a
