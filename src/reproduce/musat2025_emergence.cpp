@@ -209,7 +209,7 @@ Reproduction musat2025_emergence() {
   r.description =
       "item-label retrieval, disentangled 2-layer attention-only model: only alpha_3, beta_2, gamma_3 "
       "grow, in the order gamma_3 < beta_2 < alpha_3; reduced (19 / 3 parameters) dynamics track the full";
-  r.runtime = "8.8 min a seed; 5 seeds with --workers 2: 20 min; --quick 40 s";
+  r.runtime = "4.5 min a seed; 5 seeds with --workers 2: 20 min; --quick 40 s";
   r.default_seeds = 5;  // fresh batches every step: the claims are judged over 5 seeds (--seeds 1: one)
   r.config_toml = kConfig;
   r.quick_overrides = {"task.pairs=4",        "task.dim=16",       "stages.0.lr=4.0", "stages.0.steps=300",

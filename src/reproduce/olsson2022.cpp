@@ -102,7 +102,7 @@ Reproduction olsson2022_repeated_tokens() {
   r.description =
       "repeated random tokens: loss on repeats collapses as a layer-2 head's prefix matching jumps; "
       "1 layer cannot (control)";
-  r.runtime = "1.0 min a seed; 5 seeds with --workers 2: 59 s; --quick 50 s";
+  r.runtime = "15 s a seed; 5 seeds with --workers 2: 59 s; --quick 50 s";
   r.default_seeds = 5;  // fresh batches every step: the claims are judged over 5 seeds (--seeds 1: one)
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=600"};

@@ -102,7 +102,7 @@ Reproduction reddy2023_bursty() {
   r.description =
       "bursty item-label classification: in-context accuracy rises abruptly with burstiness, "
       "stays near chance without";
-  r.runtime = "2.6 min a seed; 5 seeds with --workers 2: 4.5 min; --quick 75 s";
+  r.runtime = "67 s a seed; 5 seeds with --workers 2: 4.5 min; --quick 75 s";
   r.default_seeds = 5;  // fresh batches every step: the claims are judged over 5 seeds (--seeds 1: one)
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=256"};

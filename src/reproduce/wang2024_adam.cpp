@@ -90,7 +90,7 @@ Reproduction wang2024_adam_multiplateau() {
   r.name = "wang2024-adam-multiplateau";
   r.paper = "Wang, Yu, E & Wu 2024";
   r.description = "standard 2-layer transformer + Adam on the 8-dimensional mixed target: the plateaus of its loss";
-  r.runtime = "2.1 min a seed; 5 seeds with --workers 2: 3.2 min; --quick 30-50 s";
+  r.runtime = "61 s a seed; 5 seeds with --workers 2: 3.2 min; --quick 30-50 s";
   r.default_seeds = 5;  // fresh batches every step: the claims are judged over 5 seeds (--seeds 1: one)
   r.config_toml = kConfig;
   // A 3x larger learning rate brings the transition from step ~4500 to ~2400.
