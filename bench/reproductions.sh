@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Wall and CPU time of every reproduction's full form, one after another, and its claims.
 #   bash bench/reproductions.sh [OUT_ROOT] [extra reproduce arguments, e.g. --controls --workers 2]
-#     (env: IHLAB_BIN=build/ihlab; NAMES="olsson2022-repeated-tokens reddy2023-bursty" for a subset)
+#     (env: IHLAB_BIN=build/ihlab; NAMES="olsson2022-repeated-tokens reddy2023-bursty" for a subset;
+#      KEEP=1 continues in the OUT_ROOT/NAME directories of an earlier run instead of starting afresh:
+#      with --controls on finished runs only the controls run, and the times are theirs)
 # Each reproduction runs as `ihlab reproduce NAME --out OUT_ROOT/NAME --seeds 1 [extra...]` (one seed:
 # the figure is the cost of one reproduction, whatever its default seed count), timed by GNU time.
 # Prints one line per reproduction and ends with
@@ -23,7 +25,7 @@ total_wall=0 total_cpu=0 failed=0
 printf '%-30s %9s %9s %8s  %s\n' reproduction wall_s cpu_s failed "all claims"
 for name in $names; do
   out="$out_root/$name"
-  rm -rf "$out"
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$out"
   set +e
   /usr/bin/time -f '%e %U %S' -o "$out.time" "$bin" reproduce "$name" --out "$out" --seeds 1 "$@" > "$out.log" 2>&1
   rc=$?

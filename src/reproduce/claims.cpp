@@ -45,7 +45,9 @@ std::string SeedRule::text() const {
   switch (kind) {
     case Kind::Every: return "holds in every run";
     case Kind::AtLeast: return fmt::format("holds in at least {:g}% of the runs", 100 * fraction);
-    case Kind::Interval: return "the 95% interval of the mean of the first quantity lies within its threshold";
+    case Kind::Interval:
+      return "the 95% interval of the mean of the first quantity lies within its threshold, the other conditions "
+             "hold in every run";
   }
   return "";
 }
@@ -164,7 +166,8 @@ Claim judge_runs(const ClaimDef& def, const std::vector<Measured>& runs) {
       c.pass = head.cmp == Cmp::Yes ? held == n : n >= 2 && head.holds(c.lo) && head.holds(c.hi) && others_hold;
       break;
   }
-  c.detail = fmt::format("{} of {} runs hold; mean {:.4g}, 95% interval [{:.4g}, {:.4g}]", held, n, mean, c.lo, c.hi);
+  c.detail = fmt::format("{} of {} runs hold; mean {:.4g}, 95% interval [{:.4g}, {:.4g}]; verdict: {}", held, n, mean,
+                         c.lo, c.hi, c.rule);
   if (!reasons.empty()) c.detail += "; not judged by " + reasons;
   return c;
 }

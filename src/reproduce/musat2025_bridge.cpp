@@ -147,7 +147,8 @@ std::vector<ClaimDef> bridge_claim_defs() {
         yes("steps to 1% of each measure's largest value in the order gamma~_3, beta~_2, alpha~_3")},
        "paper: the standard transformer follows the pseudo-parameters' order",
        "the MSE transformer runs 600 steps at a smaller size; beta~_2 and alpha~_3 start within a few steps of each "
-       "other"},
+       "other",
+       seeds_interval()},
       {kCeClaim,
        {yes("the cross-entropy run's validation loss drops (last value < 0.9 x first)"),
         gt("step of its drop / step of the MSE run's drop (first step below the midpoint of first and last values)",
