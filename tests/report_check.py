@@ -10,10 +10,13 @@ then loads DIR/report.html from disk with the network off and checks:
   - every chart div holds a non-empty Plotly SVG in the dumped DOM,
   - the file references nothing outside itself except figures/ next to it,
   - the paper figures were written (SVG and PNG) and are listed in figures/index.json.
+Also `reproduce musat2025-scaling --quick`, whose summary.json has `theory` entries: its report
+draws the "Theory over measurement" charts (each entry's title, formula and residual strip).
 A screenshot is saved under --artifacts for people to look at.
 Exit 0 = pass, 1 = fail, 77 = skipped (no chromium).
 """
 import argparse
+import html
 import html.parser
 import json
 import os
@@ -76,6 +79,42 @@ def chromium_binary():
 
 def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+
+def theory_failures(common, out):
+    """What is wrong with the theory charts of the report in `out` (an empty list when nothing is)."""
+    failures = []
+    theory = json.load(open(os.path.join(out, "summary.json"))).get("theory") or []
+    if not theory:
+        return ["theory: summary.json of musat2025-scaling has no theory entries"]
+    for t in theory:
+        for key in ("name", "form", "source", "measured", "curve", "residuals"):
+            if not t.get(key):
+                failures.append(f"theory: entry {t.get('name')!r} lacks {key!r}")
+    page = run(common + ["--enable-logging=stderr", "--v=0", "--dump-dom",
+                         "file://" + os.path.abspath(os.path.join(out, "report.html"))])
+    msgs = [line for line in page.stderr.splitlines() if ":CONSOLE" in line]
+    if msgs:
+        failures.append("theory: console messages:\n  " + "\n  ".join(msgs[:10]))
+    counter = ChartCounter()
+    counter.feed(page.stdout)
+    if counter.body_attrs.get("data-rendered") != "ok":
+        failures.append(f"theory: report marker data-rendered={counter.body_attrs.get('data-rendered')!r}")
+    # What was drawn, not the embedded data or script: the section, one chart with an SVG per entry,
+    # and each entry's title, formula (Plotly's legend) and the residual axis inside it.
+    dom = re.sub(r"<script\b.*?</script>", "", page.stdout, flags=re.S)
+    m = re.search(r"<section\b[^>]*><h2>Theory over measurement</h2>.*?</section>", dom, flags=re.S)
+    if not m:
+        return failures + ["theory: no \"Theory over measurement\" section in the report"]
+    part = ChartCounter()
+    part.feed(m.group(0))
+    if part.charts != len(theory) or part.svgs_in_charts != part.charts:
+        failures.append(f"theory: {part.charts} charts ({part.svgs_in_charts} with an SVG) for {len(theory)} entries")
+    wanted = ["residual (%)"] + [t["name"] for t in theory] + [t["form"] for t in theory]
+    missing = [w for w in wanted if html.escape(w, quote=False) not in m.group(0)]
+    if missing:
+        failures.append(f"theory: the section lacks {missing}")
+    return failures
 
 
 def main():
@@ -176,6 +215,15 @@ def main():
         missing = [w for w in wanted if w not in page.stdout]
         if missing:
             failures.append(f"{label}: the report lacks {missing}")
+
+    # Theory over measurement: a reproduction whose summary.json has `theory` entries (formula, points,
+    # curve, residuals) draws one chart per entry, the law over the points and the residual strip.
+    theory_dir = os.path.join(args.dir, "musat2025-scaling")
+    r = run([args.ihlab, "reproduce", "musat2025-scaling", "--quick", "--out", theory_dir])
+    if r.returncode != 0:
+        failures.append(f"reproduce musat2025-scaling --quick exited {r.returncode}: {r.stderr[-300:]}")
+    else:
+        failures += theory_failures(common, theory_dir)
 
     print(f"report: {charts} charts, {counter.svgs_in_charts} with SVG, {counter.drawn_marks} marks; "
           f"screenshot {shot}")

@@ -69,6 +69,7 @@ TEST(Reproduce, Edelman2024IclMc) { expect_all_claims_hold("edelman2024-icl-mc")
 TEST(Reproduce, Reddy2023Bursty) { expect_all_claims_hold("reddy2023-bursty"); }
 TEST(Reproduce, Wang2024MixedTarget) { expect_all_claims_hold("wang2024-mixed-target"); }
 TEST(Reproduce, Wang2024PlateauScaling) { expect_all_claims_hold("wang2024-plateau-scaling"); }
+TEST(Reproduce, Wang2024LengthStrength) { expect_all_claims_hold("wang2024-length-strength"); }
 TEST(Reproduce, Wang2024AdamMultiplateau) { expect_all_claims_hold("wang2024-adam-multiplateau"); }
 TEST(Reproduce, Musat2025Emergence) { expect_all_claims_hold("musat2025-emergence"); }
 TEST(Reproduce, Musat2025Scaling) { expect_all_claims_hold("musat2025-scaling"); }

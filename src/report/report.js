@@ -252,6 +252,60 @@ function scalingCharts() {
   }
 }
 
+// ---- theory over measurement: a formula drawn over the points it describes, with residuals ----
+// summary.theory entries (src/train/theory_curve.h): measured [[x, y]], curve [[x, y_theory]],
+// residuals [[x, (y - y_theory) / y_theory]], form and source as text, axis labels and log flags.
+function theoryCharts() {
+  const th = ((DATA.summary && DATA.summary.theory) || []).filter((t) => t &&
+    ((t.measured || []).length > 0 || (t.curve || []).length > 0));
+  if (th.length === 0) return;
+  const s = section("Theory over measurement", "Each law drawn (line) over the measured points (markers); " +
+                    "beneath it the relative residual (measured − theory) / theory at each measured point, with " +
+                    "a zero line. The formula's constants and where it comes from are given under each chart.");
+  const grid = el("div", {class: "row2"});
+  s.append(grid);
+  for (const t of th) {
+    const xs = (pts) => pts.map((p) => p[0]), ys = (pts) => pts.map((p) => p[1]);
+    const byX = (pts) => pts.filter((p) => Array.isArray(p)).sort((a, b) => a[0] - b[0]);  // the residual line
+    const measured = t.measured || [], curve = t.curve || [], res = byX(t.residuals || []);
+    const form = t.form || "theory";
+    const traces = [];
+    if (curve.length) traces.push({x: xs(curve), y: ys(curve), mode: "lines", name: form,
+                                   line: {color: PALETTE[3], width: 2}, hovertemplate: "%{x:.4g}: %{y:.5g}<extra>theory</extra>"});
+    if (measured.length) traces.push({x: xs(measured), y: ys(measured), mode: "markers", name: "measured",
+                                      marker: {size: 8, color: PALETTE[0]}});
+    // The legend (measured, the formula, the residual) sits in a row between the title and the law.
+    const layout = {title: {text: t.name || `${t.y} vs ${t.x}`, font: {size: 13}, y: 0.985, yanchor: "top"},
+                    margin: {l: 64, r: 20, t: 64, b: 48},
+                    legend: {font: {size: 10}, orientation: "h", x: 0, y: 1, yanchor: "bottom"},
+                    xaxis: {title: {text: t.x || ""}, type: t.xlog ? "log" : "linear"},
+                    yaxis: {title: {text: t.y || ""}, type: t.ylog ? "log" : "linear"}};
+    if (res.length) {
+      // Residuals on their own strip below the law, sharing its x axis.
+      // In percent, so that Plotly's own ticks suit residuals of any size (1e-5 or 0.3).
+      traces.push({x: xs(res), y: ys(res).map((v) => typeof v === "number" ? 100 * v : null), mode: "lines+markers",
+                   name: "relative residual", yaxis: "y2", marker: {size: 6, color: PALETTE[2]},
+                   line: {color: PALETTE[2], width: 1, dash: "dot"},
+                   hovertemplate: "%{x:.4g}: %{y:.3g}%<extra>residual</extra>"});
+      layout.yaxis.domain = [0.36, 1];
+      layout.yaxis2 = {domain: [0, 0.26], title: {text: "residual (%)"}, gridcolor: "#e5e5e5", zeroline: false,
+                       anchor: "x"};
+      layout.xaxis.anchor = "y2";
+      layout.shapes = [{type: "line", xref: "paper", x0: 0, x1: 1, yref: "y2", y0: 0, y1: 0,
+                        line: {color: "#555555", width: 1}}];
+    }
+    const box = el("div", {});
+    grid.append(box);
+    const d = newChart(box);
+    d.style.height = res.length ? "460px" : "380px";
+    const r = ys(res).filter((v) => typeof v === "number");
+    const pct = (v) => fmtNum(Number((100 * v).toPrecision(3))) + "%";
+    const range = r.length ? `; residuals from ${pct(Math.min(...r))} to ${pct(Math.max(...r))}` : "";
+    box.append(el("p", {class: "note", text: `${form} — ${t.source || "source not given"}${range}`}));
+    plot(d, traces, layout);
+  }
+}
+
 // ---- extra tables written by reproductions (e.g. generalization.csv) ----
 function tableCharts() {
   const tables = DATA.tables || {};
@@ -433,6 +487,7 @@ function main() {
   familyCharts();
   attentionCharts();
   scalingCharts();
+  theoryCharts();
   tableCharts();
   sweepRuns();
   sweepAggregates();

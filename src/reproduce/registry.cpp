@@ -24,6 +24,7 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(reddy2023_bursty());
     v.push_back(wang2024_mixed_target());
     v.push_back(wang2024_plateau_scaling());
+    v.push_back(wang2024_length_strength());
     v.push_back(wang2024_adam_multiplateau());
     v.push_back(musat2025_emergence());
     v.push_back(musat2025_scaling());
