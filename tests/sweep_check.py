@@ -248,13 +248,22 @@ def main():
     # 10. A reproduction's seeds (reproduce --seeds 3) in two worker processes equal a serial run:
     # the same claims over seeds, the same seed directories; a rerun trains nothing.
     outs = {}
-    for label, extra in [("serial", []), ("workers", ["--workers", "2"])]:
+    for label, extra in [("serial", ["--workers", "1"]), ("workers", ["--workers", "2"])]:
         out = d(f"repro_seeds_{label}")
         p = subprocess.run([a.ihlab, "reproduce", "smoke", "--quick", "--seeds", "3", "--out", out, *extra],
                            capture_output=True, text=True)
         check(p.returncode == 0, f"reproduce smoke --quick --seeds 3 ({label}) exits 0 ({p.stderr[-300:]})")
         with open(os.path.join(out, "summary.json")) as f:
             outs[label] = json.load(f)
+    # Without --workers: one worker per core (auto), the same results again.
+    out = d("repro_seeds_auto")
+    p = subprocess.run([a.ihlab, "reproduce", "smoke", "--quick", "--seeds", "3", "--out", out],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, f"reproduce smoke --quick --seeds 3 (default workers) exits 0 ({p.stderr[-300:]})")
+    with open(os.path.join(out, "summary.json")) as f:
+        outs["auto"] = json.load(f)
+    check([c.get("seeds") for c in outs["auto"]["claims"]] == [c.get("seeds") for c in outs["serial"]["claims"]],
+          "reproduce --seeds 3 without --workers (one per core): the same per-seed values as serially")
     ser, wrk = outs["serial"], outs["workers"]
     check([c.get("seeds") for c in ser["claims"]] == [c.get("seeds") for c in wrk["claims"]] and
           all(c.get("seeds") and len(c["seeds"]["values"]) == 3 for c in ser["claims"]),

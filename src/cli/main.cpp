@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
 
   std::string repro_name;
   ReproduceOptions ropt;
+  ropt.workers = 0;  // one worker per core unless --workers says otherwise
   auto* repro = app.add_subcommand("reproduce", "Reproduce a paper's claims and check them one by one");
   repro->add_option("name", repro_name, "reproduction (see `ihlab list`)")->required();
   repro->add_option("overrides", ropt.overrides, "key=value overrides of the embedded configuration");
@@ -146,7 +147,9 @@ int main(int argc, char** argv) {
                   "re-check the claims of the finished reproduction in --out without training");
   repro
       ->add_option("--workers", ropt.workers,
-                   "train the variant runs (seeds, grid points) in N worker processes, 1 thread each")
+                   "train the variant runs (seeds, grid points) in N worker processes, 1 thread each (default: one "
+                   "per core, at most one per run; 1: in this process with the config's threads; results are "
+                   "bit-identical either way)")
       ->check(CLI::Range(1, 4096));
   repro
       ->add_option("--seeds", ropt.seeds,

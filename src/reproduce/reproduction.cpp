@@ -136,6 +136,7 @@ ControlResult run_control(const Reproduction& r, const ReproContext& main, const
   ctl.repro = &r;
   ctl.control = true;
   ctl.quick = o.quick;
+  ctl.workers = o.workers;  // a control made of several runs spreads them like the main run
   ctl.compat = o.compat;
   ctl.out_dir = main.variant_dir("control-" + control.name);
   nlohmann::json raw = control.config ? control.config(main.spec.config) : main.spec.config;

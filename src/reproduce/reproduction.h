@@ -92,7 +92,10 @@ struct ReproduceOptions {
   // Re-check the claims of a reproduction that already ran in out_dir (e.g. after its claim code
   // changed) without training: the run and its variants are read back as they are.
   bool evaluate_only = false;
-  // Variant runs (seeds, grid points, controls) in this many worker processes (train/sweep.h).
+  // Variant runs (seeds, grid points, controls) in this many worker processes (train/sweep.h);
+  // 0: one per core, at most one per run (auto_workers; the command line's default). Worker
+  // processes run the ihlab executable, so a program that links the library keeps 1 unless it
+  // set_sweep_worker_executable()s the ihlab binary.
   int workers = 1;
   // Run the reproduction's negative controls after the main run (each must fail its claims).
   bool controls = false;

@@ -29,6 +29,7 @@ PointOutcome run_seed_point(const nlohmann::json& spec, const std::string& dir, 
   o.quiet = true;
   o.resume = true;
   o.seeds = 1;  // a seed is one reproduction, judged over the seeds by the main directory
+  o.workers = 1;  // its variants in this process: the seeds themselves are the parallel points
   ReproResult r = run_reproduction(spec.at("name").get<std::string>(), dir, o);
   PointOutcome out = outcome_of_run(r.run.summary, 0);  // execute_point fills in the wall time
   if (out.status == PointStatus::Pending) return out;   // interrupted: no report yet
@@ -64,7 +65,7 @@ SeedRuns run_seed_reproductions(const Reproduction& r, const std::string& out_di
   SeedRuns out;
   if (!o.evaluate_only) {
     SweepRunOptions so;
-    so.workers = o.workers;
+    so.workers = auto_workers(o.workers, points.size());
     so.quiet = o.quiet;
     so.label = r.name + " seeds";
     so.growing_store = "seeds.db";

@@ -33,7 +33,7 @@ bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::ve
   }
   SweepPlan plan = plan_from_points({{"reproduction", ctx.spec.name}}, std::move(points));
   SweepRunOptions o;
-  o.workers = ctx.workers;
+  o.workers = auto_workers(ctx.workers, variants.size());
   o.quiet = !verbose;
   o.label = "variants";
   o.growing_store = "variants.db";

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -208,6 +209,12 @@ SweepLock::SweepLock(const std::string& store) : path_(store + ".lock") {
 }
 
 SweepLock::~SweepLock() { ::close(fd_); }
+
+int auto_workers(int requested, size_t points) {
+  if (requested > 0) return requested;
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  return int(std::max<size_t>(1, std::min<size_t>(size_t(cores), points)));
+}
 
 void set_sweep_worker_executable(const std::string& path) { worker_exe() = path; }
 

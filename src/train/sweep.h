@@ -44,6 +44,11 @@ struct SweepRunOptions {
   std::string growing_store;
 };
 
+// Worker processes for `points` runs when `requested` were asked for: requested itself when > 0;
+// 0 = one per core (std::thread::hardware_concurrency), never more than there are runs. Results are
+// bit-identical whatever the count; 1 runs the points in this process with the config's threads.
+int auto_workers(int requested, size_t points);
+
 struct SweepRunResult {
   StoreCounts counts;  // this store's share after the run
   bool interrupted = false;
