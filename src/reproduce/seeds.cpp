@@ -28,7 +28,7 @@ PointOutcome run_seed_point(const nlohmann::json& spec, const std::string& dir, 
   if (po.threads >= 0) o.overrides.push_back(fmt::format("threads={}", po.threads));
   o.quiet = true;
   o.resume = true;
-  o.seeds = 1;  // a seed is one reproduction, judged over the seeds by the main directory
+  o.seeds = 1;    // a seed is one reproduction, judged over the seeds by the main directory
   o.workers = 1;  // its variants in this process: the seeds themselves are the parallel points
   ReproResult r = run_reproduction(spec.at("name").get<std::string>(), dir, o);
   PointOutcome out = outcome_of_run(r.run.summary, 0);  // execute_point fills in the wall time
