@@ -1,9 +1,11 @@
 // Full-batch training step of the GIH model (Chen et al. 2024) against PyTorch:
 //   bench_chen_step [chen-step] --dump DIR --steps N [--warmup W] [--threads T]
-//                   [--dtype float32|float64] [--mode code|paper] [--sequences N]
+//                   [--dtype float32|float64] [--mode code|paper] [--sequences N] [--length L]
 //
 // The authors' setting: code mode, d = 3, L = 100, H = 3, M = 3, D = 2, parents {-1, -2},
-// alpha = 0.1, 9000 training sequences, plain SGD (lr 1) on every group. Writes
+// alpha = 0.1, 9000 training sequences, plain SGD (lr 1) on every group. --sequences (the full
+// batch, default 9000) and --length (L, NgramMarkovConfig::length, default 100; the model reads L
+// from the batch) change the size of the work, e.g. for bench/scaling.sh. Writes
 // DIR/inputs.safetensors (params "w", "c", "a"; "tokens" I64 [n, L+1], last column = target;
 // __metadata__["config"]) for bench/torch_chen_step.py, then times N steps (zero_grad, loss,
 // backward, SGD step) and prints
@@ -32,12 +34,13 @@ namespace {
 struct Options {
   std::string dir, dtype = "float32", mode = "code";
   long steps = 0, warmup = 10, threads = 2, sequences = 9000;
+  long length = NgramMarkovConfig{}.length;  // L = 100
 };
 
 int usage(const char* msg) {
   std::fprintf(stderr,
                "bench_chen_step: %s\nusage: bench_chen_step [chen-step] --dump DIR --steps N [--warmup W] "
-               "[--threads T] [--dtype float32|float64] [--mode code|paper] [--sequences N]\n",
+               "[--threads T] [--dtype float32|float64] [--mode code|paper] [--sequences N] [--length L]\n",
                msg);
   return 2;
 }
@@ -45,6 +48,7 @@ int usage(const char* msg) {
 template <typename T>
 int run(const Options& o) {
   NgramMarkovConfig tc;  // d = 3, L = 100, parents {-1, -2}, alpha = 0.1
+  tc.length = int(o.length);
   NgramMarkovTask task(tc);
   const uint64_t seed = 1;
   Batch batch = task.sample(o.sequences, seed, StreamKind::Data, 0);
@@ -132,11 +136,14 @@ int main(int argc, char** argv) {
       o.mode = v;
     else if (a == "--sequences")
       o.sequences = std::atol(v.c_str());
+    else if (a == "--length")
+      o.length = std::atol(v.c_str());
     else
       return usage(("unknown option " + a).c_str());
   }
   if (o.dir.empty() || o.steps < 1 || o.warmup < 0 || o.threads < 1 || o.sequences < 1)
     return usage("need --dump DIR and --steps >= 1");
+  if (o.length < 1 || o.length > (1 << 20)) return usage("--length must be in 1..1048576");
   if (o.dtype != "float32" && o.dtype != "float64") return usage("--dtype must be float32 or float64");
   try {
     set_threads(int(o.threads));

@@ -1,5 +1,6 @@
 // Training step of the standard transformer (models/transformer.h) against PyTorch:
 //   bench_transformer_step WORKLOAD --dump DIR --steps N [--warmup W] [--threads T] [--profile 1]
+//                          [--batch B] [--length L]
 //
 // Workloads (float32, AdamW(beta 0.9, 0.95, eps 1e-8, weight decay 0.1), lr 5e-4, clip 1.0, a
 // fresh batch every step):
@@ -9,6 +10,10 @@
 //   wide-step     width 256, 4 layers, 4 heads (dh 64), MLP 4x (1024, GELU), pre-LN, learned
 //                 absolute positions; task repeated-tokens (vocab 64 + BOS, block 85, 3 repeats:
 //                 256 tokens, targets at positions 0..254), batch 8.
+// --batch B replaces the workload's batch (sequences per step); --length L (edelman-step only)
+// replaces the icl-mc length (tokens per sequence, L - 1 targets; default 101), and the model's
+// max_len, hence its relative-bias table over every offset, follows it. Both only change the size
+// of the work (bench/scaling.sh); the defaults are the workloads above.
 //
 // The `steps` batches (sample(batch, seed 1, Data, index i) for step i) are drawn before the clock
 // starts. Writes DIR/inputs.safetensors: every parameter under its ParamStore name, "tokens" and
@@ -74,6 +79,7 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 struct Options {
   std::string workload, dir;
   long steps = 0, warmup = 10, threads = 2;
+  long batch = 0, length = 0;  // 0 = the workload's own
   bool profile = false;
 };
 
@@ -94,14 +100,15 @@ OptimizerConfig adamw() {
   return oc;
 }
 
-Workload make_workload(const std::string& name) {
+Workload make_workload(const std::string& name, long length, long batch) {
   Workload w;
   w.name = name;
   w.opt = adamw();
   if (name == "edelman-step") {
     IclMcConfig tc;  // 3 states, length 101 (T = 100), order 2, alpha 1, standard
+    if (length > 0) tc.length = int(length);
     w.task = std::make_unique<IclMcTask>(tc);
-    w.task_desc = "icl-mc states 3 length 101";
+    w.task_desc = "icl-mc states 3 length " + std::to_string(tc.length);
     // TransformerConfig's defaults are this model: 2 layers, 1 head, width 16, attention-only,
     // pre-LN, relative bias over every offset, init_std 0.02.
     w.batch = 64;
@@ -114,9 +121,11 @@ Workload make_workload(const std::string& name) {
     w.model.attention_only = false;  // MLP 4 x width
     w.model.positional = TransformerPositional::Learned;
     w.batch = 8;
+    if (length > 0) fail("--length applies to edelman-step only (wide-step's length is 1 + block x repeats)");
   } else {
     fail("unknown workload '{}' (known: edelman-step, wide-step)", name);
   }
+  if (batch > 0) w.batch = batch;
   w.model.vocab = w.task->vocab();
   w.model.max_len = w.task->length();
   return w;
@@ -188,7 +197,7 @@ RawTensor batches_raw(const std::string& name, const std::vector<Batch>& bs, boo
 
 int run(const Options& o) {
   using T = float;
-  Workload w = make_workload(o.workload);
+  Workload w = make_workload(o.workload, o.length, o.batch);
   const uint64_t seed = 1;
   std::vector<Batch> batches;
   for (long i = 0; i < o.steps; ++i) batches.push_back(w.task->sample(w.batch, seed, StreamKind::Data, uint64_t(i)));
@@ -314,7 +323,7 @@ int run(const Options& o) {
 int usage(const char* msg) {
   std::fprintf(stderr,
                "bench_transformer_step: %s\nusage: bench_transformer_step edelman-step|wide-step --dump DIR "
-               "--steps N [--warmup W] [--threads T] [--profile 0|1]\n",
+               "--steps N [--warmup W] [--threads T] [--profile 0|1] [--batch B] [--length L (edelman-step)]\n",
                msg);
   return 2;
 }
@@ -341,10 +350,15 @@ int main(int argc, char** argv) {
       o.threads = std::atol(v.c_str());
     else if (a == "--profile")
       o.profile = v != "0";
-    else
+    else if (a == "--batch" || a == "--length") {
+      const long n = std::atol(v.c_str());
+      if (n < 1 || n > (1 << 20)) return usage((a + " must be in 1..1048576").c_str());
+      (a == "--batch" ? o.batch : o.length) = n;
+    } else
       return usage(("unknown option " + a).c_str());
   }
   if (o.dir.empty() || o.steps < 1 || o.warmup < 0 || o.threads < 1) return usage("need --dump DIR and --steps >= 1");
+  if (o.length > 0 && o.workload != "edelman-step") return usage("--length applies to edelman-step only");
   try {
     set_threads(int(o.threads));
     return run(o);
