@@ -14,7 +14,9 @@ Reproduction smoke_reproduction() {
   r.name = "smoke";
   r.paper = "(none: engine check)";
   r.description = "one-layer attention learns previous-token copying; attention peaks on offset 1";
-  r.runtime = "1 s";
+  r.runtime = "1 s a seed; 5 seeds: about 5 s";
+  // Fresh batches every step: a full run judges its claims over 5 seeds, each in every seed.
+  r.default_seeds = 5;
   r.config_toml = R"(
 name = "smoke"
 seed = 1
