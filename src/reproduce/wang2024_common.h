@@ -6,6 +6,8 @@
 
 #include "analysis/phases.h"
 #include "io/run_dir.h"
+#include "reproduce/reproduction.h"
+#include "reproduce/variants.h"
 
 namespace ihlab {
 
@@ -25,5 +27,15 @@ double crossing_time(const StageCurve& c, const std::string& col, double level);
 
 // Phase segmentation of the stage's training loss against t (defaults of analysis/phases.h).
 PhaseSegmentation layer2_phases(const StageCurve& c);
+
+// Reproductions made of many six-parameter runs (wang2024_points.cpp): the mixed-target
+// configuration with 5000 training sequences (instead of 20000, to keep many runs affordable; the
+// plateau is a population effect) under the reproduction's own name, and its --quick overrides.
+std::string wang_points_config(const std::string& name);
+extern const std::vector<std::string> kWangPointsQuick;
+// Trains every point as a variant run (DIR/runs/<point>/). The main directory holds nothing but the
+// claims: its metrics.csv and summary are the reference point's, and summary.json says so (`note`).
+RunResult run_wang_points(ReproContext& c, const TrainOptions& o, const std::vector<Variant>& points,
+                          const std::string& ref, const std::string& note);
 
 }  // namespace ihlab

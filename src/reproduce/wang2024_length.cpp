@@ -10,7 +10,6 @@
 //   ln T_IH = k_N ln(L - 2) + c   (w* = 2)        ln T_IH = k_w ln w* + c   (L = 20)
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -56,20 +55,10 @@ std::vector<Variant> variants(bool quick) {
   return v;
 }
 
-// The main run directory holds nothing but the claims: every point is a variant run. Its
-// metrics.csv and summary.json are the L = 20, w* = 2 run's (the reference point).
+// Every point is a variant run; the main directory shows the L = 20, w* = 2 run (the reference).
 RunResult run_points(ReproContext& c, const TrainOptions& o) {
-  RunResult r;
-  r.spec = c.spec;
-  r.summary.name = c.spec.name;
-  r.summary.status = RunStatus::Interrupted;
-  if (!run_variants(c, c.spec.config, variants(c.quick), !o.quiet)) return r;
-  std::filesystem::copy_file(c.variant_dir(ref_name()) + "/metrics.csv", c.out_dir + "/metrics.csv",
-                             std::filesystem::copy_options::overwrite_existing);
-  r = c.variant(ref_name());
-  r.summary.name = "wang2024-length-strength";
-  r.summary.sections["note"] = "metrics.csv is the L = 20, w* = 2 run's; every point is under runs/";
-  return r;
+  return run_wang_points(c, o, variants(c.quick), ref_name(),
+                         "metrics.csv is the L = 20, w* = 2 run's; every point is under runs/");
 }
 
 // What one run shows: when the induction head forms, whether it formed, and the plateau before it.
@@ -252,17 +241,8 @@ Reproduction wang2024_length_strength() {
       "plateau length T_IH and plateau level against the context length L (10..80) and w* (1..3); "
       "fitted laws against the spec's T_IH ~ N ln(1/sigma) / ((1 - alpha*)^2 w*)";
   r.runtime = "13.4 min (7 runs, 2 workers; CPU 15 min), shared cores; --quick 33 s";
-  r.config_toml = kWang2024MixedTargetConfig;
-  auto replace = [&](const std::string& from, const std::string& to) {
-    const size_t at = r.config_toml.find(from);
-    IHLAB_CHECK(at != std::string::npos, "wang2024-length-strength: '{}' not in the base configuration", from);
-    r.config_toml.replace(at, from.size(), to);
-  };
-  replace("train_size = 20000", "train_size = 5000");
-  replace("name = \"wang2024-mixed-target\"", "name = \"wang2024-length-strength\"");
-  r.quick_overrides = {"data.train_size=1000",           "data.val_size=200",
-                       "stages.0.time=1000.0",           "stages.1.time=3000.0",
-                       "stages.0.segments_per_decade=5", "stages.1.segments_per_decade=20"};
+  r.config_toml = wang_points_config(r.name);
+  r.quick_overrides = kWangPointsQuick;
   r.run = run_points;
   r.claims = {
       {"the induction head emerges in every run",

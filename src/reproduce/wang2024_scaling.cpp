@@ -14,7 +14,6 @@
 // (docs/models/attention-circuit.md#plateau-length)
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -54,21 +53,10 @@ std::vector<Variant> variants(bool quick) {
   return v;
 }
 
-// The main run directory holds nothing but the claims: every point is a variant run. Its
-// metrics.csv and summary.json are the sigma = 0.01, alpha* = 0.5 run's (the reference point).
+// Every point is a variant run; the main directory shows the sigma = 0.01, alpha* = 0.5 run.
 RunResult run_points(ReproContext& c, const TrainOptions& o) {
-  RunResult r;
-  r.spec = c.spec;
-  r.summary.name = c.spec.name;
-  r.summary.status = RunStatus::Interrupted;
-  if (!run_variants(c, c.spec.config, variants(c.quick), !o.quiet)) return r;
-  const std::string ref = fmt::format("sigma={}", 0.01);
-  std::filesystem::copy_file(c.variant_dir(ref) + "/metrics.csv", c.out_dir + "/metrics.csv",
-                             std::filesystem::copy_options::overwrite_existing);
-  r = c.variant(ref);
-  r.summary.name = "wang2024-plateau-scaling";
-  r.summary.sections["note"] = "metrics.csv is the sigma_init = 0.01, alpha* = 0.5 run's; every point is under runs/";
-  return r;
+  return run_wang_points(c, o, variants(c.quick), fmt::format("sigma={}", 0.01),
+                         "metrics.csv is the sigma_init = 0.01, alpha* = 0.5 run's; every point is under runs/");
 }
 
 void claims(ReproContext& c) {
@@ -197,17 +185,8 @@ Reproduction wang2024_plateau_scaling() {
   r.description = "plateau length T_IH against sigma_init (5 values, 1e-3..1e-1) and alpha* (0.3..0.7); fitted laws";
   r.runtime = "24 min (9 runs; CPU 6.8 min), contended 2 cores; --quick about 1.5 min";
   // The mixed-target configuration with 5000 training sequences and its own name.
-  r.config_toml = kWang2024MixedTargetConfig;
-  auto replace = [&](const std::string& from, const std::string& to) {
-    const size_t at = r.config_toml.find(from);
-    IHLAB_CHECK(at != std::string::npos, "wang2024-plateau-scaling: '{}' not in the base configuration", from);
-    r.config_toml.replace(at, from.size(), to);
-  };
-  replace("train_size = 20000", "train_size = 5000");
-  replace("name = \"wang2024-mixed-target\"", "name = \"wang2024-plateau-scaling\"");
-  r.quick_overrides = {"data.train_size=1000",           "data.val_size=200",
-                       "stages.0.time=1000.0",           "stages.1.time=3000.0",
-                       "stages.0.segments_per_decade=5", "stages.1.segments_per_decade=20"};
+  r.config_toml = wang_points_config(r.name);
+  r.quick_overrides = kWangPointsQuick;
   r.run = run_points;
   r.claims = {
       {"the induction head emerges in every run", {ge("fraction of runs where w_KQ reaches w*/2", 1)}, "paper"},
