@@ -148,7 +148,11 @@ ControlResult run_control(const Reproduction& r, const ReproContext& main, const
               "reproduction with --controls first)",
               control.name, ctl.out_dir);
   if (done) {
-    ctl.main = read_run(ctl.out_dir);
+    // Read back as it is, like the main run of --evaluate-only: a control made only of variant
+    // runs (control.pipeline) holds no config.toml of its own.
+    ctl.main.spec = ctl.spec;
+    ctl.main.summary = read_summary(ctl.out_dir);
+    ctl.main.metrics = read_metrics(ctl.out_dir + "/metrics.csv");
   } else {
     if (!o.quiet) fmt::print("control {}: {}\n", control.name, ctl.out_dir);
     TrainOptions t;
