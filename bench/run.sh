@@ -26,22 +26,26 @@ declare -A IHLAB_BIN=(
   [chen-step]=$build_dir/bench_chen_step
   [edelman-step]=$build_dir/bench_transformer_step
   [wide-step]=$build_dir/bench_transformer_step
+  [musat-full-step]=$build_dir/bench_musat_full_step
 )
 declare -A TORCH_SCRIPT=(
   [smoke-step]=bench/torch_smoke_step.py
   [chen-step]=bench/torch_chen_step.py
   [edelman-step]=bench/torch_transformer_step.py
   [wide-step]=bench/torch_transformer_step.py
+  [musat-full-step]=bench/torch_musat_full_step.py
 )
 declare -A TORCH_STEPS=(
   [smoke-step]=200
   [chen-step]=20
   [edelman-step]=20
   [wide-step]=10
+  [musat-full-step]=5
 )
 # ihlab step count where 200 would take minutes (STEPS= overrides both sides).
 declare -A IHLAB_STEPS=(
   [wide-step]=30
+  [musat-full-step]=20
 )
 
 known=$(printf '%s\n' "${!TORCH_SCRIPT[@]}" | sort | tr '\n' ' ')

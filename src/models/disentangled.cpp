@@ -62,6 +62,12 @@ Var<T> DisentangledModel<T>::forward(const Batch& b, Tensor<T>* A1out, Tensor<T>
 
 template <typename T>
 Var<T> DisentangledModel<T>::loss(const Batch& b) {
+  IHLAB_CHECK(b.length == cfg_.length, "disentangled: batch of length {} (expected {})", b.length, cfg_.length);
+  return disentangled_loss(W1_, W2_, ops::mul(W3_, readout_mask_), b, cfg_.dim, &workspace_);
+}
+
+template <typename T>
+Var<T> DisentangledModel<T>::loss_from_ops(const Batch& b) {
   const int64_t D = cfg_.dim;
   IHLAB_CHECK(b.value_dim == D, "disentangled: batch has value_dim {} (expected D = {})", b.value_dim, D);
   Var<T> y = forward(b, nullptr, nullptr);

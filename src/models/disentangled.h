@@ -28,6 +28,7 @@
 // run on one time axis. probes(): the 19 "pp.<name>" (unselected ones are 0).
 #include <memory>
 
+#include "models/disentangled_kernel.h"
 #include "models/model.h"
 #include "models/pseudo_kernel.h"
 #include "models/pseudo_params.h"
@@ -55,7 +56,10 @@ class DisentangledModel : public Model<T> {
  public:
   explicit DisentangledModel(DisentangledConfig cfg);
   std::string name() const override { return "disentangled"; }
-  Var<T> loss(const Batch& b) override;
+  Var<T> loss(const Batch& b) override;  // the fused kernel (models/disentangled_kernel.h)
+  // The same loss built from generic autograd ops (each checked by finite differences): the
+  // reference the fused kernel is tested against.
+  Var<T> loss_from_ops(const Batch& b);
   Scalars probes() const override;
   // Layer 1 [L, L] and layer 2 (the query row only; other rows 0) of sequence `example`.
   std::vector<AttentionMap> attention(const Batch& b, int64_t example) override;
@@ -69,7 +73,8 @@ class DisentangledModel : public Model<T> {
   Var<T> forward(const Batch& b, Tensor<T>* A1, Tensor<T>* A2);  // yhat [B, D]
   DisentangledConfig cfg_;
   Var<T> W1_, W2_, W3_;
-  Var<T> readout_mask_;  // [D, 8D] constant: 1 on token-type column blocks
+  Var<T> readout_mask_;                                  // [D, 8D] constant: 1 on token-type column blocks
+  std::shared_ptr<DisentangledWorkspace<T>> workspace_;  // the fused loss's buffers, reused across steps
 };
 
 // NoBeta2: alpha_3 and gamma_3 only, beta_2 clamped at 0 (a negative control: without beta_2 the
