@@ -46,3 +46,11 @@ add_test(NAME sweep_processes
           ${CMAKE_SOURCE_DIR}/tests/sweep_check.py --ihlab $<TARGET_FILE:ihlab> --examples ${CMAKE_SOURCE_DIR}/examples
           --dir ${CMAKE_BINARY_DIR}/sweep_check)
 set_tests_properties(sweep_processes PROPERTIES LABELS "slow" SKIP_RETURN_CODE 77 TIMEOUT 600)
+
+# Data-parallel training (tests/data_parallel_check.py): one process, `mpirun --oversubscribe -np 2`
+# and `-np 4` over 4 shards, and a run checkpointed under MPI resumed in one process, all equal bit
+# for bit; bad shard counts exit with an error naming data.shards. About 40 s.
+add_test(NAME data_parallel
+  COMMAND sh -c "[ -x /usr/bin/python3 ] || { echo 'SKIP: no /usr/bin/python3'; exit 77; }; exec /usr/bin/python3 \"$@\"" sh
+          ${CMAKE_SOURCE_DIR}/tests/data_parallel_check.py --ihlab $<TARGET_FILE:ihlab> --dir ${CMAKE_BINARY_DIR}/data_parallel_check)
+set_tests_properties(data_parallel PROPERTIES LABELS "slow" SKIP_RETURN_CODE 77 TIMEOUT 300)

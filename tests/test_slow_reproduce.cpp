@@ -82,6 +82,7 @@ TEST(Reproduce, Wang2024PlateauScaling) { expect_all_claims_hold("wang2024-plate
 TEST(Reproduce, Wang2024LengthStrength) { expect_all_claims_hold("wang2024-length-strength", "paper", true); }
 TEST(Reproduce, Wang2024AdamMultiplateau) { expect_all_claims_hold("wang2024-adam-multiplateau"); }
 TEST(Reproduce, Musat2025Emergence) { expect_all_claims_hold("musat2025-emergence"); }
+TEST(Reproduce, Musat2025FullScaling) { expect_all_claims_hold("musat2025-full-scaling"); }
 TEST(Reproduce, Musat2025Scaling) { expect_all_claims_hold("musat2025-scaling"); }
 
 // A control that shows the effect it must not show fails the reproduction: smoke's "untrained"

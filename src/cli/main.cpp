@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <map>
 
+#include <unistd.h>
+
 #include "cli/export.h"
 #include "cli/sweep_cmd.h"
 #include "io/config.h"
@@ -14,9 +16,11 @@
 #include "reproduce/reproduction.h"
 #include "reproduce/seeds.h"
 #include "tasks/registry.h"
+#include "train/data_parallel.h"
 #include "train/interrupt.h"
 #include "train/run.h"
 #include "train/run_schema.h"
+#include "train/sweep_mpi.h"
 
 using namespace ihlab;
 
@@ -67,6 +71,33 @@ std::string command_line(int argc, char** argv) {
   return c;
 }
 
+// `mpirun -np P ihlab train ...`: data-parallel over the ranks (train/data_parallel.h). Rank 0
+// writes DIR; every other rank runs the same steps into a scratch copy (for --resume, a copy of
+// DIR, so that it resumes from the same checkpoint), removed when it ends.
+int cmd_train_mpi(const nlohmann::json& resolved, const std::string& out, TrainOptions opt) {
+  MpiWorld world;
+  opt.data_parallel = world.dp();
+  const int rank = opt.data_parallel.rank;
+  std::string dir = out;
+  if (rank != 0) {
+    namespace fs = std::filesystem;
+    dir = (fs::temp_directory_path() / fmt::format("ihlab-rank{}-{}", rank, ::getpid())).string();
+    fs::remove_all(dir);
+    if (opt.resume) fs::copy(out, dir, fs::copy_options::recursive);
+    opt.quiet = true;
+  }
+  RunResult r = run_config(resolved, dir, opt);
+  if (rank != 0) {
+    std::filesystem::remove_all(dir);
+  } else {
+    print_run_summary(r.summary, out);
+    report_after_run(out, {&r.summary, &r.metrics});
+  }
+  if (r.summary.status == RunStatus::Interrupted) return 130;
+  if (r.summary.status == RunStatus::Diverged) return 3;
+  return 0;
+}
+
 int cmd_train(const std::string& config, const std::vector<std::string>& overrides, std::string out,
               const std::string& resume, const std::string& command) {
   nlohmann::json resolved;
@@ -84,6 +115,7 @@ int cmd_train(const std::string& config, const std::vector<std::string>& overrid
   TrainOptions opt;
   opt.resume = !resume.empty();
   opt.command = command;
+  if (mpi_launched()) return cmd_train_mpi(resolved, out, opt);
   RunResult r = run_config(resolved, out, opt);
   print_run_summary(r.summary, out);
   report_after_run(out, {&r.summary, &r.metrics});

@@ -28,6 +28,7 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(wang2024_adam_multiplateau());
     v.push_back(musat2025_emergence());
     v.push_back(musat2025_scaling());
+    v.push_back(musat2025_full_scaling());
     return v;
   }();
   return all;

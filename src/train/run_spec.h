@@ -84,6 +84,7 @@ struct DataSpec {
   int64_t train_size = 1024;        // fixed mode: sequences in the training set
   int64_t val_size = 256;           // validation sequences (fixed mode: a held-out split)
   int64_t batch_size = 32;          // fresh mode: per step; fixed mode: 0 = full batch
+  int64_t shards = 1;  // a step's gradient as the mean of this many shard gradients (train/data_parallel.h)
 
   template <class V>
   void fields(V& v) {
@@ -91,6 +92,10 @@ struct DataSpec {
     v("train_size", train_size, "fixed mode: training sequences", in(1, 1e9));
     v("val_size", val_size, "validation sequences", in(1, 1e9));
     v("batch_size", batch_size, "sequences per step; fixed mode: 0 = full batch", in(0, 1e9));
+    v("shards", shards,
+      "optimizer stages: a step's gradient is the mean of this many equal shards' gradients, added in shard "
+      "order; `mpirun -np P` (P dividing it) computes the shards on P ranks with bit-identical results",
+      in(1, 65536));
   }
 };
 

@@ -199,10 +199,7 @@ bool Trainer<T>::run_optimizer_stage(const StageSpec& st) {
   for (int64_t k = pos_.stage_step; k < st.steps; ++k) {
     last_lr_ = learning_rate(st.schedule, st.lr, k, st.steps);
     Batch b = train_batch(spec_, data_, pos_.step);
-    model_.params().zero_grad();
-    Var<T> loss = model_.loss(b);
-    backward(loss);
-    last_loss_ = double(loss.item());
+    last_loss_ = sharded_gradient(model_, b, spec_.data.shards, opt_.data_parallel);
     last_grad_norm_ = st.clip > 0 ? clip_grad_norm(trainable, st.clip) : grad_norm(trainable);
     if (!std::isfinite(last_loss_)) return diverged("loss", last_loss_);
     if (!std::isfinite(last_grad_norm_)) return diverged("gradient norm", last_grad_norm_);

@@ -16,6 +16,7 @@
 #include "io/run_dir.h"
 #include "io/run_summary.h"
 #include "models/model.h"
+#include "train/data_parallel.h"
 #include "train/run_data.h"
 #include "train/run_spec.h"
 
@@ -42,6 +43,8 @@ struct TrainOptions {
   // false stops the run as Ctrl-C does (checkpoint, status interrupted). It must not touch the
   // model: the run stays bit-identical to one without it.
   std::function<bool(int64_t step, const Scalars& row, bool logged)> on_step;
+  // This process's place among MPI ranks that share each step's shards (train/data_parallel.h).
+  DataParallel data_parallel;
 };
 
 template <typename T>
