@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Time per training step against the size of the work, with the fitted exponent:
-#   bash bench/scaling.sh [chen-step|edelman-step|all]      (default all)
+#   bash bench/scaling.sh [chen-step|edelman-step|musat-full-step|all]      (default all)
 #   env: IHLAB_BUILD_DIR=build THREADS=2 REPEATS=3 TARGET_MS=2000 WARMUP=5 STEPS=<auto>
 #        IHLAB_SKIP_BUILD=0 (1: use the timers already in $IHLAB_BUILD_DIR)
 # For each workload, one axis at a time with the other at its default:
@@ -10,13 +10,16 @@
 #   edelman-step  (bench_transformer_step: 2-layer attention-only transformer, AdamW)
 #     length      tokens per sequence 51 101 201 401, batch 64
 #     batch       16 32 64 128 sequences per step, length 101
+#   musat-full-step  (bench_musat_full_step: the full disentangled model of Musat et al., float64, SGD)
+#     length      L = 2N + 1 in 17 33 65 129 (N = 8 .. 64), D = 128, batch 256
+#     batch       64 128 256 512 sequences per step, L = 65 (N = 32), D = 128
 # Every size runs REPEATS times; the table shows the median ms per step (each run's mean over its
 # steps, ihlab_ms) and the min-max over the runs. The step count per size comes from a short pilot
 # run (3 steps) so that a run takes about TARGET_MS (10..5000 steps); STEPS fixes it instead.
 # Each table is followed by the least-squares fit of ln(ms) on ln(size): time ~ size^k with k's 95%
 # interval (Student t, 2 dof for 4 sizes) and R^2 (bench/scaling_fit.py), and a line
 #   scaling <workload> <axis> k=<k> [lo, hi] r2=<r2>
-# repeated together at the end. The item-label full model has no step timer yet, so it is not here.
+# repeated together at the end.
 # Timings on a shared machine are noisy: the script prints `uptime` before and after. With libgomp,
 # other busy processes on the same cores can make every parallel region wait for a time slice (a
 # flat floor of ~100 ms per step, whatever the size), so the script sets OMP_WAIT_POLICY=passive
@@ -32,10 +35,10 @@ py=/usr/bin/python3
 
 workload=${1:-all}
 case "$workload" in
-  chen-step | edelman-step) workloads=("$workload") ;;
-  all) workloads=(chen-step edelman-step) ;;
+  chen-step | edelman-step | musat-full-step) workloads=("$workload") ;;
+  all) workloads=(chen-step edelman-step musat-full-step) ;;
   *)
-    echo "bench/scaling.sh: unknown workload '$workload' (known: chen-step edelman-step all)" >&2
+    echo "bench/scaling.sh: unknown workload '$workload' (known: chen-step edelman-step musat-full-step all)" >&2
     exit 2
     ;;
 esac
@@ -45,10 +48,10 @@ if [ $# -gt 1 ]; then
 fi
 
 if [ "${IHLAB_SKIP_BUILD:-0}" != 1 ]; then
-  ninja -C "$build_dir" bench_chen_step bench_transformer_step >&2
+  ninja -C "$build_dir" bench_chen_step bench_transformer_step bench_musat_full_step >&2
 fi
-chen=$build_dir/bench_chen_step tf=$build_dir/bench_transformer_step
-for b in "$chen" "$tf"; do
+chen=$build_dir/bench_chen_step tf=$build_dir/bench_transformer_step musat=$build_dir/bench_musat_full_step
+for b in "$chen" "$tf" "$musat"; do
   [ -x "$b" ] || { echo "bench/scaling.sh: $b is missing (build it, or unset IHLAB_SKIP_BUILD)" >&2; exit 1; }
 done
 
@@ -109,6 +112,12 @@ for wl in "${workloads[@]}"; do
         --length "51 101 201 401" -- "$tf" edelman-step
       axis edelman-step batch batch "edelman-step, batch (L = 101, float32, $threads threads)" \
         --batch "16 32 64 128" -- "$tf" edelman-step
+      ;;
+    musat-full-step)
+      axis musat-full-step length L "musat-full-step, tokens per sequence L = 2N + 1 (D = 128, batch 256, float64, $threads threads)" \
+        --length "17 33 65 129" -- "$musat" musat-full-step
+      axis musat-full-step batch batch "musat-full-step, batch (L = 65, D = 128, float64, $threads threads)" \
+        --batch "64 128 256 512" -- "$musat" musat-full-step
       ;;
   esac
 done

@@ -104,6 +104,22 @@ std::string Checkpointer<T>::save(const TrainPosition& pos, bool stage_end, doub
   return path;
 }
 
+// The configuration a checkpoint was written with against this run's. Keys added to the schema
+// after the checkpoint was written are absent from it; at their neutral value they change nothing,
+// so they are dropped from this run's configuration before the comparison (a run of an earlier
+// version resumes).
+namespace {
+bool same_config(const nlohmann::json& saved, nlohmann::json now) {
+  static const std::vector<std::pair<std::string, nlohmann::json>> added = {{"/data/shards", 1}};
+  for (auto& [pointer, neutral] : added) {
+    const nlohmann::json::json_pointer ptr(pointer);
+    if (!saved.contains(ptr) && now.contains(ptr) && now.at(ptr) == neutral)
+      now.at(ptr.parent_pointer()).erase(ptr.back());
+  }
+  return saved == now;
+}
+}  // namespace
+
 template <typename T>
 Resumed<T> Checkpointer<T>::resume(ParamStore<T>& params) {
   const std::string latest = dir_ + "/checkpoints/latest.json";
@@ -111,7 +127,7 @@ Resumed<T> Checkpointer<T>::resume(ParamStore<T>& params) {
   const std::string path = latest_checkpoint_path(dir_ + "/checkpoints");
   Checkpoint<T> c = load_checkpoint<T>(path);
   IHLAB_CHECK(c.meta.is_object(), "resume: checkpoint '{}' is damaged: its meta is not a JSON object", path);
-  IHLAB_CHECK(c.meta.value("config", nlohmann::json()) == spec_.config,
+  IHLAB_CHECK(same_config(c.meta.value("config", nlohmann::json()), spec_.config),
               "resume: checkpoint '{}' was written with a different configuration than this run's; "
               "resume with the run's own config.toml",
               path);
