@@ -286,12 +286,16 @@ Reproduction musat2025_full_scaling() {
       {"full model: t_ICL / D ~ N^2",
        {within("log-log slope of the full model's t_ICL / D vs N (N = 4..16)", 1.8, 2.2)},
        "paper: t_ICL = Theta(N^2); +-0.2 for the small-N term over N = 4..16 (musat2025-scaling's reduced flow: "
-       "t = 635 N^2 - 171 N at D = 128)",
+       "t = 635 N^2 - 171 N at D = 128). Measured on the full run (2026-12-07): 1.70 [1.59, 1.82], so the claim "
+       "fails; the 19-parameter model follows the full one within 2% at every N, so this is the law of the "
+       "19-dimensional dynamics over N = 4..16, whose 16 other parameters speed the escape more as N grows",
        "--quick runs N = 3, 4, 6 at batch 256, where D = 2N = 6 is too small for the law"},
       {"the reduced model's law holds for the full model",
        {within("log-log slope of t_ICL(full) / t_ICL(reduced 3) vs N", -0.2, 0.2)},
        "paper (Fig. 5): the three-parameter dynamics are self-contained, so the two laws differ by at most a "
-       "constant; a slope of +-0.2 is a factor 1.3 over N = 4..16",
+       "constant; a slope of +-0.2 is a factor 1.3 over N = 4..16. Measured on the full run: -0.24 [-0.39, "
+       "-0.10] (the full model's t_ICL is 0.73 of the 3-parameter model's at N = 4, 0.54 at N = 16), so the claim "
+       "fails: the three parameters alone are not self-contained here",
        "--quick runs N = 3, 4, 6 at batch 256, where D = 2N = 6 is too small for the law"},
       {"the 19-parameter model tracks the full model at every N",
        {lt("largest |t_ICL(full) / t_ICL(reduced 19) - 1| over N", 0.1)},
