@@ -271,7 +271,7 @@ Reproduction musat2025_full_scaling() {
       "the full disentangled model (not the reduced one) by gradient descent on fresh batches, query last, "
       "N = 4..16 at D = 2N, beside the reduced 3-parameter model on the same batches: t_ICL / D ~ N^2, "
       "full/reduced ratio per N, projected cost of larger N";
-  r.runtime = "see README (musat2025-full-scaling)";
+  r.runtime = "about 50 min on a shared 2-core machine (README); --quick 15 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"task.pairs=3",        "task.dim=6",        "stages.0.lr=1.5", "stages.0.steps=288",
                        "data.batch_size=256", "data.val_size=128", "threads=1"};  // main run at N = 3
