@@ -46,20 +46,27 @@ nlohmann::json learned_besides_selector(const MetricsTable& m) {
   auto has = [&](const std::string& c) { return std::find(m.columns.begin(), m.columns.end(), c) != m.columns.end(); };
   const auto steps = m.column("step");
   nlohmann::json heads = nlohmann::json::array();
+  // Head h's window: the offsets with an rpe.h<h>.o<offset> column (1..M in paper mode, h+1..h+M
+  // in code mode, where head h's window starts at its own parent).
+  constexpr int kMaxOffset = 256;
   for (int h = 0;; ++h) {
-    if (!has(fmt::format("rpe.h{}.o1", h))) break;
+    std::vector<int> offsets;
     std::vector<double> w;
-    for (int o = 1; has(fmt::format("rpe.h{}.o{}", h, o)); ++o)
-      w.push_back(m.column(fmt::format("rpe.h{}.o{}", h, o)).back());
+    for (int o = 1; o <= kMaxOffset; ++o)
+      if (has(fmt::format("rpe.h{}.o{}", h, o)))
+        offsets.push_back(o), w.push_back(m.column(fmt::format("rpe.h{}.o{}", h, o)).back());
+    if (w.empty()) break;
     const double top = *std::max_element(w.begin(), w.end());
-    double z = 0;
+    double z = 0, on_parent = NAN;
     for (double x : w) z += std::exp(x - top);
+    for (size_t k = 0; k < w.size(); ++k)
+      if (offsets[k] == h + 1) on_parent = std::exp(w[k] - top) / z;
     const size_t arg = size_t(std::max_element(w.begin(), w.end()) - w.begin());
     nlohmann::json head = {{"head", h},
                            {"parent_offset", h + 1},
-                           {"copies_offset", int(arg) + 1},
+                           {"copies_offset", offsets[arg]},
                            {"attention_on_it", 1 / z},
-                           {"attention_on_parent", size_t(h) < w.size() ? std::exp(w[h] - top) / z : NAN}};
+                           {"attention_on_parent", num(on_parent)}};
     const std::string qk = fmt::format("qk_norm.h{}", h);
     if (has(qk)) {
       const auto q = m.column(qk);
