@@ -1,5 +1,6 @@
 // The classic induction-head tasks: repeated-tokens, icl-mc and bursty, with their references.
 #include <gtest/gtest.h>
+
 #include <omp.h>
 
 #include <cmath>
@@ -16,19 +17,10 @@
 #include "tasks/ngram_predictors.h"
 #include "tasks/registry.h"
 #include "tasks/repeated_tokens.h"
+#include "expect_error.h"
 
 namespace ihlab {
 namespace {
-
-// Fails unless fn throws ihlab::Error whose message contains every one of `parts`.
-void expect_error(const std::function<void()>& fn, std::vector<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning " << parts[0];
-  } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
 
 std::unique_ptr<Task> make(const std::string& name, nlohmann::json overrides = nlohmann::json::object()) {
   for (const auto& e : task_registry())

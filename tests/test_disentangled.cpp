@@ -20,18 +20,10 @@
 #include "tasks/registry.h"
 #include "train/run_schema.h"
 #include "tasks/item_label.h"
+#include "expect_error.h"
 
 namespace ihlab {
 namespace {
-
-void expect_error(const std::function<void()>& fn, std::vector<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning " << parts[0];
-  } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
 
 ItemLabelConfig config(int64_t N, int64_t D, ItemVectors v = ItemVectors::Orthonormal,
                        ItemPositions p = ItemPositions::Random) {

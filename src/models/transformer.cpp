@@ -210,6 +210,7 @@ template <typename T>
 Var<T> Transformer<T>::loss(const Batch& b) {
   bool training = false;
   for (auto& p : this->params_.all()) training |= p.var.requires_grad();
+  if (!regression() && cfg_.token_loss == TransformerTokenLoss::Mse) return token_mse(forward(b, training, nullptr), b);
   if (!regression()) return ops::cross_entropy(forward(b, training, nullptr), b.targets);
   check_batch(b);
   Var<T> y = forward_regression(b, training);  // [B, Dv]
@@ -222,6 +223,24 @@ Var<T> Transformer<T>::loss(const Batch& b) {
   Var<T> cand = Var<T>::leaf(Tensor<T>(Shape{B, C, Dv}, std::vector<T>(b.candidates.begin(), b.candidates.end())));
   Var<T> scores = ops::bmm(ops::reshape(y, Shape{B, 1, Dv}), cand, false, true);  // [B, 1, C]
   return ops::cross_entropy(ops::reshape(scores, Shape{B, C}), b.candidate_target);
+}
+
+template <typename T>
+Var<T> Transformer<T>::token_mse(const Var<T>& z, const Batch& b) const {
+  // 1/2 sum over target rows of ||z_i - onehot_i||^2, divided by their count. Rows without a
+  // target are masked to 0 against a 0 target, so they add nothing (nor any gradient).
+  const int64_t V = cfg_.vocab, rows = b.size * b.length;
+  Tensor<T> mask(z.shape(), T(0)), onehot(z.shape(), T(0));  // [B, L, V]
+  int64_t n = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (b.targets[r] < 0) continue;
+    ++n;
+    for (int64_t v = 0; v < V; ++v) mask[r * V + v] = T(1);
+    onehot[r * V + b.targets[r]] = T(1);
+  }
+  IHLAB_CHECK(n > 0, "transformer: model.token_loss = \"mse\" needs a batch with at least one target (all are -1)");
+  // ops::mse averages over all rows * V entries.
+  return ops::scale(ops::mse(ops::mul(z, Var<T>::leaf(mask)), onehot), 0.5 * double(rows * V) / double(n));
 }
 
 template <typename T>

@@ -26,6 +26,11 @@
 //   rotary    q and k rotated per position (RoPE, half-split "rotate_half" layout: ops::rotary)
 //   none      no position information beyond the causal mask
 //
+// Token loss (token_loss): cross-entropy of softmax(logits[i]) against targets[i] (the default), or
+// mse = 1/2 mean over target positions of ||logits[i] - onehot(targets[i])||^2, the squared error
+// on the same unembedding output (the logits are the readout W_o h, the one-hot vector the target
+// token), so the two losses differ only in the link between readout and target.
+//
 // Targets: the logits at position i are scored against targets[i] and depend on tokens 0..i (the
 // token at i is in i's residual stream whatever self_attention says), so a task must put at i what
 // is to be predicted from positions <= i (next-token tasks: targets[i] = tokens[i + 1]).
@@ -77,6 +82,7 @@ namespace ihlab {
 enum class TransformerNorm { Pre, None };
 enum class TransformerPositional { Learned, Relative, Alibi, Rotary, None };
 enum class TransformerRegressionLoss { Mse, Candidates };
+enum class TransformerTokenLoss { CrossEntropy, Mse };
 constexpr auto enum_choices(TransformerNorm) {
   return std::array<EnumChoice<TransformerNorm>, 2>{{{TransformerNorm::Pre, "pre"}, {TransformerNorm::None, "none"}}};
 }
@@ -92,6 +98,10 @@ constexpr auto enum_choices(TransformerRegressionLoss) {
   using L = TransformerRegressionLoss;
   return std::array<EnumChoice<L>, 2>{{{L::Mse, "mse"}, {L::Candidates, "candidates"}}};
 }
+constexpr auto enum_choices(TransformerTokenLoss) {
+  using L = TransformerTokenLoss;
+  return std::array<EnumChoice<L>, 2>{{{L::CrossEntropy, "cross-entropy"}, {L::Mse, "mse"}}};
+}
 
 // Throw "model.norm = "x" is not allowed (choose one of: ...)" for unknown names.
 TransformerNorm parse_transformer_norm(const std::string& s);
@@ -103,6 +113,7 @@ TransformerRegressionLoss parse_transformer_regression_loss(const std::string& s
 struct TransformerConfig {
   int64_t vocab = 3, max_len = 100, feature_dim = 0, value_dim = 0;            // from the task
   TransformerRegressionLoss regression_loss = TransformerRegressionLoss::Mse;  // value_dim > 0 only
+  TransformerTokenLoss token_loss = TransformerTokenLoss::CrossEntropy;        // value_dim = 0 only
   int64_t layers = 2, heads = 1, width = 16;
   bool attention_only = true;
   int64_t mlp_width = 0;  // 0 = 4 * width
@@ -137,6 +148,9 @@ struct TransformerConfig {
     v("regression_loss", regression_loss,
       "regression tasks (value_dim > 0): mse = 1/2 ||yhat - y||^2; candidates = cross-entropy over yhat . c_j for "
       "the task's candidate answers");
+    v("token_loss", token_loss,
+      "token tasks (value_dim = 0): cross-entropy over the vocabulary, or mse = 1/2 ||logits - onehot(target)||^2 "
+      "averaged over the target positions (the squared error of Musat et al. 2025's bridge on discrete tokens)");
     v("dropout", dropout, "dropout rate on attention probabilities and residual outputs (training steps only)",
       in(0, 1).below(1));
     v("init_std", init_std, "standard deviation of the Gaussian init of weights and tables", in(0, 10));
@@ -202,6 +216,7 @@ class Transformer : public Model<T> {
   Var<T> trunk(const Batch& b, bool train, std::vector<Tensor<T>>* probs);
   Var<T> forward(const Batch& b, bool train, std::vector<Tensor<T>>* probs);  // logits [B, L, V]
   Var<T> forward_regression(const Batch& b, bool train);                      // yhat [B, Dv]
+  Var<T> token_mse(const Var<T>& z, const Batch& b) const;                    // token_loss = mse, z [B, L, V]
   Var<T> block_attention(const Var<T>& x, const Layer& p, int64_t layer, int64_t B, int64_t L, uint64_t hash,
                          bool train, std::vector<Tensor<T>>* probs);
   Var<T> block_mlp(const Var<T>& x, const Layer& p, int64_t layer, uint64_t hash, bool train);

@@ -31,6 +31,10 @@ void TransformerConfig::validate() const {
               "config: key 'model.tied_unembedding' = true is not allowed for a regression task (value_dim = {}): "
               "the readout maps to target vectors, not tokens (allowed: false)",
               value_dim);
+  IHLAB_CHECK(!(value_dim > 0 && token_loss == TransformerTokenLoss::Mse),
+              "config: key 'model.token_loss' = \"mse\" is not allowed for a regression task (value_dim = {}): it "
+              "scores token logits; use model.regression_loss (allowed: \"cross-entropy\")",
+              value_dim);
   IHLAB_CHECK(layers >= 1, "config: key 'model.layers' = {} is out of range (allowed: layers >= 1)", layers);
   IHLAB_CHECK(heads >= 1, "config: key 'model.heads' = {} is out of range (allowed: heads >= 1)", heads);
   IHLAB_CHECK(width >= 1, "config: key 'model.width' = {} is out of range (allowed: width >= 1)", width);

@@ -63,16 +63,7 @@ std::vector<BridgeRow> read_bridge(const std::string& dir, int64_t D) {
   for (auto& e : fs::directory_iterator(dir + "/checkpoints")) {
     if (e.path().extension() != ".safetensors") continue;
     Checkpoint<float> ck = load_checkpoint<float>(e.path().string());
-    ParamMap p;
-    for (auto& [name, t] : ck.params) {
-      const std::string n = name.rfind("param.", 0) == 0 ? name.substr(6) : name;
-      NamedMatrix m;
-      m.rows = t.shape().size() >= 1 ? t.shape()[0] : 1;
-      m.cols = t.shape().size() >= 2 ? t.shape()[1] : 1;
-      m.v.assign(t.span().begin(), t.span().end());
-      p[n] = std::move(m);
-    }
-    rows.push_back({ck.meta.at("step").get<int64_t>(), bridge_measures(p, D)});
+    rows.push_back({ck.meta.at("step").get<int64_t>(), bridge_measures(checkpoint_param_map(ck), D)});
   }
   std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.step < b.step; });
   rows.erase(std::unique(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.step == b.step; }), rows.end());

@@ -6,6 +6,19 @@
 
 namespace ihlab::musat {
 
+ParamMap checkpoint_param_map(const Checkpoint<float>& ck) {
+  ParamMap p;
+  for (auto& [name, t] : ck.params) {
+    const std::string n = name.rfind("param.", 0) == 0 ? name.substr(6) : name;
+    NamedMatrix m;
+    m.rows = t.shape().size() >= 1 ? t.shape()[0] : 1;
+    m.cols = t.shape().size() >= 2 ? t.shape()[1] : 1;
+    m.v.assign(t.span().begin(), t.span().end());
+    p[n] = std::move(m);
+  }
+  return p;
+}
+
 std::vector<double> time_axis(const MetricsTable& m, double lr) {
   std::vector<double> t = m.column("t"), step = m.column("step");
   bool flow = false;

@@ -6,7 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "analysis/bridge_measures.h"
 #include "analysis/emergence.h"
+#include "io/checkpoint.h"
 #include "io/run_dir.h"
 #include "reproduce/reproduction.h"
 #include "reproduce/variants.h"
@@ -39,6 +41,9 @@ struct RunEmergence {
   nlohmann::json to_json() const;
 };
 RunEmergence read_emergence(const MetricsTable& m, double lr);
+
+// A transformer checkpoint's parameters by name ("param." stripped), as bridge_measures reads them.
+ParamMap checkpoint_param_map(const Checkpoint<float>& ck);
 
 // The standard-transformer bridge (musat2025_bridge.cpp): its run names under DIR/runs/, the
 // configuration of each (the main run's resolved configuration with its [model], [data], [log]

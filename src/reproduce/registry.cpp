@@ -29,6 +29,7 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(musat2025_emergence());
     v.push_back(musat2025_scaling());
     v.push_back(musat2025_full_scaling());
+    v.push_back(musat2025_bridge());
     return v;
   }();
   return all;

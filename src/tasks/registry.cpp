@@ -3,6 +3,7 @@
 #include "tasks/bursty_task.h"
 #include "tasks/icl_mc_task.h"
 #include "tasks/item_label.h"
+#include "tasks/item_label_tokens.h"
 #include "tasks/mixed_target.h"
 #include "tasks/mixed_tokens.h"
 #include "tasks/ngram_task.h"
@@ -42,6 +43,10 @@ const std::vector<TaskEntry>& task_registry() {
           "item-label",
           "minimal in-context retrieval (Musat et al. 2025): N item-label vector pairs with positional vectors "
           "(labels rotated by M) and a query item; squared-error target = the query's label"),
+      task_entry<ItemLabelTokensConfig, ItemLabelTokensTask>(
+          "item-label-tokens",
+          "discrete item-label retrieval (Musat et al. 2025's bridge): N item-label token pairs drawn per sequence "
+          "from disjoint vocabularies, then a query item; the target is its label token, at the last position"),
   };
   return entries;
 }

@@ -110,7 +110,8 @@ std::string Checkpointer<T>::save(const TrainPosition& pos, bool stage_end, doub
 // version resumes).
 namespace {
 bool same_config(const nlohmann::json& saved, nlohmann::json now) {
-  static const std::vector<std::pair<std::string, nlohmann::json>> added = {{"/data/shards", 1}};
+  static const std::vector<std::pair<std::string, nlohmann::json>> added = {{"/data/shards", 1},
+                                                                            {"/model/token_loss", "cross-entropy"}};
   for (auto& [pointer, neutral] : added) {
     const nlohmann::json::json_pointer ptr(pointer);
     if (!saved.contains(ptr) && now.contains(ptr) && now.at(ptr) == neutral)
