@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include "bench_peak.h"
 #include "core/autograd.h"
 #include "core/parallel.h"
 #include "core/rng.h"
@@ -61,24 +62,7 @@ struct Options {
   bool profile = false;
 };
 
-// Aggregate float64 GEMM rate of `threads` threads, each multiplying its own n x n matrices with
-// single-threaded Eigen (as ihlab uses it). Best of `reps` rounds, GFLOP/s.
-double measured_peak_gflops(int threads, int n = 1024, int reps = 6) {
-  using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  std::vector<Mat> A(threads), Bm(threads), C(threads);
-  for (int t = 0; t < threads; ++t) A[t] = Mat::Random(n, n), Bm[t] = Mat::Random(n, n), C[t] = Mat::Zero(n, n);
-  double best = 1e30;
-  for (int r = 0; r < reps + 1; ++r) {  // the first round warms caches and pages
-    auto t0 = Clock::now();
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int t = 0; t < threads; ++t) C[t].noalias() = A[t] * Bm[t];
-    double s = ms_since(t0) / 1e3;
-    if (r > 0) best = std::min(best, s);
-  }
-  volatile double sink = C[0](0, 0);
-  (void)sink;
-  return double(threads) * 2.0 * double(n) * n * n / best / 1e9;
-}
+double measured_peak_gflops(int threads) { return bench::measured_peak_gflops<double>(threads, 1024, 6); }
 
 double step_flops(double B, double L, double D) {
   const double d = 2 * D, n = B * L, P = L * (L - 1) / 2;

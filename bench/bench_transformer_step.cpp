@@ -61,6 +61,7 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include "bench_peak.h"
 #include "core/autograd.h"
 #include "core/parallel.h"
 #include "io/safetensors.h"
@@ -145,26 +146,7 @@ double step_flops(const TransformerConfig& c, int64_t B, int64_t L) {
   return 3 * fwd;
 }
 
-// Aggregate float32 GEMM rate of `threads` threads, each multiplying its own n x n matrices with
-// Eigen (single-threaded Eigen, as ihlab uses it). Best of `reps` rounds, GFLOP/s.
-double measured_peak_gflops(int threads, int n = 1024, int reps = 10) {
-  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  std::vector<Mat> A(threads), Bm(threads), C(threads);
-  for (int t = 0; t < threads; ++t) {
-    A[t] = Mat::Random(n, n), Bm[t] = Mat::Random(n, n), C[t] = Mat::Zero(n, n);
-  }
-  double best = 1e30;
-  for (int r = 0; r < reps + 1; ++r) {  // the first round warms caches and pages
-    auto t0 = Clock::now();
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int t = 0; t < threads; ++t) C[t].noalias() = A[t] * Bm[t];
-    double s = ms_since(t0) / 1e3;
-    if (r > 0) best = std::min(best, s);
-  }
-  volatile float sink = C[0](0, 0);
-  (void)sink;
-  return double(threads) * 2.0 * double(n) * n * n / best / 1e9;
-}
+double measured_peak_gflops(int threads) { return bench::measured_peak_gflops<float>(threads, 1024, 10); }
 
 // threads x GHz x FLOPs/cycle from /proc/cpuinfo: fp32 lanes of the widest vector unit (16 with
 // avx512f, 8 with avx2/avx, 4 otherwise) x 2 (FMA) x 2 FMA units per core (server Xeon/EPYC).
