@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -200,6 +201,57 @@ TEST(Report, DataAndHtmlOfARun) {
   ReportResult r = write_report(dir, {.figures = false, .quiet = true});
   EXPECT_TRUE(fs::exists(r.html));
   EXPECT_GT(fs::file_size(r.html), 100000u);  // the charting library is inlined
+}
+
+// Any run whose summary.json has a "weights" entry ({run: {block: {values, ...}}}) gets the figure
+// `weights` (one heat-map per block and run) from the figure script, listed in figures/index.json
+// and in the report's data. Skipped without Debian's python3-matplotlib.
+TEST(Report, WeightsFigureFromSummary) {
+  if (std::system("/usr/bin/python3 -c 'import matplotlib, numpy' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no /usr/bin/python3 with matplotlib";
+  std::string dir = fresh_dir("weights");
+  fs::create_directories(dir);
+  std::ofstream(dir + "/metrics.csv") << "step,loss,val_loss\n0,2,2\n10,1,1.1\n";
+  auto block = [](int n, int band) {
+    nlohmann::json values = nlohmann::json::array();
+    for (int r = 0; r < n; ++r) {
+      std::vector<double> row(n);
+      for (int c = 0; c < n; ++c) row[c] = (c - r == band ? 1.0 : 0.05 * std::sin(3.0 * r + c));
+      values.push_back(row);
+    }
+    return nlohmann::json{{"rows", n},    {"cols", n},        {"row", "query"},
+                          {"col", "key"}, {"values", values}, {"band", band}};
+  };
+  nlohmann::json shift = block(5, -1);
+  shift["max_band"] = -1;
+  nlohmann::json summary = {{"name", "fake-weights"},
+                            {"status", "finished"},
+                            {"weights",
+                             {{"main", {{"shift", shift}, {"identity", block(8, 0)}}},
+                              {"twin", {{"shift", shift}, {"identity", block(8, 0)}}}}}};
+  std::ofstream(dir + "/summary.json") << summary.dump(1);
+  ASSERT_EQ(write_figures(dir, true), "");
+  nlohmann::json index = read_json(dir + "/figures/index.json");
+  bool listed = false;
+  for (auto& f : index["figures"])
+    if (f["name"] == "weights") listed = f["caption"].get<std::string>().find("share") != std::string::npos;
+  EXPECT_TRUE(listed) << index.dump(1);
+  EXPECT_GT(fs::file_size(dir + "/figures/weights.svg"), 1000u);
+  EXPECT_TRUE(fs::exists(dir + "/figures/weights.png"));
+  bool in_report = false;
+  const nlohmann::json data = report_data(dir);
+  for (auto& f : data["figures"]) in_report = in_report || f["name"] == "weights";
+  EXPECT_TRUE(in_report);
+  // Without the entry the figure is skipped with its reason (and the old files are removed).
+  summary.erase("weights");
+  std::ofstream(dir + "/summary.json") << summary.dump(1);
+  ASSERT_EQ(write_figures(dir, true), "");
+  index = read_json(dir + "/figures/index.json");
+  bool skipped = false;
+  for (auto& f : index["skipped"]) skipped = skipped || f["name"] == "weights";
+  EXPECT_TRUE(skipped) << index.dump(1);
+  EXPECT_FALSE(fs::exists(dir + "/figures/weights.svg"));
+  fs::remove_all(dir);
 }
 
 TEST(Report, RejectsADirectoryThatIsNotARun) {

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 
 #include "io/run_dir.h"
+#include "reproduce/musat2025_bridge_tokens.h"
 #include "reproduce/reproduction.h"
 
 namespace ihlab {
@@ -52,7 +54,43 @@ TEST(Reproduce, Musat2025BridgeQuick) {
   double trace = 0;
   for (int i = 0; i < 32; ++i) trace += w["gamma_tokens"]["values"][i][i].get<double>();
   EXPECT_NEAR(trace, b.column("gamma3").back(), 1e-3 * std::abs(trace) + 1e-6);
+  // Each block's one-number summary: its squared Frobenius norm on the expected band over that of
+  // the cells it can use; alpha's band is the previous position among the strictly causal cells.
+  const auto& a = w["alpha_positions"];
+  EXPECT_EQ(a["band"], -1);
+  EXPECT_EQ(a["max_band"], -1);
+  double on = 0, all = 0;
+  for (int r = 0; r < 9; ++r)
+    for (int c = 0; c < r; ++c) {
+      const double v = a["values"][r][c].get<double>();
+      all += v * v;
+      if (c == r - 1) on += v * v;
+    }
+  EXPECT_NEAR(a["share"].get<double>(), on / all, 1e-12);
+  EXPECT_NEAR(a["norm"].get<double>(), std::sqrt(all), 1e-9 * std::sqrt(all));
+  EXPECT_NEAR(a["chance"].get<double>(), 8.0 / 36.0, 1e-12);  // 8 of the 36 cells below the diagonal
+  for (const char* k : {"beta_tokens", "gamma_tokens"}) {
+    EXPECT_EQ(w[k]["band"], 0) << k;
+    EXPECT_NEAR(w[k]["chance"].get<double>(), 1.0 / 32, 1e-12) << k;
+  }
+  // The cross-entropy run's readout is identity-like (the copy of the attended label).
+  EXPECT_GT(w["gamma_tokens"]["share"].get<double>(), 5 * w["gamma_tokens"]["chance"].get<double>());
   fs::remove_all(dir);
+}
+
+TEST(MusatBridgeWeights, BandShare) {
+  // [[1, 2], [3, 4]]: the diagonal holds 1 + 16 of 30; below it (col - row <= -1) only 3 is used.
+  const nlohmann::json m = {{1.0, 2.0}, {3.0, 4.0}};
+  auto s = musat_tokens::band_share(m, 0, 1);
+  EXPECT_NEAR(s.share, 17.0 / 30.0, 1e-15);
+  EXPECT_NEAR(s.chance, 0.5, 1e-15);
+  EXPECT_NEAR(s.norm, std::sqrt(30.0), 1e-14);
+  s = musat_tokens::band_share(m, -1, -1);
+  EXPECT_NEAR(s.share, 1.0, 1e-15);
+  EXPECT_NEAR(s.chance, 1.0, 1e-15);
+  s = musat_tokens::band_share(m, 1, 0);  // the band lies outside the usable cells
+  EXPECT_NEAR(s.share, 0.0, 1e-15);
+  EXPECT_TRUE(std::isnan(musat_tokens::band_share(nlohmann::json::array({nlohmann::json::array({0.0})}), 0, 0).share));
 }
 
 }  // namespace

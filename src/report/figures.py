@@ -671,6 +671,109 @@ def fig_attention(R, snap):
            % (step, snap.get("stage", "?")))
 
 
+# ------------------------------------------------------------------------------------- weights
+def is_matrix(m):
+    v = m.get("values") if isinstance(m, dict) else None
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(r, list) and r for r in v)
+
+
+def weight_blocks(summary):
+    """summary.json "weights" ({run: {block: matrix}}, or {block: matrix} for one run) as
+    (runs, blocks, {(run, block): matrix}) in file order; a matrix is {"values": [[...], ...]} with
+    optional row, col (axis labels), band (col - row of the expected diagonal), max_band (cells with
+    col - row above it cannot be used), expected (words), share, chance and norm (band_share)."""
+    w = (summary or {}).get("weights")
+    if not isinstance(w, dict):
+        return [], [], {}
+    if any(is_matrix(m) for m in w.values()):
+        w = {"": w}
+    runs, blocks, cells = [], [], {}
+    for run, group in w.items():
+        if not isinstance(group, dict):
+            continue
+        for block, m in group.items():
+            if not is_matrix(m):
+                continue
+            if run not in runs:
+                runs.append(run)
+            if block not in blocks:
+                blocks.append(block)
+            cells[(run, block)] = m
+    return runs, blocks, cells
+
+
+def band_share(A, band, max_band):
+    """Squared Frobenius norm on the cells col - row == band over that of the cells col - row <= max_band,
+    the fraction of those cells on the band (what a block with no structure gives) and their Frobenius norm."""
+    d = np.arange(A.shape[1])[None, :] - np.arange(A.shape[0])[:, None]
+    use = (d <= max_band) & np.isfinite(A)
+    on = use & (d == band)
+    total = float((A[use] ** 2).sum())
+    return (float((A[on] ** 2).sum()) / total if total > 0 else math.nan,
+            on.sum() / use.sum() if use.any() else math.nan, math.sqrt(total))
+
+
+def band_words(band):
+    return "diagonal" if band == 0 else "shift %+d (col - row)" % band
+
+
+def fig_weights(R, runs, blocks, cells):
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Rectangle
+    cmap = matplotlib.colormaps["RdBu_r"].copy()
+    cmap.set_bad("0.88")
+    fig = plt.figure(figsize=(0.2 + 2.9 * len(runs), 3.35 * len(blocks)), layout="constrained")
+    subs = np.atleast_1d(fig.subfigures(len(blocks), 1))
+    for sub, block in zip(subs, blocks):
+        ref = next(cells[(r, block)] for r in runs if (r, block) in cells)
+        head = block + (": expected " + ref["expected"] if ref.get("expected") else
+                        ": expected " + band_words(int(ref["band"])) if isinstance(ref.get("band"), int) else "")
+        sub.suptitle(head, fontsize=8, x=0.02, ha="left")
+        axes = np.atleast_1d(sub.subplots(1, len(runs), squeeze=False)[0])
+        for ax, run in zip(axes, runs):
+            m = cells.get((run, block))
+            if m is None:
+                ax.set_visible(False)
+                continue
+            A = np.array([[to_float(v) for v in row] for row in m["values"]], dtype=float)
+            band, max_band = m.get("band"), m.get("max_band")
+            d = np.arange(A.shape[1])[None, :] - np.arange(A.shape[0])[:, None]
+            use = (d <= max_band) if isinstance(max_band, int) else np.ones(A.shape, dtype=bool)
+            shown = np.where(use, A, np.nan)
+            lim = float(np.nanmax(np.abs(shown))) if np.isfinite(shown).any() else 0.0
+            lim = lim if lim > 0 else 1.0
+            im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest",
+                           aspect="equal")
+            title = run or block
+            if isinstance(band, int):
+                rects = [Rectangle((c - 0.5, r - 0.5), 1, 1) for r in range(A.shape[0]) for c in [r + band]
+                         if 0 <= c < A.shape[1] and use[r, c]]
+                ax.add_collection(PatchCollection(rects, facecolor="none", edgecolor="black", lw=0.35, alpha=0.6))
+                share, chance, norm = m.get("share"), m.get("chance"), m.get("norm")
+                if not all(isinstance(v, (int, float)) for v in (share, chance, norm)):
+                    share, chance, norm = band_share(A, band, max_band if isinstance(max_band, int) else A.shape[1])
+                title += "\nshare on the %s %.2f (chance %.2f), norm %.3g" % (
+                    "diagonal" if band == 0 else "shift", share, chance, norm)
+            ax.set_title(title, fontsize=7, pad=3, y=1.0)
+            ax.set_xlabel(m.get("col", "column"), fontsize=7)
+            ax.set_ylabel(m.get("row", "row"), fontsize=7)
+            for axis, n in ((ax.xaxis, A.shape[1]), (ax.yaxis, A.shape[0])):
+                axis.set_major_locator(ticker.MultipleLocator(1 if n <= 12 else 2 if n <= 20 else 4))
+            ax.tick_params(labelsize=5.5, length=1.5)
+            cb = sub.colorbar(im, ax=ax, shrink=0.85, pad=0.02, aspect=25)
+            cb.ax.tick_params(labelsize=5.5, length=1.5)
+            cb.outline.set_linewidth(0.4)
+    R.save(fig, "weights", "Trained weights in the transformed form of summary.json \"weights\": one row per block, "
+           "one column per run (e.g. the main run beside its squared-error twin). Diverging colour scale centred "
+           "at 0, each panel on its own scale (+-max |w|) because the runs' magnitudes differ. Outlined: the cells "
+           "where the mechanism predicts the structure (the diagonal, or the shift col - row = -1 of the "
+           "previous-position block); grey: cells a causal query cannot use. share: the block's squared Frobenius "
+           "norm on those cells over that of all usable cells; chance: the share of a block with no structure "
+           "(the outlined cells' fraction); norm: the Frobenius norm of the usable cells (a share near chance at "
+           "init scale is noise). In a query-key block only differences within one softmax matter: "
+           "a constant added to a whole query row changes no attention weight.")
+
+
 # ---------------------------------------------------------------------------------------- main
 def main(run):
     if not os.path.isdir(run):
@@ -711,6 +814,11 @@ def main(run):
             R.attempt("scaling_%d" % i, fig_scaling, i, e)
     else:
         R.skip("scaling", "no scaling entries in summary.json")
+    runs, blocks, cells = weight_blocks(summary)
+    if blocks:
+        R.attempt("weights", fig_weights, runs[:6], blocks[:8], cells)  # at most 6 x 8 panels
+    else:
+        R.skip("weights", "no weights matrices in summary.json")
     apath = os.path.join(run, "attention.jsonl")
     snaps = load_attention(apath) if os.path.exists(apath) else []
     if snaps:

@@ -1,7 +1,8 @@
 #pragma once
 // `ihlab report DIR`: a self-contained DIR/report.html (claims, loss against reference floors,
-// every logged family as small multiples, attention heat-maps over snapshots, scaling fits of a
-// sweep, extra tables, the resolved config and the command) and paper-style figures under
+// every logged family as small multiples, attention heat-maps over snapshots, the trained weight
+// blocks of summary.json "weights" as diverging heat-maps, scaling fits of a sweep, extra tables,
+// the resolved config and the command) and paper-style figures under
 // DIR/figures/ (SVG and PNG, drawn by matplotlib through the embedded figures.py).
 #include <string>
 #include <vector>

@@ -220,6 +220,68 @@ function attentionCharts() {
   slider.addEventListener("input", () => draw(Number(slider.value), false));
 }
 
+// ---- trained weights (summary.weights): one heat-map per block and run, diverging around 0 ----
+// {run: {block: {values [[...]], row, col, band, max_band, expected, share, chance}}}, or
+// {block: {...}} for one run (see figures.py, weight_blocks).
+const DIVERGING = [[0, "#2166ac"], [0.25, "#92c5de"], [0.5, "#f7f7f7"], [0.75, "#f4a582"], [1, "#b2182b"]];
+
+function weightCells() {
+  let w = DATA.summary && DATA.summary.weights;
+  if (!w || typeof w !== "object") return [];
+  const isMatrix = (m) => m && Array.isArray(m.values) && m.values.length > 0 && m.values.every(Array.isArray);
+  if (Object.values(w).some(isMatrix)) w = {"": w};
+  const cells = [];
+  for (const [run, group] of Object.entries(w))
+    if (group && typeof group === "object")
+      for (const [block, m] of Object.entries(group)) if (isMatrix(m)) cells.push({run, block, m});
+  return cells;
+}
+
+function weightCharts() {
+  const cells = weightCells();
+  if (cells.length === 0) return;
+  const s = section("Trained weights", "The blocks of summary.json \"weights\", one row per block and one panel " +
+                    "per run. Red positive, blue negative, each panel on its own scale (± its largest |w|); " +
+                    "outlined: the cells where the mechanism predicts the structure; blank: cells a causal query " +
+                    "cannot use. share: the block's squared Frobenius norm on the outlined cells over that of all " +
+                    "usable cells; chance: that share for a block with no structure; norm: the Frobenius norm of the usable " +
+                    "cells.");
+  for (const block of [...new Set(cells.map((c) => c.block))]) {
+    const mine = cells.filter((c) => c.block === block);
+    const expected = (mine.find((c) => c.m.expected) || {m: {}}).m.expected;
+    s.append(el("h3", {text: block + (expected ? ": expected " + expected : "")}));
+    const grid = el("div", {class: "grid"});
+    s.append(grid);
+    for (const {run, m} of mine) {
+      const usable = (i, j) => typeof m.max_band !== "number" || j - i <= m.max_band;
+      const z = m.values.map((r, i) => r.map((v, j) => (usable(i, j) ? v : null)));
+      let lim = 0;
+      for (const r of z) for (const v of r) if (typeof v === "number") lim = Math.max(lim, Math.abs(v));
+      lim = lim || 1;
+      let title = run || block;
+      const shapes = [];
+      if (typeof m.band === "number") {
+        for (let i = 0; i < z.length; i++) {
+          const j = i + m.band;
+          if (j >= 0 && j < z[i].length && usable(i, j))
+            shapes.push({type: "rect", x0: j - 0.5, x1: j + 0.5, y0: i - 0.5, y1: i + 0.5,
+                         line: {color: "rgba(0,0,0,0.55)", width: 0.8}});
+        }
+        if (typeof m.share === "number")
+          title += `<br>share on the ${m.band === 0 ? "diagonal" : "shift"} ${m.share.toFixed(2)} ` +
+                   `(chance ${typeof m.chance === "number" ? m.chance.toFixed(2) : "?"})` +
+                   (typeof m.norm === "number" ? `, norm ${Number(m.norm.toPrecision(3))}` : "");
+      }
+      plot(newChart(grid, "chart heat"), [{z, type: "heatmap", colorscale: DIVERGING, zmin: -lim, zmax: lim,
+                                           hoverongaps: false,
+                                           hovertemplate: "row %{y}, column %{x}: %{z:.4g}<extra></extra>"}], {
+        title: {text: title, font: {size: 12}}, shapes, margin: {l: 56, r: 10, t: 48, b: 44},
+        xaxis: {title: {text: m.col || "column"}, constrain: "domain"},
+        yaxis: {title: {text: m.row || "row"}, autorange: "reversed", scaleanchor: "x", constrain: "domain"}});
+    }
+  }
+}
+
 // ---- scaling fits (sweeps): log-log points, fitted line and its band ----
 function scalingCharts() {
   const sc = (DATA.summary && DATA.summary.scaling) || [];
@@ -486,6 +548,7 @@ function main() {
   lossCharts();
   familyCharts();
   attentionCharts();
+  weightCharts();
   scalingCharts();
   theoryCharts();
   tableCharts();

@@ -32,8 +32,21 @@ double reach(const MetricsTable& bridge, const std::string& col, double frac);
 //                           query token b (column); its trace is beta~_2
 //   gamma_tokens    [V, V]  t_a W_V2 W_O2 U: attended token a (row), output logit c (column); its
 //                           trace is gamma~_3
-// As JSON {name: {rows, cols, row, col, values (row-major rows)}}, and each as
-// OUT_DIR/weights/<prefix>_<name>.csv (rows of comma-separated values).
+// As JSON {name: {rows, cols, row, col, values (row-major rows), band, expected, share, chance, norm}},
+// and each as OUT_DIR/weights/<prefix>_<name>.csv (rows of comma-separated values). `band` is the
+// diagonal the mechanism predicts (col - row: -1 for alpha, the previous position; 0 for beta and
+// gamma) and `expected` says so in words; `share`, `chance` and `norm` are band_share's. alpha
+// also has `max_band` (-1, or 0 with model.self_attention): only the cells a causal query reaches.
 nlohmann::json transformed_weights(const std::string& run_dir, const std::string& out_dir, const std::string& prefix);
+
+// How much of a block sits on its expected diagonal: over the cells with col - row <= max_band,
+// share = the squared Frobenius norm of the cells with col - row == band over that of all of them
+// (NaN for an all-zero block), chance = the fraction of the cells that are on the band (the share
+// of a block with no structure), norm = the Frobenius norm of those cells (a share near chance at
+// init scale is noise). `values` is a JSON array of rows.
+struct BandShare {
+  double share, chance, norm;
+};
+BandShare band_share(const nlohmann::json& values, int64_t band, int64_t max_band);
 
 }  // namespace ihlab::musat_tokens

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "analysis/emergence.h"
 #include "core/eigen.h"
 #include "io/checkpoint.h"
+#include "io/config.h"
 #include "reproduce/musat2025_bridge_tokens.h"
 #include "reproduce/musat2025_common.h"
 
@@ -91,6 +93,20 @@ double reach(const MetricsTable& bridge, const std::string& col, double frac) {
   return top > 0 ? first_reach(t, y, frac * top) : NAN;
 }
 
+BandShare band_share(const nlohmann::json& values, int64_t band, int64_t max_band) {
+  double on = 0, all = 0;
+  int64_t n_on = 0, n_all = 0;
+  for (size_t r = 0; r < values.size(); ++r)
+    for (size_t c = 0; c < values[r].size(); ++c) {
+      const int64_t d = int64_t(c) - int64_t(r);
+      if (d > max_band) continue;
+      const double v = values[r][c].get<double>();
+      all += v * v, ++n_all;
+      if (d == band) on += v * v, ++n_on;
+    }
+  return {all > 0 ? on / all : NAN, n_all > 0 ? double(n_on) / double(n_all) : NAN, std::sqrt(all)};
+}
+
 nlohmann::json transformed_weights(const std::string& run_dir, const std::string& out_dir, const std::string& prefix) {
   std::string last;
   for (auto& e : fs::directory_iterator(run_dir + "/checkpoints"))
@@ -103,14 +119,23 @@ nlohmann::json transformed_weights(const std::string& run_dir, const std::string
   const Mat Q1 = P * mat(p, "layer0.attn.Wq"), K1 = P * mat(p, "layer0.attn.Wk");  // [L, w]
   const Mat K2 = T * mat(p, "layer0.attn.Wv") * mat(p, "layer0.attn.Wo") * mat(p, "layer1.attn.Wk");  // [V, w]
   const Mat Q2 = T * mat(p, "layer1.attn.Wq");                                                        // [V, w]
+  // Strictly causal (the default here) or with the diagonal: the query-key cells layer 1 can use.
+  const nlohmann::json cfg = parse_toml_file(run_dir + "/config.toml");
+  const bool self = cfg.contains("model") && cfg["model"].value("self_attention", true);
   struct Block {
     std::string name, row, col;
     Mat m;
+    int64_t band;  // the expected structure: the cells with col - row == band
+    std::string expected;
+    bool causal;  // only the cells a causal query can reach (col < row, or <= with self_attention)
   };
   const std::vector<Block> blocks = {
-      {"alpha_positions", "query position", "key position", Q1 * K1.transpose()},
-      {"beta_tokens", "key token (copied by layer 1)", "query token", K2 * Q2.transpose()},
-      {"gamma_tokens", "attended token", "output logit", T * mat(p, "layer1.attn.Wv") * mat(p, "layer1.attn.Wo") * U}};
+      {"alpha_positions", "query position", "key position", Q1 * K1.transpose(), -1,
+       "shift: a label's position attends to the one before it, its item", true},
+      {"beta_tokens", "key token (copied by layer 1)", "query token", K2 * Q2.transpose(), 0,
+       "diagonal: the query matches the same token copied by layer 1", false},
+      {"gamma_tokens", "attended token", "output logit", T * mat(p, "layer1.attn.Wv") * mat(p, "layer1.attn.Wo") * U, 0,
+       "diagonal: the attended token's own logit goes up", false}};
   nlohmann::json out = nlohmann::json::object();
   fs::create_directories(out_dir + "/weights");
   for (auto& b : blocks) {
@@ -125,7 +150,11 @@ nlohmann::json transformed_weights(const std::string& run_dir, const std::string
     }
     f.flush();
     IHLAB_CHECK(f.good(), "musat2025-bridge: could not write '{}'", path);
-    out[b.name] = {{"rows", b.m.rows()}, {"cols", b.m.cols()}, {"row", b.row}, {"col", b.col}, {"values", values}};
+    const BandShare s = band_share(values, b.band, b.causal ? (self ? 0 : -1) : std::numeric_limits<int64_t>::max());
+    out[b.name] = {{"rows", b.m.rows()}, {"cols", b.m.cols()}, {"row", b.row},           {"col", b.col},
+                   {"values", values},   {"band", b.band},     {"expected", b.expected}, {"share", s.share},
+                   {"chance", s.chance}, {"norm", s.norm}};
+    if (b.causal) out[b.name]["max_band"] = self ? 0 : -1;
   }
   return out;
 }
