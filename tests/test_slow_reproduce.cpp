@@ -84,6 +84,7 @@ TEST(Reproduce, Wang2024AdamMultiplateau) { expect_all_claims_hold("wang2024-ada
 TEST(Reproduce, Musat2025Emergence) { expect_all_claims_hold("musat2025-emergence"); }
 TEST(Reproduce, Musat2025FullScaling) { expect_all_claims_hold("musat2025-full-scaling"); }
 TEST(Reproduce, Musat2025Scaling) { expect_all_claims_hold("musat2025-scaling"); }
+TEST(Reproduce, Musat2025Subspace) { expect_all_claims_hold("musat2025-subspace"); }
 
 // A control that shows the effect it must not show fails the reproduction: smoke's "untrained"
 // control judged on the trained main run's claims (which all hold).

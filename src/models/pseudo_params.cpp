@@ -55,6 +55,19 @@ const std::vector<BasisBlock>& pseudo_parameter_table() {
   return t;
 }
 
+const std::vector<BasisBlock>& closed_pseudo_parameter_table() {
+  static const std::vector<BasisBlock> t = [] {
+    std::vector<BasisBlock> v = pseudo_parameter_table();
+    const std::vector<BasisBlock> base = v;
+    for (const BasisBlock& b : base)
+      if (b.kind == BlockKind::MT)
+        v.push_back({b.name + "M", b.matrix, b.row_block, b.col_block, BlockKind::M,
+                     b.meaning.substr(0, b.meaning.find(')') + 1) + " M: the transpose partner of " + b.name});
+    return v;
+  }();
+  return t;
+}
+
 int pseudo_parameter_index(const std::string& name) {
   const auto& t = pseudo_parameter_table();
   for (size_t i = 0; i < t.size(); ++i)

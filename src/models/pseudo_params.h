@@ -42,6 +42,11 @@ struct BasisBlock {
 
 // The 19-entry table above.
 const std::vector<BasisBlock>& pseudo_parameter_table();
+// The table closed under transposing M: the 19 entries, then an M entry beside each M^T one
+// (alpha_3M, beta_6M, beta_8M, beta_10M, beta_12M; 24 in all). Measured (musat2025-subspace): the
+// expected gradient at points of the 19-parameter trajectory leaves the 19-entry span along M in
+// W2's (key pos, query o1.pos) and (key o1.pos, query o1.pos) blocks.
+const std::vector<BasisBlock>& closed_pseudo_parameter_table();
 // Indices (into the table) of the three that grow: alpha_3, beta_2, gamma_3.
 std::vector<int> growing_pseudo_parameters();
 int pseudo_parameter_index(const std::string& name);  // throws on an unknown name

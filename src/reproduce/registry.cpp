@@ -30,6 +30,7 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(musat2025_scaling());
     v.push_back(musat2025_full_scaling());
     v.push_back(musat2025_bridge());
+    v.push_back(musat2025_subspace());
     return v;
   }();
   return all;
