@@ -26,6 +26,7 @@ const std::vector<Reproduction>& reproduction_registry() {
     v.push_back(wang2024_plateau_scaling());
     v.push_back(wang2024_length_strength());
     v.push_back(wang2024_adam_multiplateau());
+    v.push_back(wang2024_approximation());
     v.push_back(musat2025_emergence());
     v.push_back(musat2025_scaling());
     v.push_back(musat2025_full_scaling());

@@ -13,6 +13,9 @@
 //                              target's w*, with fitted laws against the spec's overall law.
 //   wang2024-adam-multiplateau a standard two-layer transformer trained with Adam on the
 //                              d-dimensional mixed target: the plateaus of its loss curve.
+//   wang2024-approximation     two-layer transformers with H = 1..8 heads on the in-context n-gram
+//                              targets IH_n (n = 2, 3, 4): relative error vs H, the drop at
+//                              H = n - 1, GIH_3 with and without MLPs (docs/wang2024-approximation.md).
 #include "io/run_dir.h"
 #include "reproduce/reproduction.h"
 
@@ -22,6 +25,7 @@ Reproduction wang2024_mixed_target();
 Reproduction wang2024_plateau_scaling();
 Reproduction wang2024_length_strength();
 Reproduction wang2024_adam_multiplateau();
+Reproduction wang2024_approximation();
 
 // The embedded configuration of the six-parameter model run (also the base of the scaling runs).
 extern const char* kWang2024MixedTargetConfig;

@@ -6,6 +6,7 @@
 #include "tasks/item_label_tokens.h"
 #include "tasks/mixed_target.h"
 #include "tasks/mixed_tokens.h"
+#include "tasks/ngram_induction.h"
 #include "tasks/ngram_task.h"
 #include "tasks/previous_token.h"
 #include "tasks/repeated_tokens.h"
@@ -35,6 +36,10 @@ const std::vector<TaskEntry>& task_registry() {
           "mixed-target",
           "Wang et al. 2024: Gaussian tokens; regress y = alpha* x_{L-2} + (1 - alpha*) IH_2(X) at the last "
           "position (4-gram and induction components reported separately)"),
+      task_entry<NgramInductionConfig, NgramInductionTask>(
+          "ngram-induction",
+          "Wang et al. 2024's in-context n-gram targets: Gaussian tokens; regress IH_n(X) (dot similarity of the "
+          "n - 1 token windows) or GIH_n(X) (distance similarity) at the last position"),
       task_entry<MixedTokensConfig, MixedTokensTask>(
           "mixed-tokens",
           "discrete analogue of mixed-target: uniform tokens, next token from alpha* [x_{L-2}] + (1 - alpha*) "
