@@ -293,7 +293,8 @@ Reproduction musat2025_full_scaling() {
        "paper: the full model forms the induction head from zero init (stop_loss 0.02 ends a run at a 25th of "
        "the 0.5 plateau)"},
       {"full model: t_ICL / D ~ N^2",
-       {within("log-log slope of the full model's t_ICL / D vs N (N = 4..16)", 1.8, 2.2)},
+       {within("log-log slope of the full model's t_ICL / D (times ln N with a uniform query) vs N (N = 4..16)", 1.8,
+               2.2)},
        "paper: t_ICL = Theta(N^2); +-0.2 for the small-N term over N = 4..16 (musat2025-scaling's reduced flow: "
        "t = 635 N^2 - 171 N at D = 128). Measured on the full run (2026-12-07): 1.70 [1.59, 1.82], so the claim "
        "fails; the 19-parameter model follows the full one within 2% at every N, so this is the law of the "
