@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/parallel.h"
+#include "tasks/ngram_induction.h"
 
 namespace ihlab {
 
@@ -19,21 +20,9 @@ MixedTargetTask::MixedTargetTask(MixedTargetConfig cfg) : cfg_(cfg) {
 }
 
 void MixedTargetTask::induction_head(const double* x, int64_t L, int64_t d, double w, double* out) {
-  // 0-based: query x[L-1]; values s = 1..L-2 with keys x[s-1]. Max-subtracted softmax.
-  const double* q = x + (L - 1) * d;
-  std::vector<double> z(size_t(L), 0.0);
-  double zmax = -INFINITY;
-  for (int64_t s = 1; s <= L - 2; ++s) {
-    double dot = 0;
-    for (int64_t j = 0; j < d; ++j) dot += q[j] * x[(s - 1) * d + j];
-    z[s] = w * dot;
-    zmax = std::max(zmax, z[s]);
-  }
-  double total = 0;
-  for (int64_t s = 1; s <= L - 2; ++s) total += (z[s] = std::exp(z[s] - zmax));
-  for (int64_t j = 0; j < d; ++j) out[j] = 0;
-  for (int64_t s = 1; s <= L - 2; ++s)
-    for (int64_t j = 0; j < d; ++j) out[j] += z[s] / total * x[s * d + j];
+  // IH_2 is the in-context n-gram head at n = 2 with the dot similarity (the same operations in
+  // the same order, so the same bits).
+  NgramInductionTask::target(x, L, d, 2, w, NgramSimilarity::Dot, out);
 }
 
 Batch MixedTargetTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t index) const {
