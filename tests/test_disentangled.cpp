@@ -93,6 +93,28 @@ TEST(ItemLabel, StratifiedQueryAsksEveryItemEquallyOften) {
   EXPECT_EQ(parse_query_index("stratified"), QueryIndex::Stratified);
 }
 
+// A data-parallel rank draws only its rows (Task::sample_rows): they must be the whole batch's rows
+// bit for bit, the stratified query included (it reads the row's index in the whole batch).
+TEST(ItemLabel, SampleRowsAreTheBatchsRowsBitForBit) {
+  auto c = config(5, 16);
+  c.query = QueryIndex::Stratified;
+  ItemLabelTask task(c);
+  const Batch whole = task.sample(12, 4, StreamKind::Data, 9);
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 12}, {3, 9}, {6, 12}, {5, 5}}) {
+    const Batch rows = task.sample_rows(12, begin, end, 4, StreamKind::Data, 9);
+    const Batch want = whole.slice(begin, end);
+    ASSERT_EQ(rows.size, end - begin);
+    EXPECT_EQ(rows.tokens, want.tokens);
+    EXPECT_EQ(rows.targets, want.targets);
+    EXPECT_EQ(rows.features, want.features);
+    EXPECT_EQ(rows.values, want.values);
+    EXPECT_EQ(rows.candidates, want.candidates);
+    EXPECT_EQ(rows.candidate_target, want.candidate_target);
+    EXPECT_EQ(task.query_indices(rows), task.query_indices(want));
+  }
+  expect_error([&] { task.sample_rows(12, 8, 13, 4, StreamKind::Data, 9); }, {"rows 8 .. 13", "batch of 12"});
+}
+
 TEST(ItemLabel, QueryLastAndAnswerPositionAndNoPositions) {
   auto c = config(3, 8);
   c.query = QueryIndex::Last, c.query_position = QueryPosition::Answer;

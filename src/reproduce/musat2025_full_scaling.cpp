@@ -68,7 +68,7 @@ steps = 512         # 32 N^2
 stop_loss = 0.02
 )";
 
-std::vector<int> pairs(bool quick) { return quick ? std::vector<int>{3, 4, 6} : std::vector<int>{4, 6, 8, 12, 16}; }
+std::vector<int> pairs(bool quick) { return quick ? std::vector<int>{3, 4, 6} : std::vector<int>{4, 6, 8, 12, 16, 24}; }
 
 std::string run_name(const std::string& model, int N) { return fmt::format("{}-N{:02d}", model, N); }
 

@@ -76,8 +76,15 @@ ItemLabelTask::ItemLabelTask(ItemLabelConfig cfg) : cfg_(cfg) {
 }
 
 Batch ItemLabelTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t index) const {
-  IHLAB_CHECK(n >= 0 && n <= int64_t(1) << 30, "item-label: batch size {} is out of range", n);
-  const int64_t N = cfg_.pairs, D = cfg_.dim, L = length(), F = 2 * D;
+  return sample_rows(n, 0, n, seed, kind, index);
+}
+
+Batch ItemLabelTask::sample_rows(int64_t total, int64_t begin, int64_t end, uint64_t seed, StreamKind kind,
+                                 uint64_t index) const {
+  IHLAB_CHECK(total >= 0 && total <= int64_t(1) << 30, "item-label: batch size {} is out of range", total);
+  IHLAB_CHECK(begin >= 0 && begin <= end && end <= total, "item-label: rows {} .. {} are not in a batch of {}", begin,
+              end, total);
+  const int64_t N = cfg_.pairs, D = cfg_.dim, L = length(), F = 2 * D, n = end - begin;
   Batch b;
   b.size = n;
   b.length = L;
@@ -93,7 +100,8 @@ Batch ItemLabelTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t 
   parallel_for(n, 8, [&](int64_t lo, int64_t hi) {
     std::vector<double> mp(D);
     for (int64_t r = lo; r < hi; ++r) {
-      RandomStream rs(seed, kind, index, uint64_t(r));
+      const int64_t row = begin + r;  // the row's index in the whole batch: its stream and stratum
+      RandomStream rs(seed, kind, index, uint64_t(row));
       // Items then labels, rows of [2N, D].
       std::vector<double> vec;
       if (cfg_.vectors == ItemVectors::Orthonormal) {
@@ -111,7 +119,7 @@ Batch ItemLabelTask::sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t 
       else
         pos.assign((N + 1) * D, 0.0);
       const int64_t q = cfg_.query == QueryIndex::Last         ? N - 1
-                        : cfg_.query == QueryIndex::Stratified ? r % N
+                        : cfg_.query == QueryIndex::Stratified ? row % N
                                                                : rs.randint(N);
       float* f = &b.features[size_t(r * L * F)];
       auto put = [&](int64_t at, const double* tok, const double* p) {

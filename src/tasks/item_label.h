@@ -109,6 +109,10 @@ class ItemLabelTask : public Task {
   int64_t feature_dim() const override { return 2 * cfg_.dim; }
   int64_t value_dim() const override { return cfg_.dim; }
   Batch sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t index) const override;
+  // Every row has its own stream (and the stratified query reads the row's index in the batch),
+  // so a rank draws only its rows: at D = 2N the draws are half of a full-model step.
+  Batch sample_rows(int64_t n, int64_t begin, int64_t end, uint64_t seed, StreamKind kind,
+                    uint64_t index) const override;
   Scalars reference_losses(const Batch& b) const override;
 
   const ItemLabelConfig& config() const { return cfg_; }

@@ -24,6 +24,13 @@ class Task {
   virtual int64_t length() const = 0;  // tokens per sequence as the model sees them
   // `index` separates independent draws of one stream kind (the step, or 0 for a fixed set).
   virtual Batch sample(int64_t n, uint64_t seed, StreamKind kind, uint64_t index) const = 0;
+  // Rows begin .. end - 1 of sample(n, seed, kind, index), bit for bit: what one MPI rank of a
+  // data-parallel run trains on (train/data_parallel.h). Tasks whose rows come from per-row
+  // streams override it to draw only those rows; the default draws all n and slices.
+  virtual Batch sample_rows(int64_t n, int64_t begin, int64_t end, uint64_t seed, StreamKind kind,
+                            uint64_t index) const {
+    return sample(n, seed, kind, index).slice(begin, end);
+  }
   // Losses of reference predictors (uniform, Bayes-optimal, ...) on a batch, logged beside the
   // model's loss so every curve has its floors. Names are column names, e.g. "ref.uniform".
   virtual Scalars reference_losses(const Batch& b) const { return {}; }

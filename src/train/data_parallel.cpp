@@ -11,32 +11,42 @@
 
 namespace ihlab {
 
+void check_shards(int64_t batch_size, int64_t shards, const DataParallel& dp) {
+  IHLAB_CHECK(shards >= 1 && batch_size % shards == 0,
+              "config: key 'data.shards' = {} must divide the batch of {} sequences (data.batch_size)", shards,
+              batch_size);
+  IHLAB_CHECK(shards % dp.size == 0,
+              "config: key 'data.shards' = {} must be a multiple of the {} MPI ranks (mpirun -np)", shards, dp.size);
+}
+
+std::pair<int64_t, int64_t> rank_rows(int64_t batch_size, int64_t shards, const DataParallel& dp) {
+  check_shards(batch_size, shards, dp);
+  const int64_t per_rank = batch_size / dp.size;
+  return {dp.rank * per_rank, (dp.rank + 1) * per_rank};
+}
+
 template <typename T>
-double sharded_gradient(Model<T>& model, const Batch& b, int64_t shards, const DataParallel& dp) {
+double sharded_gradient(Model<T>& model, const Batch& mine, int64_t shards, const DataParallel& dp) {
   auto& params = model.params();
   if (shards == 1 && dp.size == 1) {  // the plain step
     params.zero_grad();
-    Var<T> loss = model.loss(b);
+    Var<T> loss = model.loss(mine);
     backward(loss);
     return double(loss.item());
   }
-  IHLAB_CHECK(shards >= 1 && b.size % shards == 0,
-              "config: key 'data.shards' = {} must divide the batch of {} sequences (data.batch_size)", shards, b.size);
-  IHLAB_CHECK(shards % dp.size == 0,
-              "config: key 'data.shards' = {} must be a multiple of the {} MPI ranks (mpirun -np)", shards, dp.size);
+  check_shards(mine.size * dp.size, shards, dp);
   auto trainable = params.trainable();
   int64_t np = 0;
   for (auto* p : trainable) np += p->var.value().numel();
-  const int64_t per_rank = shards / dp.size, rows = b.size / shards, stride = np + 1;
+  const int64_t per_rank = shards / dp.size, rows = mine.size / per_rank, stride = np + 1;
   // Each shard's gradient and (last) its mean loss, in double: [shards, np + 1], shard order.
   std::vector<double> all(size_t(shards * stride));
-  double* mine = all.data() + dp.rank * per_rank * stride;
+  double* own = all.data() + dp.rank * per_rank * stride;
   for (int64_t j = 0; j < per_rank; ++j) {
-    const int64_t s = dp.rank * per_rank + j;
     params.zero_grad();
-    Var<T> loss = model.loss(b.slice(s * rows, (s + 1) * rows));
+    Var<T> loss = model.loss(mine.slice(j * rows, (j + 1) * rows));
     backward(loss);
-    double* out = mine + j * stride;
+    double* out = own + j * stride;
     for (auto* p : trainable)
       for (T g : p->var.grad().span()) *out++ = double(g);
     *out = double(loss.item());

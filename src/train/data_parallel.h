@@ -14,6 +14,7 @@
 // without the key are unchanged. Rank 0 writes the run directory; the other ranks compute the
 // same metrics and write them to a scratch directory that is removed at the end (cli/main.cpp).
 #include <cstdint>
+#include <utility>
 
 #include "models/model.h"
 #include "tasks/batch.h"
@@ -24,11 +25,19 @@ struct DataParallel {
   int rank = 0, size = 1;  // this process in the MPI world (0 of 1 without MPI)
 };
 
-// Sets the parameters' gradients to those of the mean loss over `b` (shards of equal size; each
-// shard's mean loss weighted 1 / shards) and returns that loss. Throws ihlab::Error naming
-// data.shards when it does not divide the batch or is not a multiple of the ranks.
+// Throws ihlab::Error naming data.shards when it does not divide a batch of `batch_size` sequences
+// or is not a multiple of the ranks.
+void check_shards(int64_t batch_size, int64_t shards, const DataParallel& dp);
+
+// This rank's rows of a batch of `batch_size`: [begin, end), the shards it computes.
+std::pair<int64_t, int64_t> rank_rows(int64_t batch_size, int64_t shards, const DataParallel& dp);
+
+// Sets the parameters' gradients to those of the mean loss over the whole batch (shards of equal
+// size; each shard's mean loss weighted 1 / shards) and returns that loss. `mine` holds only this
+// rank's rows (rank_rows: the whole batch in one process), so no rank samples the others' rows;
+// the batch has mine.size * dp.size sequences.
 template <typename T>
-double sharded_gradient(Model<T>& model, const Batch& b, int64_t shards, const DataParallel& dp);
+double sharded_gradient(Model<T>& model, const Batch& mine, int64_t shards, const DataParallel& dp);
 
 // MPI_Init_thread / MPI_Finalize around a data-parallel run (`ihlab train` under mpirun). Throws
 // ihlab::Error in a build without MPI.

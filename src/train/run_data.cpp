@@ -38,4 +38,17 @@ Batch train_batch(const RunSpec& spec, const RunData& data, int64_t step) {
   return data.train.select(idx);
 }
 
+int64_t train_batch_size(const RunSpec& spec) {
+  const DataSpec& d = spec.data;
+  if (d.mode == DataMode::Fresh) return d.batch_size;
+  return d.batch_size == 0 || d.batch_size >= d.train_size ? d.train_size : d.batch_size;
+}
+
+Batch train_batch_rows(const RunSpec& spec, const RunData& data, int64_t step, int64_t begin, int64_t end) {
+  const DataSpec& d = spec.data;
+  if (d.mode == DataMode::Fresh)
+    return data.task->sample_rows(d.batch_size, begin, end, spec.seed, StreamKind::Data, uint64_t(step) + 1);
+  return train_batch(spec, data, step).slice(begin, end);  // an index selection: cheap next to a step
+}
+
 }  // namespace ihlab

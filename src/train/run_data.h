@@ -26,5 +26,10 @@ RunData make_run_data(const RunSpec& spec);
 // mini-batch of it drawn without replacement by a stream keyed on the step. A pure function of
 // (seed, step), so a resumed run sees the batches an uninterrupted one would.
 Batch train_batch(const RunSpec& spec, const RunData& data, int64_t step);
+// The number of sequences in train_batch's batches.
+int64_t train_batch_size(const RunSpec& spec);
+// Rows begin .. end - 1 of train_batch(spec, data, step), bit for bit; a fresh draw samples only
+// those rows (Task::sample_rows), so each rank of a data-parallel run draws only its share.
+Batch train_batch_rows(const RunSpec& spec, const RunData& data, int64_t step, int64_t begin, int64_t end);
 
 }  // namespace ihlab

@@ -198,8 +198,16 @@ bool Trainer<T>::run_optimizer_stage(const StageSpec& st) {
   auto trainable = model_.params().trainable();
   for (int64_t k = pos_.stage_step; k < st.steps; ++k) {
     last_lr_ = learning_rate(st.schedule, st.lr, k, st.steps);
-    Batch b = train_batch(spec_, data_, pos_.step);
-    last_loss_ = sharded_gradient(model_, b, spec_.data.shards, opt_.data_parallel);
+    // Under MPI each rank draws only the rows of its shards.
+    const DataParallel& dp = opt_.data_parallel;
+    Batch b;
+    if (dp.size == 1) {
+      b = train_batch(spec_, data_, pos_.step);
+    } else {
+      const auto [begin, end] = rank_rows(train_batch_size(spec_), spec_.data.shards, dp);
+      b = train_batch_rows(spec_, data_, pos_.step, begin, end);
+    }
+    last_loss_ = sharded_gradient(model_, b, spec_.data.shards, dp);
     last_grad_norm_ = st.clip > 0 ? clip_grad_norm(trainable, st.clip) : grad_norm(trainable);
     if (!std::isfinite(last_loss_)) return diverged("loss", last_loss_);
     if (!std::isfinite(last_grad_norm_)) return diverged("gradient norm", last_grad_norm_);
