@@ -14,6 +14,7 @@
 #include "train/run.h"
 #include "train/run_schema.h"
 #include "circuit_test_heads.h"
+#include "scratch_dir.h"
 
 namespace ihlab {
 namespace {
@@ -116,11 +117,7 @@ std::string slurp(const std::string& path) {
 
 TEST(FlowCvode, TrainerRunResumesBitIdentically) {
   auto cfg = run_schema().resolve(parse_toml_string(kRun, "cvode"));
-  auto dir = [](const std::string& n) {
-    auto d = fs::temp_directory_path() / ("ihlab_test_cvode_" + n + "_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    return d.string();
-  };
+  auto dir = [](const std::string& n) { return test::scratch_dir("ihlab_test_cvode_" + n); };
   std::string full = dir("full"), part = dir("part");
   TrainOptions quiet;
   quiet.quiet = true;
@@ -154,8 +151,7 @@ TEST(FlowCvode, AnUnknownStageObjectiveIsRefusedBeforeAnythingRuns) {
   nlohmann::json raw = parse_toml_string(kRun, "cvode");
   apply_override(raw, "stages.1.objective=\"copy-next\"");
   auto cfg = run_schema().resolve(raw);
-  const std::string d = (fs::temp_directory_path() / ("ihlab_test_cvode_bad_" + std::to_string(::getpid()))).string();
-  fs::remove_all(d);
+  const std::string d = test::scratch_dir("ihlab_test_cvode_bad");
   TrainOptions quiet;
   quiet.quiet = true;
   try {

@@ -15,16 +15,13 @@
 #include "train/instruments.h"
 #include "train/run.h"
 #include "train/run_schema.h"
+#include "scratch_dir.h"
 
 namespace ihlab {
 namespace {
 namespace fs = std::filesystem;
 
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ihlab_test_instruments_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
+std::string fresh_dir(const std::string& name) { return test::scratch_dir("ihlab_test_instruments_" + name); }
 
 // [BOS] r r with r = 0 1 2 3 (L = 9): a perfect previous-token head and a perfect induction head.
 Batch repeated() {

@@ -18,6 +18,7 @@
 #include "train/run.h"
 #include "train/run_schema.h"
 #include "train/sweep.h"
+#include "scratch_dir.h"
 
 namespace ihlab {
 namespace {
@@ -50,11 +51,7 @@ lr = 0.05
 steps = 30
 )";
 
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ihlab_test_report_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
+std::string fresh_dir(const std::string& name) { return test::scratch_dir("ihlab_test_report_" + name); }
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -7,16 +7,13 @@
 
 #include "io/run_dir.h"
 #include "reproduce/reproduction.h"
+#include "scratch_dir.h"
 
 namespace ihlab {
 namespace {
 namespace fs = std::filesystem;
 
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ihlab_test_repro_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
+std::string fresh_dir(const std::string& name) { return test::scratch_dir("ihlab_test_repro_" + name); }
 
 // Runs the --quick form with its negative controls: every claim carries `evaluated`, every
 // evaluated claim holds (claims a quick run is too short for are declared so, with the reason,

@@ -3,7 +3,6 @@
 // the claim they must fail, and the run directory holds the bridge measures and the transformed
 // weights. (Slow under sanitizers, so left out of that run.)
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -12,6 +11,7 @@
 #include "io/run_dir.h"
 #include "reproduce/musat2025_bridge_tokens.h"
 #include "reproduce/reproduction.h"
+#include "scratch_dir.h"
 
 namespace ihlab {
 namespace {
@@ -20,9 +20,7 @@ namespace fs = std::filesystem;
 TEST(Reproduce, Musat2025BridgeQuick) {
   ReproduceOptions o;
   o.quick = true, o.quiet = true, o.controls = true;
-  const std::string dir =
-      (fs::temp_directory_path() / ("ihlab_test_repro_musat_bridge_" + std::to_string(::getpid()))).string();
-  fs::remove_all(dir);
+  const std::string dir = test::scratch_dir("ihlab_test_repro_musat_bridge");
   ReproResult r = run_reproduction("musat2025-bridge", dir, o);
   ASSERT_EQ(r.run.summary.status, RunStatus::Finished) << r.run.summary.message;
   int evaluated = 0;

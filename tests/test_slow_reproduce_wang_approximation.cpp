@@ -3,7 +3,6 @@
 // reason), both controls fail the claims they must fail, and the run directory holds the error
 // table. (Slow under sanitizers, so left out of that run.)
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,6 +10,7 @@
 
 #include "io/run_dir.h"
 #include "reproduce/reproduction.h"
+#include "scratch_dir.h"
 
 namespace ihlab {
 namespace {
@@ -19,9 +19,7 @@ namespace fs = std::filesystem;
 TEST(Reproduce, Wang2024ApproximationQuick) {
   ReproduceOptions o;
   o.quick = true, o.quiet = true, o.controls = true;
-  const std::string dir =
-      (fs::temp_directory_path() / ("ihlab_test_repro_wang_approx_" + std::to_string(::getpid()))).string();
-  fs::remove_all(dir);
+  const std::string dir = test::scratch_dir("ihlab_test_repro_wang_approx");
   ReproResult r = run_reproduction("wang2024-approximation", dir, o);
   ASSERT_EQ(r.run.summary.status, RunStatus::Finished) << r.run.summary.message;
   int evaluated = 0;

@@ -17,6 +17,7 @@
 #include "train/run_schema.h"
 #include "train/sweep.h"
 #include "train/sweep_spec.h"
+#include "scratch_dir.h"
 
 namespace ihlab {
 namespace {
@@ -47,11 +48,7 @@ lr = 0.05
 steps = 10
 )";
 
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ihlab_test_sweep_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
+std::string fresh_dir(const std::string& name) { return test::scratch_dir("ihlab_test_sweep_" + name); }
 
 nlohmann::json sweep_file(const std::string& axes) {
   nlohmann::json f = nlohmann::json::parse(R"({"base": {"task": {"name": "previous-token"}}})");
@@ -204,7 +201,7 @@ TEST(SweepStore, AShardClaimsOnlyItsShare) {
 }
 
 TEST(Sweep, RecordsEveryPointNeverRerunsAndGoesOnPastFailures) {
-  std::string dir = fresh_dir("run"), cfg = dir + ".toml";
+  std::string dir = fresh_dir("run"), cfg = test::scratch_file(dir + ".toml");
   std::ofstream(cfg) << kTiny;
   // task.vocab = -4 does not resolve: that point fails at once, the others run.
   SweepDefinition d = sweep_from_vary(cfg, {"task.vocab=3,5,-4", "seed=1,2"}, {"task.vocab:val_loss"}, {});
@@ -256,7 +253,7 @@ TEST(Sweep, RecordsEveryPointNeverRerunsAndGoesOnPastFailures) {
 // A sweep process killed after a run's last checkpoint but before its summary.json resumes that
 // run with nothing left to train: it must still end with the uninterrupted run's final metrics.
 TEST(Sweep, AResumeFromTheFinalCheckpointKeepsTheFinalMetrics) {
-  std::string dir = fresh_dir("final"), cfg = dir + ".toml";
+  std::string dir = fresh_dir("final"), cfg = test::scratch_file(dir + ".toml");
   std::ofstream(cfg) << kTiny;
   nlohmann::json resolved = load_config(cfg, {}, run_schema());
   TrainOptions t;

@@ -18,6 +18,7 @@
 #include "train/interrupt.h"
 #include "train/run.h"
 #include "train/run_schema.h"
+#include "scratch_dir.h"
 
 namespace ihlab {
 namespace {
@@ -62,11 +63,7 @@ nlohmann::json config(const std::vector<std::string>& overrides = {}) {
   return run_schema().resolve(raw);
 }
 
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ihlab_test_training_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
+std::string fresh_dir(const std::string& name) { return test::scratch_dir("ihlab_test_training_" + name); }
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
