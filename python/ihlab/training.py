@@ -1,5 +1,6 @@
 """ihlab.train and ihlab.reproduce: the command line's runtime, called in-process."""
 import os
+import shutil
 import tempfile
 
 from . import _ihlab
@@ -43,8 +44,15 @@ def reproduce(name, out=None, *, quick=False, compat="paper", overrides=(), eval
     run.dir). seeds=0 is the reproduction's default (5 for the fresh-batch ones in a full run, 1
     with quick); the seeds run one after another here (the CLI's --workers N runs them at once).
     Ctrl-C raises KeyboardInterrupt after the checkpoint is written, as for train()."""
+    scratch = None
     if out is None:
-        out = os.path.join(tempfile.mkdtemp(prefix=f"ihlab-{name}-"), "run")
+        scratch = tempfile.mkdtemp(prefix=f"ihlab-{name}-")
+        out = os.path.join(scratch, "run")
     out = os.fspath(out)
-    _ihlab.reproduce(name, out, quick, compat, list(overrides), evaluate_only, quiet, int(seeds))
+    try:
+        _ihlab.reproduce(name, out, quick, compat, list(overrides), evaluate_only, quiet, int(seeds))
+    except BaseException:
+        if scratch is not None and not os.path.exists(out):  # nothing was written: leave no empty directory
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
     return Run(out)
