@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/ops.h"
+#include "models/transformer_detail.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "models/one_layer_attention.h"
@@ -94,6 +95,18 @@ void BM_l2_normalize(benchmark::State& st) {
   fwd_bwd<T>(st, [&] { return ops::l2_normalize(x); });
 }
 
+// The fused causal attention of the Edelman et al. 2024 step (bench/run.sh edelman-step): 64
+// sequences of 101 tokens, one head of dim 16, a relative-position bias [1, L, L], scale 1/4.
+template <typename T>
+void BM_banded_attention(benchmark::State& st) {
+  const int64_t B = 64, L = 101, dh = 16;
+  auto qkv = randn<T>({B, L, 3 * dh}, true, 1), bias = randn<T>({1, L, L}, true, 2);
+  ops::BandedAttention spec;
+  spec.lo = 0, spec.hi = L - 1, spec.scale = 0.25;
+  fwd_bwd<T>(st, [&] { return ops::banded_attention(qkv, bias, spec); });
+  st.SetItemsProcessed(st.iterations() * 12 * B * (L * (L + 1) / 2) * dh);  // flops: as bench_transformer_step
+}
+
 // One full training step of the smoke model (examples/smoke.toml shapes, Adam at lr 0.02).
 template <typename T>
 void BM_smoke_train_step(benchmark::State& st) {
@@ -123,6 +136,7 @@ BENCH_BOTH(BM_layer_norm, )
 BENCH_BOTH(BM_cross_entropy, )
 BENCH_BOTH(BM_embedding, )
 BENCH_BOTH(BM_l2_normalize, )
+BENCH_BOTH(BM_banded_attention, )
 BENCH_BOTH(BM_smoke_train_step, )
 
 }  // namespace
@@ -131,6 +145,9 @@ int main(int argc, char** argv) {
   const char* env = std::getenv("IHLAB_THREADS");
   int threads = env ? std::atoi(env) : 2;
   set_threads(threads);
+  // As in a transformer's training step: freed blocks are kept rather than unmapped, so an op's
+  // large buffers (attention's band of probabilities) are not page-faulted in every iteration.
+  transformer_detail::keep_freed_memory();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("ihlab_threads", std::to_string(num_threads()));

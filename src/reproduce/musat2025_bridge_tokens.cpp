@@ -39,7 +39,6 @@ const char* kConfig = R"(
 name = "musat2025-bridge"
 seed = 0
 dtype = "float32"
-threads = 1
 [task]
 name = "item-label-tokens"
 pairs = 8

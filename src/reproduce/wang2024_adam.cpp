@@ -19,7 +19,6 @@ const char* kConfig = R"(
 name = "wang2024-adam-multiplateau"
 seed = 1
 dtype = "float32"
-threads = 1
 [task]
 name = "mixed-target"
 length = 20

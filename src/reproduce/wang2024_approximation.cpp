@@ -31,7 +31,6 @@ const char* kConfig = R"(
 name = "wang2024-approximation"
 seed = 1
 dtype = "float32"
-threads = 1
 [task]
 name = "ngram-induction"
 n = 3

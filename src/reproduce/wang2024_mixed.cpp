@@ -26,7 +26,6 @@ const char* kWang2024MixedTargetConfig = R"(
 name = "wang2024-mixed-target"
 seed = 1
 dtype = "float64"
-threads = 1
 [task]
 name = "mixed-target"
 length = 20
