@@ -179,9 +179,10 @@ int main(int argc, char** argv) {
                   "re-check the claims of the finished reproduction in --out without training");
   repro
       ->add_option("--workers", ropt.workers,
-                   "train the variant runs (seeds, grid points) in N worker processes, 1 thread each (default: one "
-                   "per core, at most one per run; 1: in this process with the config's threads; results are "
-                   "bit-identical either way)")
+                   "train the variant runs (seeds, grid points) in N worker processes, 1 thread each, beside the "
+                   "main run on one thread where they do not depend on it (default: one per core, at most one per "
+                   "run; 1: everything in this process, one run after the other, with the config's threads; "
+                   "results are bit-identical either way)")
       ->check(CLI::Range(1, 4096));
   repro
       ->add_option("--seeds", ropt.seeds,

@@ -55,13 +55,17 @@ const std::vector<std::string> kCodeCompat = {"model.mode=\"code\"", "model.loss
 // reference column (ref.gih_limit), next to the task's Bayes-optimal loss; its best a becomes
 // target.a ("target.<scalar>" columns are drawn as dashed lines on that scalar's report panel).
 RunResult run_with_limit_reference(ReproContext& c, const TrainOptions& o0) {
+  return run_spec_with_limit_reference(c, o0, c.spec);
+}
+
+RunResult run_spec_with_limit_reference(ReproContext& c, const TrainOptions& o0, const RunSpec& spec) {
   const RunData& data = c.data();
   const GihConfig g = gih_config(c.spec);
   GihLimitModel limit(data.task->vocab(), ngram_config(c.spec).parents, g.loss, g.guard);
   GihLimitModel::Best best = limit.best_a(data.val);
   TrainOptions o = o0;
   o.extra_references = {{"ref.gih_limit", best.loss}, {"target.a", best.a}};
-  return run_spec(c.spec, data, c.out_dir, o);
+  return run_spec(spec, data, c.out_dir, o);
 }
 
 // Head h starts on (paper) or is anchored at (code) parent offset -(h+1): a subset of parent
@@ -273,10 +277,9 @@ const Variant kThreeParents{"three-parents", {"task.parents=[-1, -2, -3]"}};
 const char* kMiThreeParents = "learned subset follows the chi-square MI with three parents, two selectable";
 
 RunResult run_three_stage(ReproContext& c, const TrainOptions& o) {
-  RunResult main = run_with_limit_reference(c, o);
-  if (!main.finished() || c.control) return main;  // a control is one run
-  if (!run_variants(c, c.spec.config, {kThreeParents}, !o.quiet)) main.summary.status = RunStatus::Interrupted;
-  return main;
+  if (c.control) return run_with_limit_reference(c, o);  // a control is one run
+  return run_beside_variants(c, o, {kThreeParents},
+                             [&](const RunSpec& spec) { return run_spec_with_limit_reference(c, o, spec); });
 }
 
 void mi_three_parents_claim(ReproContext& c) {

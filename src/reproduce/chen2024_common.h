@@ -19,6 +19,7 @@ extern const std::vector<std::string> kCodeCompat;  // --compat code overrides
 // Training with the GIH limiting model's loss at its best a as reference columns (on the
 // validation set training uses, sampled once).
 RunResult run_with_limit_reference(ReproContext& c, const TrainOptions& o);
+RunResult run_spec_with_limit_reference(ReproContext& c, const TrainOptions& o, const RunSpec& spec);  // this spec
 // A reproduction with the paper name, --compat code and the limit reference filled in.
 Reproduction chen_base(std::string name);
 

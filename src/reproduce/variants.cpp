@@ -1,11 +1,16 @@
 #include "reproduce/variants.h"
 
+#include <algorithm>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "io/config.h"
+#include "train/interrupt.h"
 #include "train/run.h"
 #include "train/run_schema.h"
 #include "train/sweep.h"
@@ -13,7 +18,8 @@
 namespace ihlab {
 namespace fs = std::filesystem;
 
-bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::vector<Variant>& variants, bool verbose) {
+bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::vector<Variant>& variants, bool verbose,
+                  bool in_workers) {
   // The variants are points of the reproduction's growing sweep store (DIR/variants.db): run by
   // the sweep machinery, so --workers N trains them in N processes, a killed reproduction resumes
   // them, and a variant that finished is never run again.
@@ -34,6 +40,8 @@ bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::ve
   SweepPlan plan = plan_from_points({{"reproduction", ctx.spec.name}}, std::move(points));
   SweepRunOptions o;
   o.workers = auto_workers(ctx.workers, variants.size());
+  // A pool of one worker trains its point in this process; in_workers wants a worker process.
+  if (in_workers) o.workers = std::max(o.workers, 2);
   o.quiet = !verbose;
   o.label = "variants";
   o.growing_store = "variants.db";
@@ -54,11 +62,53 @@ bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::ve
   return true;
 }
 
-RunResult run_main_then_variants(ReproContext& ctx, const TrainOptions& options, const std::vector<Variant>& variants) {
-  RunResult main = run_spec(ctx.spec, ctx.data(), ctx.out_dir, options);
-  if (!main.finished()) return main;
-  if (!run_variants(ctx, ctx.spec.config, variants, !options.quiet)) main.summary.status = RunStatus::Interrupted;
+RunResult run_beside_variants(ReproContext& ctx, const TrainOptions& options, const std::vector<Variant>& variants,
+                              const std::function<RunResult(const RunSpec&)>& main_run) {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (variants.empty() || cores < 2 || ctx.workers == 1) {  // one after the other, each with the config's threads
+    RunResult main = main_run(ctx.spec);
+    if (!main.finished()) return main;
+    if (!run_variants(ctx, ctx.spec.config, variants, !options.quiet)) main.summary.status = RunStatus::Interrupted;
+    return main;
+  }
+  // The main run and the variants are independent runs: they train at the same time, the main run
+  // in this process on one thread beside the variants' worker processes (one thread each; never in
+  // this process, where two runs would share its global state). Run one
+  // after the other, the main run's threads wait on each other at every parallel region (2
+  // threads gave it 1.5-1.9x, not 2x) and a core idles while the pool trains its last variant.
+  // No run's numbers depend on its thread count, so the results are the same either way.
+  ctx.data();  // built before the pool's thread starts: the pool reads ctx but never builds in it
+  if (!options.quiet)
+    fmt::print("variants: {} run{} in {}/runs/, training beside the main run\n", variants.size(),
+               variants.size() == 1 ? "" : "s", ctx.out_dir);
+  bool variants_done = false;
+  std::exception_ptr variants_error;
+  std::thread pool([&] {
+    try {
+      variants_done = run_variants(ctx, ctx.spec.config, variants, false, /*in_workers=*/true);
+    } catch (...) {
+      variants_error = std::current_exception();
+    }
+  });
+  RunSpec spec = ctx.spec;
+  spec.threads = 1;
+  RunResult main;
+  try {
+    main = main_run(spec);
+  } catch (...) {
+    request_interrupt();  // the pool stops its workers at their next checkpoint
+    pool.join();
+    throw;
+  }
+  pool.join();
+  if (variants_error) std::rethrow_exception(variants_error);
+  if (main.finished() && !variants_done) main.summary.status = RunStatus::Interrupted;
   return main;
+}
+
+RunResult run_main_then_variants(ReproContext& ctx, const TrainOptions& options, const std::vector<Variant>& variants) {
+  return run_beside_variants(ctx, options, variants,
+                             [&](const RunSpec& spec) { return run_spec(spec, ctx.data(), ctx.out_dir, options); });
 }
 
 nlohmann::json variants_json(ReproContext& ctx, const std::vector<Variant>& variants) {

@@ -156,8 +156,12 @@ bool run_pool(SweepStore& store, const std::string& out_dir, int workers, int th
       for (auto& [pid, _] : children) kill(pid, SIGINT);
       forwarded = true;
     }
+    // Only this pool's own children: a waitpid(-1) would also reap a child that another thread of
+    // the process waits for (a reproduction's main run trains beside its variants' pool).
     int st = 0;
-    pid_t pid = waitpid(-1, &st, WNOHANG);
+    pid_t pid = 0;
+    for (auto& [child, _] : children)
+      if ((pid = waitpid(child, &st, WNOHANG)) > 0) break;
     if (pid <= 0) {
       progress.update(store.counts());
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
