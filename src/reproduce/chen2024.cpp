@@ -383,7 +383,7 @@ using namespace chen;
 Reproduction chen2024_three_stage() {
   Reproduction r = chen_base("chen2024-three-stage");
   r.description = "stages C (2000 steps), W (5000, lr 1e5), a (5000): selector, copiers, classifier in turn";
-  r.runtime = "2.6 min; --quick 1 s";
+  r.runtime = "1.5 min; --quick 1 s";
   r.config_toml = base_config(r.name, 100, kGihModel) + R"(
 [[stages]]
 name = "C"
@@ -438,7 +438,7 @@ steps = 5000
 Reproduction chen2024_joint() {
   Reproduction r = chen_base("chen2024-joint");
   r.description = "all parameters (c_S, RPE, a) trained jointly, 50000 full-batch steps at lr 1";
-  r.runtime = "5.9 min; --quick 15 s";
+  r.runtime = "4.4 min; --quick 15 s";
   r.config_toml = base_config(r.name, 250, kGihModel) + R"(
 [[stages]]
 name = "CWa"

@@ -173,7 +173,7 @@ Reproduction chen2024_full() {
   r.description =
       "appendix variant: gih plus per-head Q, K, OV and a LayerNorm, all trained jointly (SGD lr 0.001, "
       "10000 steps); reports which subset the selector locks onto";
-  r.runtime = "4.0 min; --quick 15 s";
+  r.runtime = "3.9 min; --quick 15 s";
   r.config_toml = chen::base_config(r.name, 100, kFullModel) + kFullStages;
   r.compat_overrides["code"] = chen::kCodeCompat;
   r.quick_overrides = {"data.train_size=2000", "data.val_size=500", "stages.0.steps=1000", "log.every=50"};

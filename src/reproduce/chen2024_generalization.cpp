@@ -161,7 +161,7 @@ std::vector<ClaimDef> generalization_claim_defs() {
 Reproduction chen2024_generalization() {
   Reproduction r = chen_base("chen2024-generalization");
   r.description = "train at L = 100 (CW jointly, then a), evaluate L in {10..1000} x alpha in {0.05, 0.1, 0.2}";
-  r.runtime = "3.3 min; --quick 4 s";
+  r.runtime = "2.1 min; --quick 4 s";
   // The paper trains CW for 500000 steps before the a stage; 20000 reach the same selector and
   // copiers here (stages.0.steps=500000 restores the paper's budget).
   r.config_toml = base_config(r.name, 250, kGihModel) + R"(

@@ -171,7 +171,7 @@ Reproduction edelman2024_icl_mc() {
   r.description =
       "ICL-MC: uniform -> unigram plateau -> bigram across 5 seeds; doubly stochastic is earlier; "
       "1 layer stays at unigram (control)";
-  r.runtime = "4.1 min; --quick 40 s";
+  r.runtime = "2.0 min; --quick 40 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"stages.0.steps=2500", "data.val_size=128"};
   r.run = [](ReproContext& c, const TrainOptions& o) {

@@ -209,7 +209,7 @@ Reproduction musat2025_emergence() {
   r.description =
       "item-label retrieval, disentangled 2-layer attention-only model: only alpha_3, beta_2, gamma_3 "
       "grow, in the order gamma_3 < beta_2 < alpha_3; reduced (19 / 3 parameters) dynamics track the full";
-  r.runtime = "4.5 min a seed; 5 seeds with --workers 2: 20 min; --quick 40 s";
+  r.runtime = "3.6 min a seed; 5 seeds with --workers 2: 20 min; --quick 40 s";
   // Fresh batches every step: the claims are judged over 5 seeds (--seeds 1: one). A claim on a measured
   // quantity holds when the 95% interval of its mean over the seeds lies within the threshold (the
   // effect is there on average, not in a lucky seed) and its other conditions hold in every seed; a

@@ -102,7 +102,7 @@ Reproduction reddy2023_bursty() {
   r.description =
       "bursty item-label classification: in-context accuracy rises abruptly with burstiness, "
       "stays near chance without";
-  r.runtime = "67 s a seed; 5 seeds with --workers 2: 4.5 min; --quick 75 s";
+  r.runtime = "64 s a seed; 5 seeds with --workers 2: 4.5 min; --quick 75 s";
   // Fresh batches every step: the claims are judged over 5 seeds (--seeds 1: one). A claim on a measured
   // quantity holds when the 95% interval of its mean over the seeds lies within the threshold (the
   // effect is there on average, not in a lucky seed) and its other conditions hold in every seed; a

@@ -89,7 +89,7 @@ Reproduction wang2024_adam_multiplateau() {
   r.name = "wang2024-adam-multiplateau";
   r.paper = "Wang, Yu, E & Wu 2024";
   r.description = "standard 2-layer transformer + Adam on the 8-dimensional mixed target: the plateaus of its loss";
-  r.runtime = "61 s a seed; 5 seeds with --workers 2: 3.2 min; --quick 30-50 s";
+  r.runtime = "42 s a seed; 5 seeds with --workers 2: 3.2 min; --quick 30-50 s";
   // Fresh batches every step: the claims are judged over 5 seeds (--seeds 1: one). A claim on a measured
   // quantity holds when the 95% interval of its mean over the seeds lies within the threshold (the
   // effect is there on average, not in a lucky seed) and its other conditions hold in every seed; a
