@@ -57,7 +57,7 @@ set_tests_properties(data_parallel PROPERTIES LABELS "slow" SKIP_RETURN_CODE 77 
 
 # A reproduction's main run beside its variants (tests/reproduce_workers_check.py):
 # chen2024-three-stage --quick with --workers 1 (one after the other) and --workers 2 (the main run
-# on one thread beside the variant's worker) give the same metrics.csv bit for bit. About 20 s.
+# on one thread beside the variant's worker) give the same metrics.csv bit for bit. About 10 s.
 add_test(NAME reproduce_workers
   COMMAND sh -c "[ -x /usr/bin/python3 ] || { echo 'SKIP: no /usr/bin/python3'; exit 77; }; exec /usr/bin/python3 \"$@\"" sh
           ${CMAKE_SOURCE_DIR}/tests/reproduce_workers_check.py --ihlab $<TARGET_FILE:ihlab> --dir ${CMAKE_BINARY_DIR}/reproduce_workers_check)
