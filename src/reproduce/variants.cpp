@@ -73,10 +73,10 @@ RunResult run_beside_variants(ReproContext& ctx, const TrainOptions& options, co
   }
   // The main run and the variants are independent runs: they train at the same time, the main run
   // in this process on one thread beside the variants' worker processes (one thread each; never in
-  // this process, where two runs would share its global state). Run one
-  // after the other, the main run's threads wait on each other at every parallel region (2
-  // threads gave it 1.5-1.9x, not 2x) and a core idles while the pool trains its last variant.
-  // No run's numbers depend on its thread count, so the results are the same either way.
+  // this process, where two runs would share its global state). Run one after the other, the main
+  // run's threads wait on each other at every parallel region (2 threads gave the --quick main runs
+  // 1.25-1.5x, not 2x) and a core idles while the pool trains its last variant. No run's numbers
+  // depend on its thread count, so the results are the same either way.
   ctx.data();  // built before the pool's thread starts: the pool reads ctx but never builds in it
   if (!options.quiet)
     fmt::print("variants: {} run{} in {}/runs/, training beside the main run\n", variants.size(),
