@@ -33,14 +33,20 @@
 // the loss is err_4gram + err_induction + the cross term mean_b <e4_b, eind_b> (logged as err_cross).
 //
 // Forward and backward are fused and hand-written (double internally, parallel over sequences in
-// fixed chunks, so results do not depend on the thread count); the loss is one autograd node whose
+// fixed chunks, so results do not depend on the thread count, and several sequences in lock-step
+// as the lanes of a vector: attention_circuit_kernel.h); the loss is one autograd node whose
 // backward adds the precomputed gradient times the incoming one into the trained parameters.
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "models/model.h"
 
 namespace ihlab {
+
+namespace circuit_kernel {
+struct PackedStream;  // attention_circuit_kernel.h
+}
 
 enum class CircuitScore { Alibi, Distance, Dot };
 constexpr auto enum_choices(CircuitScore) {
@@ -115,6 +121,9 @@ class AttentionCircuit : public Model<T> {
   // heads that write a slot), without gradients.
   void predict(const Batch& b, std::vector<double>& yhat, std::vector<double>& head_out) const;
   const AttentionCircuitConfig& config() const { return cfg_; }
+  // Runs one sequence at a time instead of circuit_kernel::kLanes in lock-step. Results are bit-identical either way;
+  // the tests check that and bench_circuit times both.
+  void set_one_sequence_at_a_time(bool on) { one_at_a_time_ = on; }
 
  private:
   // Objective value and, when grads != nullptr, its gradient per parameter (in parameter order).
@@ -122,19 +131,23 @@ class AttentionCircuit : public Model<T> {
   std::vector<double> param_values() const;
   // Values of the parameters of layers 1..layers (the cache key besides the data).
   std::vector<double> layer_params(int layers, const std::vector<double>& theta) const;
-  // The residual stream after `layers` layers for every sequence of b, [n, L, F], from a two-entry
-  // cache keyed by a content hash of the features and the values of those layers' parameters.
-  const std::vector<double>& prefix_stream(const Batch& b, int layers, const std::vector<double>& theta) const;
+  // The residual stream after `layers` layers for every sequence of b, lane-packed (see
+  // circuit_kernel::PackedStream), from a two-entry cache keyed by the features (compared bit for
+  // bit) and the values of those layers' parameters.
+  const circuit_kernel::PackedStream& prefix_stream(const Batch& b, int layers, const std::vector<double>& theta) const;
   struct StreamCache {
-    uint64_t hash = 0;
+    std::vector<float> features;
     int64_t n = 0;
     int layers = 0;
-    std::vector<double> theta, stream;
+    bool one_at_a_time = false;
+    std::vector<double> theta;
+    std::shared_ptr<const circuit_kernel::PackedStream> stream;
   };
   mutable std::vector<StreamCache> cache_;
 
   AttentionCircuitConfig cfg_;
   std::string objective_ = "loss";
+  bool one_at_a_time_ = false;
   std::vector<std::vector<int>> head_params_;  // per head: indices into params().all()
 };
 
