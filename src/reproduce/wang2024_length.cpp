@@ -240,7 +240,7 @@ Reproduction wang2024_length_strength() {
   r.description =
       "plateau length T_IH and plateau level against the context length L (10..80) and w* (1..3); "
       "fitted laws against the spec's T_IH ~ N ln(1/sigma) / ((1 - alpha*)^2 w*)";
-  r.runtime = "13.4 min (7 runs, 2 workers; CPU 15 min), shared cores; --quick 33 s";
+  r.runtime = "79 s (7 runs, 2 workers; CPU 131 s); --quick 33 s";
   r.config_toml = wang_points_config(r.name);
   r.quick_overrides = kWangPointsQuick;
   r.run = run_points;

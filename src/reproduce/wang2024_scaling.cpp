@@ -183,7 +183,7 @@ Reproduction wang2024_plateau_scaling() {
   r.name = "wang2024-plateau-scaling";
   r.paper = "Wang, Yu, E & Wu 2024";
   r.description = "plateau length T_IH against sigma_init (5 values, 1e-3..1e-1) and alpha* (0.3..0.7); fitted laws";
-  r.runtime = "3.8 min (9 runs; CPU 6.9 min); --quick about 1.5 min";
+  r.runtime = "42 s (9 runs; CPU 76 s); --quick about 1.5 min";
   // The mixed-target configuration with 5000 training sequences and its own name.
   r.config_toml = wang_points_config(r.name);
   r.quick_overrides = kWangPointsQuick;
