@@ -61,6 +61,20 @@ struct Grams {
   }
 };
 
+// a . b over n elements, summed in 8 interleaved running sums (sum i takes elements i, i + 8, ...)
+// combined in a fixed tree: the order depends on n only, never on the addresses (the kernel's
+// results stay the same on every run), and the 8 sums are independent chains the compiler keeps
+// in vector registers. One running sum was a chain of dependent adds, 4 cycles an element: the
+// O(L^2) products below were bound by it.
+double dot(const double* a, const double* b, int64_t n) {
+  double part[8] = {};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int i = 0; i < 8; ++i) part[i] += a[k + i] * b[k + i];
+  for (int i = 0; k < n; ++k, ++i) part[i] += a[k] * b[k];
+  return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+}
+
 // Row softmax of s[0..n) into a[0..n) (n >= 1), with Eigen's vectorized exp (the scalar
 // std::exp was a third of the kernel's time at L = 129). The exp and the sum run on `scratch`, an
 // Eigen-aligned buffer, because on an arbitrary address Eigen peels a few leading elements off to
@@ -112,15 +126,11 @@ void layer1_backward(const Grams& G, const std::vector<BasisBlock>& t, const std
       if (cu == 0 && ce == 0) continue;
       for (int64_t k = 0; k < j; ++k) drow[k] = cu * u[k] + ce * err[k];
     }
-    double d = 0;
-    for (int64_t k = 0; k < j; ++k) d += arow[k] * drow[k];
+    const double d = dot(arow, drow.data(), j);
     for (int64_t k = 0; k < j; ++k) ds1[k] = arow[k] * (drow[k] - d);
     for (int64_t e = 0; e < K; ++e) {
       if (t[e].matrix != 1) continue;
-      const double* row = G.view_t(gram_of(t[e])).row(j);
-      double v = 0;
-      for (int64_t k = 0; k < j; ++k) v += ds1[k] * row[k];
-      grad[e] += v;
+      grad[e] += dot(ds1.data(), G.view_t(gram_of(t[e])).row(j), j);
     }
   }
 }
@@ -153,14 +163,11 @@ void layer2_vectors(const Grams& G, const std::vector<BasisBlock>& t, const std:
     const GramView V = G.view(Gram(g));
     for (int64_t m = 0; m < L; ++m) {
       colQ[m] = V(m, Q);
-      double v = 0;
-      for (int64_t n = 0; n < Q; ++n) v += V(m, n) * a[n];
-      Ga[m] = v;
+      Ga[m] = dot(V.row(m), a, Q);
     }
     for (int64_t k = 1; k < Q; ++k) {
-      double u = 0, w = 0;
-      for (int64_t m = 0; m < k; ++m) u += A1[k * L + m] * colQ[m], w += A1[k * L + m] * Ga[m];
-      A1colQ[k] = u, A1Ga[k] = w;
+      A1colQ[k] = dot(&A1[k * L], colQ.data(), k);
+      A1Ga[k] = dot(&A1[k * L], Ga.data(), k);
     }
   }
 }
@@ -188,20 +195,16 @@ void layer2_backward(const Grams& G, const std::vector<BasisBlock>& t, const std
                      const std::vector<double>& dA2, std::vector<double>& ds2, std::vector<double>& u,
                      std::vector<double>& da, double* grad) {
   const int64_t L = G.L, Q = L - 1, K = int64_t(t.size());
-  double dot = 0;
-  for (int64_t k = 0; k < Q; ++k) dot += A2[k] * dA2[k];
+  const double a_da = dot(A2.data(), dA2.data(), Q);
   ds2.assign(L, 0.0);
-  for (int64_t k = 0; k < Q; ++k) ds2[k] = A2[k] * (dA2[k] - dot);
+  for (int64_t k = 0; k < Q; ++k) ds2[k] = A2[k] * (dA2[k] - a_da);
   u.assign(L, 0.0);
   std::vector<double> A1T_ds2(L, 0.0);
   for (int64_t k = 1; k < Q; ++k)
     for (int64_t m = 0; m < k; ++m) A1T_ds2[m] += A1[k * L + m] * ds2[k];
   for (int64_t e = 0; e < K; ++e) {
     if (t[e].matrix != 2) continue;
-    const auto& v = l2.of(t[e]);
-    double gsum = 0;
-    for (int64_t k = 0; k < Q; ++k) gsum += ds2[k] * v[k];
-    grad[e] += gsum;
+    grad[e] += dot(ds2.data(), l2.of(t[e]).data(), Q);
     if (theta[e] == 0) continue;
     const int g = gram_of(t[e]);
     const bool key_o1 = t[e].row_block >= 2, query_o1 = t[e].col_block >= 2;
@@ -212,12 +215,7 @@ void layer2_backward(const Grams& G, const std::vector<BasisBlock>& t, const std
     if (query_o1) {  // d/da of G a (through G^T) with the key side plain (ds2) or o1 (A1^T ds2)
       const auto& back = key_o1 ? A1T_ds2 : ds2;
       const GramView Vt = G.view_t(Gram(g));
-      for (int64_t n = 0; n < Q; ++n) {
-        const double* row = Vt.row(n);  // G(k, n) for k = 0, 1, ...
-        double v2 = 0;
-        for (int64_t k = 0; k < Q; ++k) v2 += row[k] * back[k];
-        da[n] += theta[e] * v2;
-      }
+      for (int64_t n = 0; n < Q; ++n) da[n] += theta[e] * dot(Vt.row(n), back.data(), Q);  // row n: G(k, n)
     }
   }
 }
@@ -266,8 +264,7 @@ double readout_forward(const Grams& G, const double* Y, double yy, const std::ve
   ro.err.resize(L);
   double cXc = 0, cY = 0;
   for (int64_t m = 0; m < L; ++m) {
-    double v = 0;
-    for (int64_t n = 0; n < L; ++n) v += G.X[m * L + n] * c[n];
+    const double v = dot(&G.X[m * L], c.data(), L);
     cXc += c[m] * v, cY += c[m] * Y[m];
     ro.err[m] = v - Y[m];
   }
@@ -288,8 +285,7 @@ void readout_backward(const Grams& G, const std::vector<BasisBlock>& t, const st
     grad[e] += v;
   }
   std::vector<double> A1err(L, 0.0);  // (A1 err)[k]
-  for (int64_t k = 1; k < Q; ++k)
-    for (int64_t m = 0; m < k; ++m) A1err[k] += A1[k * L + m] * err[m];
+  for (int64_t k = 1; k < Q; ++k) A1err[k] = dot(&A1[k * L], err.data(), k);
   dA2.resize(Q);
   da.assign(L, 0.0);
   for (int64_t k = 0; k < Q; ++k) dA2[k] = ro.g_o2 * err[k] + ro.g_o2o1 * A1err[k];
