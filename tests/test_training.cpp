@@ -121,6 +121,39 @@ TEST(Training, BitIdenticalForOneAndTwoThreads) {
   EXPECT_EQ(final_params(d1), final_params(d2));
 }
 
+TEST(Training, ThreadsOfferedMidRunAreTakenUpAndChangeNoResult) {
+  // A run on one thread is offered more cores part-way (a sibling run finished): in-process at
+  // step 40, through a worker's offer file at step 80. It takes them between steps and its
+  // metrics are those of a run that never had them.
+  const int most = std::min(2, omp_get_num_procs());
+  std::string d1 = fresh_dir("offer1"), d2 = fresh_dir("offer2"), file = fresh_dir("offer_file") + ".threads";
+  ASSERT_EQ(run_config(config({"threads=1"}), d1, quiet()).summary.status, RunStatus::Finished);
+  TrainOptions o = quiet();
+  int threads_at_end = 0;
+  o.on_step = [&](int64_t step, const Scalars&, bool) {
+    if (step == 40) offer_threads(most);
+    if (step == 60) {
+      EXPECT_EQ(num_threads(), most);
+    }
+    if (step == 70) {
+      offer_threads(0);
+      set_threads(1);  // as a worker's next point starts: the file's offer comes back within 0.5 s
+      std::ofstream(file) << most << "\n";
+      set_thread_offer_file(file);
+    }
+    threads_at_end = num_threads();
+    return true;
+  };
+  ASSERT_EQ(run_config(config({"threads=1"}), d2, o).summary.status, RunStatus::Finished);
+  set_thread_offer_file("");
+  offer_threads(0);
+  set_threads(0);
+  std::filesystem::remove(file);
+  EXPECT_EQ(threads_at_end, most);
+  EXPECT_EQ(slurp(d1 + "/metrics.csv"), slurp(d2 + "/metrics.csv"));
+  EXPECT_EQ(final_params(d1), final_params(d2));
+}
+
 TEST(Training, ResumedRunIsBitIdentical) {
   std::string full = fresh_dir("full"), part = fresh_dir("part");
   ASSERT_EQ(run_config(config(), full, quiet()).summary.status, RunStatus::Finished);

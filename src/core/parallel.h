@@ -5,12 +5,23 @@
 #include <omp.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace ihlab {
 
 void set_threads(int n);  // 0 = all cores
 int num_threads();
+
+// Work-conserving threads. A run that trains beside others (a reproduction's main run beside its
+// variants' worker processes, the worker processes of a sweep or a seed pool) starts with its
+// share of the cores. When a sibling finishes and nothing is left to start, its cores are offered
+// to the runs still going, which take them up between steps. No result depends on the thread
+// count (chunks are fixed by the problem size), so an offer changes the wall time only.
+void offer_threads(int n);                            // this process's run may use up to n threads; 0 withdraws
+void set_thread_offer_file(const std::string& path);  // a worker process: its offer is the number in this file
+void adopt_offered_threads();  // between steps: grow to the offer (never shrinks; the file is read twice a second at
+                               // most)
 
 // fn(begin, end) over [0, n) in chunks of `grain`.
 template <typename Fn>

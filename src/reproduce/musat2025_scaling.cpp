@@ -398,7 +398,7 @@ Reproduction musat2025_scaling() {
   r.description =
       "N = 4..64 item-label pairs x 3 seeds x {query last, query uniform}, reduced 3-parameter flow: "
       "t_ICL ~ N^2 (last) and N^2 / ln N (uniform), T_gamma ~ N, with 95% intervals";
-  r.runtime = "2.7 min; --quick 7 s";
+  r.runtime = "1.8 min (CPU 3.5 min); --quick 7 s";
   r.config_toml = kConfig;
   r.quick_overrides = {"task.dim=32", "data.train_size=64", "data.val_size=32", "stages.0.time=5200", "threads=1"};
   r.run = [](ReproContext& c, const TrainOptions& o) {

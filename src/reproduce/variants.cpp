@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "core/parallel.h"
 #include "io/config.h"
 #include "train/interrupt.h"
 #include "train/run.h"
@@ -81,15 +82,23 @@ RunResult run_beside_variants(ReproContext& ctx, const TrainOptions& options, co
   if (!options.quiet)
     fmt::print("variants: {} run{} in {}/runs/, training beside the main run\n", variants.size(),
                variants.size() == 1 ? "" : "s", ctx.out_dir);
+  // Work-conserving threads (core/parallel.h): while the main run goes, the pool shares the other
+  // cores among its workers once nothing is left to start; the main run takes every core when
+  // the pool is done, the pool's workers take its core when it is done.
   bool variants_done = false;
   std::exception_ptr variants_error;
+  reserve_pool_cores(1);
   std::thread pool([&] {
     try {
       variants_done = run_variants(ctx, ctx.spec.config, variants, false, /*in_workers=*/true);
     } catch (...) {
       variants_error = std::current_exception();
     }
+    offer_threads(cores);
   });
+  struct Reset {
+    ~Reset() { reserve_pool_cores(0), offer_threads(0); }
+  } reset;
   RunSpec spec = ctx.spec;
   spec.threads = 1;
   RunResult main;
@@ -100,6 +109,7 @@ RunResult run_beside_variants(ReproContext& ctx, const TrainOptions& options, co
     pool.join();
     throw;
   }
+  reserve_pool_cores(0);
   pool.join();
   if (variants_error) std::rethrow_exception(variants_error);
   if (main.finished() && !variants_done) main.summary.status = RunStatus::Interrupted;

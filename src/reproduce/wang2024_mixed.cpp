@@ -323,7 +323,7 @@ Reproduction wang2024_mixed_target() {
   r.description =
       "six-parameter two-layer model, layer-wise gradient flow: fast 4-gram fit, plateau, abrupt induction "
       "head, convergence; cvode-bdf vs dopri5 evaluations";
-  r.runtime = "2.2 min with its dopri5 and joint variants (CPU 3.1 min); --quick 25 s";
+  r.runtime = "1.8 min with its dopri5 and joint variants (CPU 3.3 min); --quick 25 s";
   r.config_toml = kWang2024MixedTargetConfig;
   r.quick_overrides = {"data.train_size=2000", "data.val_size=500", "stages.0.segments_per_decade=10",
                        "stages.1.segments_per_decade=20"};

@@ -7,17 +7,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "train/interrupt.h"
 #include "train/sweep_point.h"
 
@@ -140,15 +143,42 @@ pid_t spawn_worker(const std::string& out_dir, const std::string& store_file, in
 
 // The local pool: `workers` processes claim points from the store; a worker that dies has its
 // point put back (or failed after kMaxAttempts) and is replaced.
+std::atomic<int> g_reserved_cores{0};
+
+// Writes a worker's thread offer (write, then rename: the worker never reads half a number).
+void write_thread_offer(const std::string& store_file, pid_t pid, int threads) {
+  const std::string path = worker_thread_file(store_file, pid), tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << threads << "\n";
+    if (!f) return;  // an offer that cannot be written leaves the worker as it is
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+}
+
 bool run_pool(SweepStore& store, const std::string& out_dir, int workers, int threads, Progress& progress) {
-  std::map<pid_t, bool> children;
+  std::map<pid_t, int> children;  // pid -> threads offered (started with `threads`)
   bool forwarded = false;
   int exec_failures = 0;
   auto pending = [&] { return store.counts().pending; };
   auto top_up = [&] {
     const int want = std::min(workers, int(children.size()) + pending());
     while (!interrupt_requested() && int(children.size()) < want)
-      children[spawn_worker(out_dir, store.path(), threads)];
+      children[spawn_worker(out_dir, store.path(), threads)] = threads;
+  };
+  // Work-conserving threads: with nothing left to start, the running workers share the pool's
+  // cores, so that the last points of a pool do not train on one core while the others idle.
+  auto share_cores = [&] {
+    if (children.empty() || interrupt_requested() || pending() > 0) return;
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    const int budget = std::min(workers * threads, cores - g_reserved_cores.load());
+    const int n = int(children.size()), each = budget / n, rest = budget % n;
+    int i = 0;
+    for (auto& [child, offered] : children) {
+      const int share = each + (i++ < rest ? 1 : 0);
+      if (share > offered) write_thread_offer(store.path(), child, offered = share);
+    }
   };
   top_up();
   while (!children.empty()) {
@@ -163,11 +193,14 @@ bool run_pool(SweepStore& store, const std::string& out_dir, int workers, int th
     for (auto& [child, _] : children)
       if ((pid = waitpid(child, &st, WNOHANG)) > 0) break;
     if (pid <= 0) {
+      share_cores();
       progress.update(store.counts());
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
     if (!children.erase(pid)) continue;
+    std::error_code ec;
+    fs::remove(worker_thread_file(store.path(), pid), ec);
     const std::string who = fmt::format("pid {}", pid);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
       IHLAB_CHECK(++exec_failures < 3, "sweep: the worker program {} could not be started", sweep_worker_executable());
@@ -280,7 +313,14 @@ SweepRunResult run_sweep(const SweepPlan& plan, const std::string& out_dir, cons
   return res;
 }
 
+std::string worker_thread_file(const std::string& store_file, long pid) {
+  return fmt::format("{}.threads-{}", store_file, pid);
+}
+
+void reserve_pool_cores(int n) { g_reserved_cores.store(std::max(0, n)); }
+
 int run_sweep_worker(const std::string& out_dir, const std::string& store_file, int threads) {
+  set_thread_offer_file(worker_thread_file(store_file, long(getpid())));
   SweepStore store = SweepStore::open(store_file, false);
   return run_points_here(store, out_dir, threads, nullptr) ? 0 : 130;
 }

@@ -85,8 +85,15 @@ std::vector<StorePoint> plan_rows(const SweepPlan& plan);
 SweepRunResult run_sweep(const SweepPlan& plan, const std::string& out_dir, const SweepRunOptions& o);
 
 // The loop of one worker process (`ihlab sweep worker`): claims points from the store until none
-// is pending, runs each and records it. Returns 0, or 130 when interrupted.
+// is pending, runs each and records it. Returns 0, or 130 when interrupted. Its thread offer
+// (core/parallel.h) is the number in the file worker_thread_file(store_file, its pid).
 int run_sweep_worker(const std::string& out_dir, const std::string& store_file, int threads);
+std::string worker_thread_file(const std::string& store_file, long pid);
+
+// Cores this process's own training uses beside its worker pools (a reproduction's main run beside
+// its variants). Once nothing is left to start, a pool shares min(workers x threads, cores - these)
+// among its running workers.
+void reserve_pool_cores(int n);
 
 // The program a worker process runs ("ihlab sweep worker ..."): this executable by default.
 void set_sweep_worker_executable(const std::string& path);

@@ -164,6 +164,7 @@ bool Trainer<T>::diverged(const std::string& what, double value) {
 
 template <typename T>
 bool Trainer<T>::after_step(bool stage_end) {
+  adopt_offered_threads();  // cores a finished sibling run left (core/parallel.h)
   const LogSpec& l = spec_.log;
   const int64_t step = pos_.step;
   bool log_now = step % l.every == 0 || stage_end || (l.geometric && geometric_step(step));
