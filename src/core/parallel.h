@@ -18,10 +18,12 @@ int num_threads();
 // share of the cores. When a sibling finishes and nothing is left to start, its cores are offered
 // to the runs still going, which take them up between steps. No result depends on the thread
 // count (chunks are fixed by the problem size), so an offer changes the wall time only.
-void offer_threads(int n);                            // this process's run may use up to n threads; 0 withdraws
-void set_thread_offer_file(const std::string& path);  // a worker process: its offer is the number in this file
-void adopt_offered_threads();  // between steps: grow to the offer (never shrinks; the file is read twice a second at
-                               // most)
+// offer_threads: this process's run may use up to n threads (0 withdraws). set_thread_offer_file:
+// a worker process's offer is the number in this file. adopt_offered_threads, between steps: grow
+// to the offer (never shrink; the file is read twice a second at most).
+void offer_threads(int n);
+void set_thread_offer_file(const std::string& path);
+void adopt_offered_threads();
 
 // fn(begin, end) over [0, n) in chunks of `grain`.
 template <typename Fn>
