@@ -20,48 +20,23 @@
 #include "models/registry.h"
 #include "tasks/registry.h"
 #include "train/run_schema.h"
+#include "../tests/circuit_test_heads.h"
 
 using namespace ihlab;
 
 namespace {
 
-const char* kConfig = R"(
-dtype = "float64"
-[task]
-name = "mixed-target"
-length = 20
-[model]
-name = "attention-circuit"
-[[model.heads]]
-name = "prev"
-layer = 1
-score = "alibi"
-offset = 1
-min_back = 1
-write = 1
-[[model.heads]]
-name = "ind"
-layer = 2
-score = "dot"
-key = 1
-min_back = 1
-first_key = 1
-[[model.heads]]
-name = "pos"
-layer = 2
-score = "distance"
-offset = 2
-min_back = 1
-first_key = 1
-[[stages]]
-steps = 1
-)";
+// The six-parameter model as the tests and the PyTorch check describe it.
+std::string config_text() {
+  return "dtype = \"float64\"\n[task]\nname = \"mixed-target\"\nlength = 20\n[model]\nname = \"attention-circuit\"\n" +
+         circuit_test::six_parameter_heads() + "\n[[stages]]\nsteps = 1\n";
+}
 
 // mode: 0 = layer1_copy, 1 = layer2, 2 = joint; lanes: 1 = vector lanes, 0 = one at a time.
 void BM_circuit_gradient(benchmark::State& st) {
   const int mode = int(st.range(0));
   const bool lanes = st.range(1) != 0;
-  nlohmann::json cfg = run_schema().resolve(parse_toml_string(kConfig, "bench_circuit"));
+  nlohmann::json cfg = run_schema().resolve(parse_toml_string(config_text(), "bench_circuit"));
   auto task = make_task(cfg["task"]);
   auto model = make_model<double>(cfg["model"], *task, 1);
   const Batch batch = task->sample(20000, 3, StreamKind::Data, 0);

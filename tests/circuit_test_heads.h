@@ -1,7 +1,7 @@
 #pragma once
 // The six-parameter model of Wang et al. 2024 as [[model.heads]] tables (the heads of
 // examples/wang2024-mixed-target.toml), shared by the attention-circuit tests and the PyTorch dump
-// tool so the three describe one model.
+// tool so the three describe one model (bench/bench_circuit.cpp times it too).
 #include <string>
 
 namespace ihlab::circuit_test {
