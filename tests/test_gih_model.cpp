@@ -227,20 +227,25 @@ TEST(GihModel, InitFollowsTheSpec) {
 // ---------------------------------------------------------------------------------------------
 // (b) Forward against the reference, float64, 1e-12.
 
+// Both with every position run and with the merged keys of a reused batch (tests/test_gih_merged_keys.cpp).
 void expect_matches_reference(const GihConfig& cfg, const Params& p, const Batch& b) {
   RefOut ref = reference(cfg, p.w, p.c, p.a[0], b);
-  GihRequest req;
-  req.y = true;
-  req.seq_loss = true;
-  auto res = gih_compute(cfg, p.w.data(), p.c.data(), p.a[0], b.tokens.data(), b.size, b.length, req);
-  EXPECT_EQ(res.used_table, cfg.kernel == GihKernel::Table) << describe(cfg);
-  EXPECT_NEAR(res.loss, ref.mean, 1e-12 * std::max(1.0, std::abs(ref.mean))) << describe(cfg);
-  double worst_y = 0, worst_l = 0;
-  for (size_t i = 0; i < ref.y.size(); ++i) worst_y = std::max(worst_y, std::abs(res.y[i] - ref.y[i]));
-  for (size_t i = 0; i < ref.loss.size(); ++i)
-    worst_l = std::max(worst_l, std::abs(res.seq_loss[i] - ref.loss[i]) / std::max(1.0, std::abs(ref.loss[i])));
-  EXPECT_LE(worst_y, 1e-12) << describe(cfg);
-  EXPECT_LE(worst_l, 1e-12) << describe(cfg);
+  for (bool reused : {false, true}) {
+    GihRequest req;
+    req.y = true;
+    req.seq_loss = true;
+    req.reused_batch = reused;
+    auto res = gih_compute(cfg, p.w.data(), p.c.data(), p.a[0], b.tokens.data(), b.size, b.length, req);
+    const std::string what = describe(cfg) + (reused ? ", merged keys" : "");
+    EXPECT_EQ(res.used_table, cfg.kernel == GihKernel::Table) << what;
+    EXPECT_NEAR(res.loss, ref.mean, 1e-12 * std::max(1.0, std::abs(ref.mean))) << what;
+    double worst_y = 0, worst_l = 0;
+    for (size_t i = 0; i < ref.y.size(); ++i) worst_y = std::max(worst_y, std::abs(res.y[i] - ref.y[i]));
+    for (size_t i = 0; i < ref.loss.size(); ++i)
+      worst_l = std::max(worst_l, std::abs(res.seq_loss[i] - ref.loss[i]) / std::max(1.0, std::abs(ref.loss[i])));
+    EXPECT_LE(worst_y, 1e-12) << what;
+    EXPECT_LE(worst_l, 1e-12) << what;
+  }
 }
 
 TEST(GihForward, MatchesReferenceBothKernelsModesLosses) {

@@ -12,6 +12,7 @@
 #include "core/ops_common.h"
 #include "core/parallel.h"
 #include "models/gih_kernel_detail.h"
+#include "models/gih_key_cache.h"
 
 namespace ihlab {
 
@@ -220,6 +221,10 @@ Plan<T> make_plan(const GihConfig& cfg, const T* w, const T* c, T a, int64_t L) 
               M);
   P.table = cfg.kernel == GihKernel::Table || (cfg.kernel == GihKernel::Auto && table_ok);
   if (P.table) {
+    // merge_keys packs a key as token * NP^H + sum_h pattern_h NP^h.
+    double key_bits = std::log2(double(d));
+    for (int h = 0; h < H; ++h) key_bits += std::log2(double(P.NP));
+    P.mergeable = key_bits < 62;
     P.base.resize(M + 1);
     int64_t b = 0;
     for (int m = 0; m <= M; ++m) {
@@ -331,18 +336,26 @@ GihResult<T> gih_compute(const GihConfig& cfg, const T* w, const T* c, T a, cons
   const int64_t chunks = (n + grain - 1) / grain;
   const int64_t dW_size = P.table ? P.gsize : int64_t(P.H) * (P.M + 1) * P.M;
   std::vector<ChunkAcc> acc(chunks);
+  std::unique_ptr<KeyCacheEntry<T>> keys;
+  if (P.table && req.reused_batch) keys = take_key_entry(P, tokens, n, grain);
   auto run_chunk = [&](int64_t ci, Work<T>& wk) {
     ChunkAcc& A = acc[ci];
     if (req.grad_c || req.grad_a) A.G.assign((P.nS + 1) * kLaneSlots, 0.0);
     if (req.grad_w) A.dW.assign(dW_size, 0.0);
-    const int64_t end = std::min(n, (ci + 1) * grain);
-    for (int64_t rI = ci * grain; rI < end; ++rI) {
+    const int64_t begin = ci * grain, end = std::min(n, (ci + 1) * grain);
+    KeyChunk<T>* kc = keys ? &keys->chunks[ci] : nullptr;
+    if (kc && !kc->built_from(tokens + begin * row_len, end - begin, row_len))
+      kc->build(P, tokens + begin * row_len, end - begin, row_len, wk);
+    for (int64_t rI = begin; rI < end; ++rI) {
       const int32_t* x = tokens + rI * row_len;
       if (!tokens_ok(x, int(L + 1), P.d)) {
         A.bad = true;
         continue;
       }
-      const double l = run_sequence(P, cfg, req, x, wk, A, req.y ? res.y.data() + rI * P.d : nullptr);
+      const SeqKeys<T> view = kc ? kc->view(P.H, rI - begin) : SeqKeys<T>{};
+      A.keys += kc ? view.n : L;
+      const double l =
+          run_sequence(P, cfg, req, x, kc ? &view : nullptr, wk, A, req.y ? res.y.data() + rI * P.d : nullptr);
       A.loss += l;
       if (req.seq_loss) res.seq_loss[rI] = l;
     }
@@ -365,6 +378,8 @@ GihResult<T> gih_compute(const GihConfig& cfg, const T* w, const T* c, T a, cons
     }
   }
 
+  if (keys) return_key_entry(std::move(keys));
+
   // Sum over chunks in chunk order; within a chunk, the 16 lanes pairwise (a fixed order).
   auto lane_sum = [](const double* l) {
     double t[kLaneSlots];
@@ -378,6 +393,7 @@ GihResult<T> gih_compute(const GihConfig& cfg, const T* w, const T* c, T a, cons
   for (auto& A : acc) {
     IHLAB_CHECK(!A.bad, "gih: a token is outside [0, {}) (the model's vocab)", P.d);
     loss += A.loss;
+    res.keys += A.keys;
     if (req.grad_a) da += lane_sum(A.G.data() + P.nS * kLaneSlots);
     if (req.grad_c)
       for (int S = 0; S < P.nS; ++S) G[S] += lane_sum(A.G.data() + S * kLaneSlots);
@@ -416,6 +432,7 @@ Var<T> gih_loss(const Var<T>& w, const Var<T>& c, const Var<T>& a, const Batch& 
   req.grad_w = w.requires_grad();
   req.grad_c = c.requires_grad();
   req.grad_a = a.requires_grad();
+  req.reused_batch = b.reused;
   auto res = std::make_shared<GihResult<T>>(
       gih_compute(cfg, w.value().data(), c.value().data(), a.value()[0], b.tokens.data(), b.size, b.length, req));
   return make_result<T>("gih_loss", Tensor<T>::scalar(T(res->loss)), {w, c, a}, [res](Node<T>& node) {

@@ -121,6 +121,13 @@ struct GihRequest {
   bool grad_w = false, grad_c = false, grad_a = false;  // gradients of the mean loss
   bool y = false;                                       // the predictions y [n, d]
   bool seq_loss = false;                                // the loss of every sequence [n]
+  // The same tokens come again in later calls (a fixed training set used whole, the validation
+  // set). The table path then merges the positions of each sequence that read the same patterns
+  // and hold the same token into one key with a count (their terms of the loss are equal), once
+  // per batch, and runs on the merged keys: the same loss and gradients up to rounding, about
+  // L / (distinct keys) times less work. Off, every position runs (merging would cost about as
+  // much as it saves on a batch seen once). Results are a function of this flag and the inputs.
+  bool reused_batch = false;
 };
 
 template <typename T>
@@ -131,6 +138,7 @@ struct GihResult {
   std::vector<T> y;              // [n, d]
   std::vector<double> seq_loss;  // [n]
   bool used_table = false;       // which path ran
+  int64_t keys = 0;              // keys run over all sequences: n L unless merged (reused_batch)
 };
 
 // w: [H, M] row-major, c: [num subsets], tokens: [n, row_len] with row_len = L + 1 >= 2 and every

@@ -33,14 +33,28 @@ struct Plan {
   std::vector<double> V, VB, nrm;    // [H][NP][d], [H][NP][d], [H][NP]
   std::vector<int64_t> qbase, goff;  // per head: first query pattern, offset into gram
   int64_t gsize = 0;
-  std::vector<T> gram;  // per head [query rows, NP]: ReLU(<vbar_q, vbar_p>)
-  avec<T> gram64;       // NP <= 64: the same rows padded to 64 entries
+  std::vector<T> gram;     // per head [query rows, NP]: ReLU(<vbar_q, vbar_p>)
+  avec<T> gram64;          // NP <= 64: the same rows padded to 64 entries
+  bool mergeable = false;  // a key (token, H patterns) fits in 62 bits (merge_keys)
   const double* Arow(int h, int m) const { return A.data() + (int64_t(h) * (M + 1) + m) * M; }
 };
 
 // Zeros in front of the token and pattern arrays: pattern 0 for the heads' shifted reads
 // (offsets o_h <= 15) and token reads up to 16 before position 0 (table path: M <= 15).
 constexpr int64_t kPrefix = 32;
+
+// The keys of one sequence on the table path. A key is a position's token and the H patterns its
+// heads read; everything the loss depends on is the multiset of keys and the query's Gram rows, so
+// positions with the same key can be merged into one key with a count (merge_keys). Unmerged, the
+// keys are the positions themselves (count = nullptr means 1 each).
+template <typename T>
+struct SeqKeys {
+  int64_t n = 0, np = 0;         // keys; padded to a multiple of kPad
+  const int32_t* pat[16] = {};   // per head [np]: the pattern it reads (0 on the padding)
+  const int32_t* tok = nullptr;  // [np]: the token (0 on the padding)
+  const T* count = nullptr;      // [np]: positions merged into the key (0 on the padding)
+  int64_t qrow[16] = {};         // per head: the Gram row of the query's pattern
+};
 
 template <typename T>
 struct Work {
@@ -53,6 +67,14 @@ struct Work {
   // Table path: dL/dgram accumulated over one chunk, [gram entries][kBanks] laid out per Gram
   // row as [kBanks][NP]; folded into the chunk's double accumulator (and zeroed) at its end.
   avec<T> bank;
+  // merge_keys: the merged keys ([H][Lp], [Lp], [Lp]) and an open-addressing table of the keys
+  // seen so far in the sequence (a slot is live when its stamp is the current one).
+  avec<int32_t> mpat, mtok;
+  avec<T> mcount;
+  std::vector<int64_t> hkey;
+  std::vector<int32_t> hidx;
+  std::vector<uint32_t> hstamp;
+  uint32_t stamp = 0;
   explicit Work(const Plan<T>& P) {
     const int64_t Lp = P.Lp;
     pidbuf.assign(kPrefix + Lp + kPad, 0);
@@ -76,17 +98,27 @@ struct ChunkAcc {
   avec<double> G;
   std::vector<double> dW;  // table: d loss / d gram [gsize]; direct: d loss / d A [H][M+1][M]
   bool bad = false;        // a token out of range
+  int64_t keys = 0;        // keys run (positions, or merged keys)
 };
 
 // One sequence (row x of L+1 tokens): returns its loss, writes y (if y_out) and adds its gradient
-// contributions to `acc` (table path: into wk.bank, folded per chunk).
+// contributions to `acc` (table path: into wk.bank, folded per chunk). `keys` (table path only):
+// the sequence's merged keys; nullptr runs every position as its own key.
 template <typename T>
-double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& req, const int32_t* x, Work<T>& wk,
-                    ChunkAcc& acc, T* y_out);
+double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& req, const int32_t* x,
+                    const SeqKeys<T>* keys, Work<T>& wk, ChunkAcc& acc, T* y_out);
 
-extern template double run_sequence<float>(const Plan<float>&, const GihConfig&, const GihRequest&, const int32_t*,
-                                           Work<float>&, ChunkAcc&, float*);
-extern template double run_sequence<double>(const Plan<double>&, const GihConfig&, const GihRequest&, const int32_t*,
-                                            Work<double>&, ChunkAcc&, double*);
+// The merged keys of sequence x (table path), in the order of their first position, in wk.mpat
+// (stride Lp), wk.mtok, wk.mcount; the view points there (valid until the next call).
+template <typename T>
+SeqKeys<T> merge_keys(const Plan<T>& P, const int32_t* x, Work<T>& wk);
+
+#define IHLAB_GIH_SEQUENCE_EXTERN(T)                                                                          \
+  extern template double run_sequence<T>(const Plan<T>&, const GihConfig&, const GihRequest&, const int32_t*, \
+                                         const SeqKeys<T>*, Work<T>&, ChunkAcc&, T*);                         \
+  extern template SeqKeys<T> merge_keys<T>(const Plan<T>&, const int32_t*, Work<T>&);
+IHLAB_GIH_SEQUENCE_EXTERN(float)
+IHLAB_GIH_SEQUENCE_EXTERN(double)
+#undef IHLAB_GIH_SEQUENCE_EXTERN
 
 }  // namespace ihlab::gih_detail

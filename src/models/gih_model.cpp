@@ -34,9 +34,10 @@ Var<T> GihModel<T>::loss(const Batch& b) {
 }
 
 template <typename T>
-GihResult<T> GihModel<T>::run(const Batch& b, const GihRequest& req) {
+GihResult<T> GihModel<T>::run(const Batch& b, GihRequest req) {
   IHLAB_CHECK(int64_t(b.tokens.size()) == b.size * b.length, "gih: batch holds {} tokens, expected {} x {}",
               b.tokens.size(), b.size, b.length);
+  req.reused_batch = b.reused;
   return gih_compute(cfg_, w_.value().data(), c_.value().data(), a_.value()[0], b.tokens.data(), b.size, b.length, req);
 }
 

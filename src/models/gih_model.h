@@ -52,7 +52,7 @@ class GihModel : public Model<T> {
   Var<T>& a() { return a_; }
 
  private:
-  GihResult<T> run(const Batch& b, const GihRequest& req);
+  GihResult<T> run(const Batch& b, GihRequest req);  // req.reused_batch is taken from b
   GihConfig cfg_;
   std::vector<GihSubset> subsets_;
   Var<T> w_, c_, a_;

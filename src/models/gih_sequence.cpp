@@ -2,6 +2,7 @@
 // selector and classifier, the loss, and the backward pass down to dL/dgram (table path) or
 // dL/dA (direct path). See gih_kernel.h for the math and gih_simd.h for the vector helpers.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -133,42 +134,43 @@ inline void pattern_ids(const Plan<T>& P, const int32_t* __restrict x, const int
   }
 }
 
-// r_h(j) = ReLU(g_h(j)) from the Gram row of the query's pattern; the padding stays 0.
-//   pid: [kPrefix | Lp + kPad] pattern ids (pid[-o] valid for o < kPrefix);  r: [H, Lp] out.
+// The Gram row of the query's pattern for head h.  pid: as pattern_ids.
 template <typename T>
-inline void table_layer1(const Plan<T>& P, const int32_t* pid, T* __restrict r) {
-  const int64_t L = P.L, Lp = P.Lp;
+inline int64_t query_row(const Plan<T>& P, int h, const int32_t* pid) {
+  return P.goff[h] / P.NP + (pid[P.L - P.off[h]] - P.qbase[h]);
+}
+
+// r_h(key) = ReLU(g_h(key)) from the Gram row of the query's pattern; the padding stays 0.
+//   r: [H, k.np] out.
+template <typename T>
+inline void table_layer1(const Plan<T>& P, const SeqKeys<T>& k, T* __restrict r) {
   for (int h = 0; h < P.H; ++h) {
-    const int32_t* ph = pid - P.off[h];
-    const int64_t row = P.goff[h] / P.NP + (ph[L] - P.qbase[h]);  // the Gram row of the query
-    T* rh = r + h * Lp;
+    T* rh = r + h * k.np;
     if (P.NP <= kLookupMax) {
-      lookup64(rh, P.gram64.data() + row * kLookupMax, ph, Lp);  // the table holds ReLU(g)
-      for (int64_t j = L; j < Lp; ++j) rh[j] = T(0);
+      lookup64(rh, P.gram64.data() + k.qrow[h] * kLookupMax, k.pat[h], k.np);  // the table holds ReLU(g)
+      for (int64_t j = k.n; j < k.np; ++j) rh[j] = T(0);
     } else {
-      gather(rh, P.gram.data() + row * P.NP, ph, int(L));
+      gather(rh, P.gram.data() + k.qrow[h] * P.NP, k.pat[h], int(k.n));
     }
   }
 }
 
-// Backward of table_layer1 for head h: dL/dg_h(j) added into the banks of the Gram row of this
+// Backward of table_layer1 for head h: dL/dg_h(key) added into the banks of the Gram row of this
 // sequence's query pattern (folded into dL/dgram once per chunk).
-//   pid: as table_layer1;  dg: [Lp] dL/dg_h;  bank: [gsize][kBanks] (Work::bank).
+//   dg: [k.np] dL/dg_h;  bank: [gsize][kBanks] (Work::bank).
 template <typename T>
-inline void table_layer1_backward(const Plan<T>& P, int h, const int32_t* pid, const T* dg, T* bank) {
-  const int32_t* ph = pid - P.off[h];
-  T* row = bank + (P.goff[h] + (ph[P.L] - P.qbase[h]) * P.NP) * kBanks;
-  scatter_banked(row, P.NP, ph, dg, int(P.L));
+inline void table_layer1_backward(const Plan<T>& P, int h, const SeqKeys<T>& k, const T* dg, T* bank) {
+  scatter_banked(bank + k.qrow[h] * P.NP * kBanks, P.NP, k.pat[h], dg, int(k.n));
 }
 
 // ---- Selector: kappa_S = prod_{h in S} r_h and F = sum_S p_S kappa_S.
 
-// r: [H, Lp];  kap: [nS, Lp] out;  F: [Lp] out. kappa_S = kappa_{parent} * r_{last} (subset order).
+// r: [H, Lp];  kap: [nS, Lp] out;  F: [Lp] out (Lp: the padded number of keys).
+// kappa_S = kappa_{parent} * r_{last} (subset order).
 template <typename T>
-inline void selector(const Plan<T>& P, const T* __restrict r, T* __restrict kap, T* __restrict F) {
+inline void selector(const Plan<T>& P, int64_t Lp, const T* __restrict r, T* __restrict kap, T* __restrict F) {
   using V = VecT<T>;
   constexpr int W = Simd<T>::W;
-  const int64_t Lp = P.Lp;
   for (int64_t j = 0; j < Lp; j += W) {
     vstore(kap + j, vsplat(T(1)));
     vstore(F + j, vsplat(P.p[0]));
@@ -190,12 +192,11 @@ inline void selector(const Plan<T>& P, const T* __restrict r, T* __restrict kap,
 // g_h(j) > 0 (else 0), written in r_h's place. `pi` walks P.pairs (ordered by h) across calls.
 //   kap: [nS, Lp];  ds: [Lp] a * dL/dscore;  dr: [Lp] scratch;  rh: [Lp] r_h in, dL/dg_h out.
 template <typename T>
-inline void selector_backward(const Plan<T>& P, int h, size_t& pi, const T* __restrict kap, const T* __restrict ds,
-                              T* __restrict dr, T* __restrict rh) {
+inline void selector_backward(const Plan<T>& P, int h, size_t& pi, int64_t Lp, const T* __restrict kap,
+                              const T* __restrict ds, T* __restrict dr, T* __restrict rh) {
   using V = VecT<T>;
   using I = IVecT<T>;
   constexpr int W = Simd<T>::W;
-  const int64_t Lp = P.Lp;
   for (int64_t j = 0; j < Lp; j += W) vstore(dr + j, V{});
   for (; pi < P.pairs.size() && P.pairs[pi].h == h; ++pi) {
     const T pS = P.p[P.pairs[pi].S];
@@ -209,14 +210,16 @@ inline void selector_backward(const Plan<T>& P, int h, size_t& pi, const T* __re
   }
 }
 
-// ---- Classifier: s = softmax(a F) over the keys, y = sum_j s_j onehot(x_j).
+// ---- Classifier: s = softmax(a F) over the positions, y = sum_j s_j onehot(x_j).
 
-// F: [Lp] (padding F = p_0);  s: [Lp] out, 0 on the padding.
+// Over keys: s_j = count_j exp(a F_j) / sum_k count_k exp(a F_k), the total weight of the
+// positions merged into key j.
+//   F: [Lp] (padding F = p_0);  count: [Lp] (nullptr: 1 each);  s: [Lp] out, 0 on the padding.
 template <typename T>
-inline void softmax_scores(const Plan<T>& P, const T* __restrict F, T* __restrict s) {
+inline void softmax_scores(const Plan<T>& P, int64_t L, int64_t Lp, const T* __restrict F, const T* __restrict count,
+                           T* __restrict s) {
   using V = VecT<T>;
   constexpr int W = Simd<T>::W;
-  const int64_t L = P.L, Lp = P.Lp;
   // Shift by the largest score. F >= 0 (p_S >= 0, kappa_S >= 0), and the padding holds
   // F = p_0 <= every real F, so for a >= 0 the max over the padded array is the right one.
   const T a = P.a;
@@ -232,7 +235,7 @@ inline void softmax_scores(const Plan<T>& P, const T* __restrict F, T* __restric
     V t = a * vload<V>(F + j) - mx;
     t = t < kExpMin<T> ? vsplat(kExpMin<T>) : t;
     const V e = vexp(t);
-    vstore(s + j, e);
+    vstore(s + j, count ? e * vload<V>(count + j) : e);
   }
   for (int64_t j = L; j < Lp; ++j) s[j] = T(0);
   for (int64_t j = 0; j < Lp; j += W) vsum += vload<V>(s + j);
@@ -241,13 +244,12 @@ inline void softmax_scores(const Plan<T>& P, const T* __restrict F, T* __restric
 }
 
 // y[k] = sum of s_j over the keys j holding token k.
-//   x: [L+1];  xk: [Lp] keys;  s: [Lp];  y: [d] out.
+//   xk: [Lp] the keys' tokens (0 on the padding);  s: [Lp];  y: [d] out.
 template <typename T>
-inline void class_probs(const Plan<T>& P, const int32_t* __restrict x, const int32_t* __restrict xk,
-                        const T* __restrict s, T* __restrict y) {
+inline void class_probs(const Plan<T>& P, int64_t L, int64_t Lp, const int32_t* __restrict xk, const T* __restrict s,
+                        T* __restrict y) {
   using V = VecT<T>;
   constexpr int W = Simd<T>::W;
-  const int64_t L = P.L, Lp = P.Lp;
   const int d = P.d;
   if (d <= 16) {  // masked vector sums, one per token
     for (int k = 0; k < d; ++k) {
@@ -257,7 +259,7 @@ inline void class_probs(const Plan<T>& P, const int32_t* __restrict x, const int
     }
   } else {
     std::fill_n(y, d, T(0));
-    for (int64_t j = 0; j < L; ++j) y[x[j]] += s[j];
+    for (int64_t j = 0; j < L; ++j) y[xk[j]] += s[j];
   }
 }
 
@@ -265,11 +267,10 @@ inline void class_probs(const Plan<T>& P, const int32_t* __restrict x, const int
 //   xk: [Lp] keys (0 on the padding);  s: [Lp];  y: [d];  gy: [d] dL/dy, centred in place;
 //   ds: [Lp] out.
 template <typename T>
-inline void scores_backward(const Plan<T>& P, const int32_t* __restrict xk, const T* __restrict s,
+inline void scores_backward(const Plan<T>& P, int64_t Lp, const int32_t* __restrict xk, const T* __restrict s,
                             const T* __restrict y, T* __restrict gy, T* __restrict ds) {
   using V = VecT<T>;
   constexpr int W = Simd<T>::W;
-  const int64_t Lp = P.Lp;
   const int d = P.d;
   T ybar = 0;
   for (int k = 0; k < d; ++k) ybar += y[k] * gy[k];
@@ -322,29 +323,38 @@ inline void dot_into_lanes(int64_t Lp, const T* __restrict ds, const T* __restri
 // stopping as early as the request allows (c and a need only dL/dscore; w needs layer 1's).
 template <typename T>
 double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& req, const int32_t* __restrict x,
-                    Work<T>& wk, ChunkAcc& acc, T* y_out) {
-  const int64_t L = P.L, Lp = P.Lp;
+                    const SeqKeys<T>* keys, Work<T>& wk, ChunkAcc& acc, T* y_out) {
   const int H = P.H, nS = P.nS;
-  int32_t* pid = wk.pidbuf.data() + kPrefix;
-  int32_t* xk = wk.xbuf.data() + kPrefix;
-  std::copy_n(x, L, xk);  // before and after: token 0
+  SeqKeys<T> own;  // every position its own key
+  if (!keys) {
+    int32_t* pid = wk.pidbuf.data() + kPrefix;
+    int32_t* xk = wk.xbuf.data() + kPrefix;
+    std::copy_n(x, P.L, xk);  // before and after: token 0
+    own.n = P.L, own.np = P.Lp, own.tok = xk;
+    if (P.table) {
+      pattern_ids(P, x, xk, pid);
+      for (int h = 0; h < H; ++h) own.pat[h] = pid - P.off[h], own.qrow[h] = query_row(P, h, pid);
+    }
+    keys = &own;
+  }
+  const SeqKeys<T>& k = *keys;
+  const int64_t Lp = k.np;  // the arrays below are [.., Lp]
   T *r = wk.r.data(), *kap = wk.kap.data(), *F = wk.F.data(), *s = wk.s.data(), *y = wk.y.data();
 
   if (P.table) {
-    pattern_ids(P, x, xk, pid);
-    table_layer1(P, pid, r);
+    table_layer1(P, k, r);
   } else {
     for (int h = 0; h < H; ++h) direct_layer1(P, h, x, wk);
   }
-  selector(P, r, kap, F);
-  softmax_scores(P, F, s);
-  class_probs(P, x, xk, s, y);
+  selector(P, Lp, r, kap, F);
+  softmax_scores(P, k.n, Lp, F, k.count, s);
+  class_probs(P, k.n, Lp, k.tok, s, y);
   if (y_out) std::copy_n(y, P.d, y_out);
-  const double loss = loss_and_dy(cfg, P.d, x[L], y, wk.gy.data());
+  const double loss = loss_and_dy(cfg, P.d, x[P.L], y, wk.gy.data());
   if (!(req.grad_w || req.grad_c || req.grad_a)) return loss;
 
   T* ds = wk.ds.data();
-  scores_backward(P, xk, s, y, wk.gy.data(), ds);
+  scores_backward(P, Lp, k.tok, s, y, wk.gy.data(), ds);
   if (req.grad_a) dot_into_lanes(Lp, ds, F, acc.G.data() + nS * kLaneSlots);
   if (req.grad_c)
     for (int S = 0; S < nS; ++S) dot_into_lanes(Lp, ds, kap + S * Lp, acc.G.data() + S * kLaneSlots);
@@ -356,18 +366,72 @@ double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& re
   size_t pi = 0;
   for (int h = 0; h < H; ++h) {
     T* rh = r + h * Lp;
-    selector_backward(P, h, pi, kap, ds, wk.dr.data(), rh);
+    selector_backward(P, h, pi, Lp, kap, ds, wk.dr.data(), rh);
     if (P.table)
-      table_layer1_backward(P, h, pid, rh, wk.bank.data());
+      table_layer1_backward(P, h, k, rh, wk.bank.data());
     else
       direct_layer1_backward(P, h, x, rh, wk, acc.dW.data());
   }
   return loss;
 }
 
-template double run_sequence<float>(const Plan<float>&, const GihConfig&, const GihRequest&, const int32_t*,
-                                    Work<float>&, ChunkAcc&, float*);
-template double run_sequence<double>(const Plan<double>&, const GihConfig&, const GihRequest&, const int32_t*,
-                                     Work<double>&, ChunkAcc&, double*);
+template <typename T>
+SeqKeys<T> merge_keys(const Plan<T>& P, const int32_t* __restrict x, Work<T>& wk) {
+  const int H = P.H;
+  const int64_t L = P.L, Lp = P.Lp;
+  int32_t* pid = wk.pidbuf.data() + kPrefix;
+  int32_t* xk = wk.xbuf.data() + kPrefix;
+  std::copy_n(x, L, xk);
+  pattern_ids(P, x, xk, pid);
+  if (wk.mtok.empty()) {
+    wk.mpat.assign(H * Lp, 0), wk.mtok.assign(Lp, 0), wk.mcount.assign(Lp, T(0));
+    size_t slots = 16;
+    while (slots < size_t(2 * L)) slots *= 2;
+    wk.hkey.assign(slots, 0), wk.hidx.assign(slots, 0), wk.hstamp.assign(slots, 0);
+  }
+  if (++wk.stamp == 0) {  // the stamps wrapped: forget every slot
+    std::fill(wk.hstamp.begin(), wk.hstamp.end(), 0u);
+    wk.stamp = 1;
+  }
+  const size_t mask = wk.hkey.size() - 1;
+  const int shift = 64 - std::countr_zero(wk.hkey.size());
+  int64_t n = 0;
+  for (int64_t j = 0; j < L; ++j) {
+    int64_t key = x[j];
+    for (int h = 0; h < H; ++h) key = key * P.NP + pid[j - P.off[h]];
+    // Keys too wide for 62 bits are never merged: each position gets its own slot (key = j).
+    if (!P.mergeable) key = j;
+    size_t slot = size_t((uint64_t(key) * 0x9E3779B97F4A7C15ull) >> shift) & mask;
+    while (wk.hstamp[slot] == wk.stamp && wk.hkey[slot] != key) slot = (slot + 1) & mask;
+    if (wk.hstamp[slot] == wk.stamp) {
+      wk.mcount[wk.hidx[slot]] += T(1);
+      continue;
+    }
+    wk.hstamp[slot] = wk.stamp, wk.hkey[slot] = key, wk.hidx[slot] = int32_t(n);
+    for (int h = 0; h < H; ++h) wk.mpat[h * Lp + n] = pid[j - P.off[h]];
+    wk.mtok[n] = x[j];
+    wk.mcount[n] = T(1);
+    ++n;
+  }
+  SeqKeys<T> k;
+  k.n = n;
+  k.np = (n + kPad - 1) / kPad * kPad;
+  for (int64_t u = n; u < k.np; ++u) {
+    for (int h = 0; h < H; ++h) wk.mpat[h * Lp + u] = 0;
+    wk.mtok[u] = 0, wk.mcount[u] = T(0);
+  }
+  for (int h = 0; h < H; ++h) k.pat[h] = wk.mpat.data() + h * Lp, k.qrow[h] = query_row(P, h, pid);
+  k.tok = wk.mtok.data();
+  k.count = wk.mcount.data();
+  return k;
+}
+
+#define IHLAB_GIH_SEQUENCE_INSTANTIATE(T)                                                              \
+  template double run_sequence<T>(const Plan<T>&, const GihConfig&, const GihRequest&, const int32_t*, \
+                                  const SeqKeys<T>*, Work<T>&, ChunkAcc&, T*);                         \
+  template SeqKeys<T> merge_keys<T>(const Plan<T>&, const int32_t*, Work<T>&);
+IHLAB_GIH_SEQUENCE_INSTANTIATE(float)
+IHLAB_GIH_SEQUENCE_INSTANTIATE(double)
+#undef IHLAB_GIH_SEQUENCE_INSTANTIATE
 
 }  // namespace ihlab::gih_detail

@@ -35,6 +35,12 @@ struct Batch {
   std::vector<double> candidates;         // [size, num_candidates, value_dim]
   std::vector<int32_t> candidate_target;  // [size] index of the right candidate
 
+  // The same sequences are passed again in later calls (a fixed training set used whole, the
+  // validation set): a model may keep work that depends only on the data between calls (the GIH
+  // kernel's merged keys). Its results are then a function of the data and this flag. select and
+  // slice return batches without it.
+  bool reused = false;
+
   // The sequences at `rows`, in that order (mini-batches and train/validation splits).
   Batch select(const std::vector<int64_t>& rows) const;
   Batch slice(int64_t begin, int64_t end) const;

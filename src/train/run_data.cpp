@@ -15,9 +15,11 @@ RunData make_run_data(const RunSpec& spec, std::shared_ptr<const Task> task) {
     Batch pool = task->sample(d.train_size + d.val_size, spec.seed, StreamKind::Data, 0);
     r.train = pool.slice(0, d.train_size);
     r.val = pool.slice(d.train_size, d.train_size + d.val_size);
+    r.train.reused = whole_train_batch(spec, r) != nullptr;  // every step trains on all of it
   } else {
     r.val = task->sample(d.val_size, spec.seed, StreamKind::Eval, 0);
   }
+  r.val.reused = true;
   r.task = std::move(task);
   return r;
 }
@@ -38,6 +40,11 @@ Batch train_batch(const RunSpec& spec, const RunData& data, int64_t step) {
   return data.train.select(idx);
 }
 
+const Batch* whole_train_batch(const RunSpec& spec, const RunData& data) {
+  const DataSpec& d = spec.data;
+  return d.mode == DataMode::Fixed && (d.batch_size == 0 || d.batch_size >= d.train_size) ? &data.train : nullptr;
+}
+
 int64_t train_batch_size(const RunSpec& spec) {
   const DataSpec& d = spec.data;
   if (d.mode == DataMode::Fresh) return d.batch_size;
@@ -48,7 +55,9 @@ Batch train_batch_rows(const RunSpec& spec, const RunData& data, int64_t step, i
   const DataSpec& d = spec.data;
   if (d.mode == DataMode::Fresh)
     return data.task->sample_rows(d.batch_size, begin, end, spec.seed, StreamKind::Data, uint64_t(step) + 1);
-  return train_batch(spec, data, step).slice(begin, end);  // an index selection: cheap next to a step
+  Batch b = train_batch(spec, data, step).slice(begin, end);  // an index selection: cheap next to a step
+  b.reused = data.train.reused;                               // the same rows at every step
+  return b;
 }
 
 }  // namespace ihlab

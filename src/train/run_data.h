@@ -26,6 +26,9 @@ RunData make_run_data(const RunSpec& spec);
 // mini-batch of it drawn without replacement by a stream keyed on the step. A pure function of
 // (seed, step), so a resumed run sees the batches an uninterrupted one would.
 Batch train_batch(const RunSpec& spec, const RunData& data, int64_t step);
+// The batch every step trains on, when it is the whole fixed training set (data.train itself, not
+// a copy); nullptr when the batches change from step to step.
+const Batch* whole_train_batch(const RunSpec& spec, const RunData& data);
 // The number of sequences in train_batch's batches.
 int64_t train_batch_size(const RunSpec& spec);
 // Rows begin .. end - 1 of train_batch(spec, data, step), bit for bit; a fresh draw samples only

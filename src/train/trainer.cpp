@@ -201,14 +201,18 @@ bool Trainer<T>::run_optimizer_stage(const StageSpec& st) {
     last_lr_ = learning_rate(st.schedule, st.lr, k, st.steps);
     // Under MPI each rank draws only the rows of its shards.
     const DataParallel& dp = opt_.data_parallel;
-    Batch b;
-    if (dp.size == 1) {
-      b = train_batch(spec_, data_, pos_.step);
-    } else {
-      const auto [begin, end] = rank_rows(train_batch_size(spec_), spec_.data.shards, dp);
-      b = train_batch_rows(spec_, data_, pos_.step, begin, end);
+    Batch drawn;
+    const Batch* b = dp.size == 1 ? whole_train_batch(spec_, data_) : nullptr;  // not copied every step
+    if (!b) {
+      if (dp.size == 1) {
+        drawn = train_batch(spec_, data_, pos_.step);
+      } else {
+        const auto [begin, end] = rank_rows(train_batch_size(spec_), spec_.data.shards, dp);
+        drawn = train_batch_rows(spec_, data_, pos_.step, begin, end);
+      }
+      b = &drawn;
     }
-    last_loss_ = sharded_gradient(model_, b, spec_.data.shards, dp);
+    last_loss_ = sharded_gradient(model_, *b, spec_.data.shards, dp);
     last_grad_norm_ = st.clip > 0 ? clip_grad_norm(trainable, st.clip) : grad_norm(trainable);
     if (!std::isfinite(last_loss_)) return diverged("loss", last_loss_);
     if (!std::isfinite(last_grad_norm_)) return diverged("gradient norm", last_grad_norm_);
