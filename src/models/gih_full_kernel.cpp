@@ -2,6 +2,7 @@
 // plan's pattern tables (gih_full_plan.cpp), the parallel loop over sequences in fixed chunks,
 // and the fused autograd op.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -25,26 +26,48 @@ struct ChunkAcc {
   bool bad = false;
 };
 
+// A sequence's positions with the same token and the same pattern under every head have equal
+// terms in the loss, so they run as one key with a count (Markov chains repeat themselves: several
+// times fewer keys than positions in the chen2024 setting).
 struct Work {
-  std::vector<int64_t> code;                 // [H * (L+1)]
-  std::vector<double> r, kap, F, s, ds, dr;  // [H*L], [nS*L], [L] x 4
+  std::vector<int64_t> code;                 // [H, L+1]: every position's pattern, the query's at L
+  int64_t n = 0;                             // keys of the current sequence
+  std::vector<int64_t> kcode;                // [H, n]: each key's pattern
+  std::vector<int64_t> qcode;                // [H]: the query's pattern
+  std::vector<int32_t> ktok;                 // [n]
+  std::vector<double> kcount;                // [n]: positions merged into the key
+  std::vector<double> r, kap, F, s, ds, dr;  // [H, n], [nS, n], [n] x 4
   std::vector<double> y, gy;                 // [d]
+  std::vector<int64_t> hkey;                 // open addressing: keys seen in this sequence
+  std::vector<int32_t> hidx;
+  std::vector<uint32_t> hstamp;  // a slot is live when its stamp is the current one
+  uint32_t stamp = 0;
+  int shift = 0;           // hash = (key * golden) >> shift, one bit per slot
+  bool mergeable = false;  // the H patterns pack into 62 bits
   explicit Work(const Plan& P) {
     const int64_t L = P.L;
     code.resize(P.H * (L + 1));
+    kcode.resize(P.H * L), qcode.resize(P.H), ktok.resize(L), kcount.resize(L);
     r.resize(P.H * L);
     kap.resize(P.nS * L);
     F.resize(L), s.resize(L), ds.resize(L), dr.resize(L);
     y.resize(P.d), gy.resize(P.d);
+    size_t slots = 16;
+    while (slots < size_t(2 * L)) slots *= 2;
+    hkey.resize(slots), hidx.resize(slots), hstamp.assign(slots, 0);
+    shift = 64 - std::countr_zero(slots);
+    double key_bits = 0;
+    for (int h = 0; h < P.H; ++h) key_bits += std::log2(double(P.NC));
+    mergeable = key_bits < 62;
   }
 };
 
-// ---- Layer 1: the pattern of every head at every position, then r_h(j) = ReLU(<u_L^h, u_j^h>).
-//   x: [L+1];  wk.code: [H, L+1] out;  wk.r: [H, L] out.
-void layer1(const Plan& P, const int32_t* x, Work& wk) {
-  const int64_t L = P.L, NC = P.NC;
-  const int d = P.d, M = P.M;
-  for (int h = 0; h < P.H; ++h) {
+// The pattern of every head at every position (wk.code), then the keys in the order of their
+// first position (wk.n, kcode, ktok, kcount, qcode).  x: [L+1].
+void merge_keys(const Plan& P, const int32_t* x, Work& wk) {
+  const int64_t L = P.L;
+  const int d = P.d, M = P.M, H = P.H;
+  for (int h = 0; h < H; ++h) {
     int64_t* cd = wk.code.data() + h * (L + 1);
     for (int64_t i = 0; i < L; ++i) cd[i] = x[i];
     cd[L] = d;
@@ -52,10 +75,46 @@ void layer1(const Plan& P, const int32_t* x, Work& wk) {
       const int64_t o = P.off[h] + 1 + k, pwk = P.pw[1 + k];
       for (int64_t i = 0; i <= L; ++i) cd[i] += pwk * (i - o >= 0 ? x[i - o] : d);
     }
+    wk.qcode[h] = cd[L];
+  }
+  // A pattern holds the position's token as its lowest digit, so the H patterns make the key.
+  if (++wk.stamp == 0) {
+    std::fill(wk.hstamp.begin(), wk.hstamp.end(), 0u);
+    wk.stamp = 1;
+  }
+  const size_t mask = wk.hkey.size() - 1;
+  int64_t n = 0;
+  for (int64_t j = 0; j < L; ++j) {
+    int64_t key = 0;
+    for (int h = 0; h < H; ++h) key = key * P.NC + wk.code[h * (L + 1) + j];
+    if (!wk.mergeable) key = j;
+    size_t slot = size_t((uint64_t(key) * 0x9E3779B97F4A7C15ull) >> wk.shift) & mask;
+    while (wk.hstamp[slot] == wk.stamp && wk.hkey[slot] != key) slot = (slot + 1) & mask;
+    if (wk.hstamp[slot] == wk.stamp) {
+      wk.kcount[wk.hidx[slot]] += 1.0;
+      continue;
+    }
+    wk.hstamp[slot] = wk.stamp, wk.hkey[slot] = key, wk.hidx[slot] = int32_t(n);
+    for (int h = 0; h < H; ++h) wk.kcode[h * L + n] = wk.code[h * (L + 1) + j];  // stride L for now
+    wk.ktok[n] = x[j];
+    wk.kcount[n] = 1.0;
+    ++n;
+  }
+  for (int h = 1; h < H; ++h)  // to stride n
+    std::copy_n(wk.kcode.data() + h * L, n, wk.kcode.data() + h * n);
+  wk.n = n;
+}
+
+// ---- Layer 1: r_h(key) = ReLU(<u_L^h, u_key^h>).  wk.r: [H, n] out.
+void layer1(const Plan& P, Work& wk) {
+  const int64_t NC = P.NC, n = wk.n;
+  const int d = P.d;
+  for (int h = 0; h < P.H; ++h) {
+    const int64_t* cd = wk.kcode.data() + h * n;
     const double* Uh = P.U.data() + h * NC * d;
-    const double* uq = Uh + cd[L] * d;
-    double* r = wk.r.data() + h * L;
-    for (int64_t j = 0; j < L; ++j) {
+    const double* uq = Uh + wk.qcode[h] * d;
+    double* r = wk.r.data() + h * n;
+    for (int64_t j = 0; j < n; ++j) {
       const double* uj = Uh + cd[j] * d;
       double g = 0;
       for (int e = 0; e < d; ++e) g += uq[e] * uj[e];
@@ -64,30 +123,30 @@ void layer1(const Plan& P, const int32_t* x, Work& wk) {
   }
 }
 
-// Backward of layer1 from ds (dL/dscore): dL/dg_h(j) = a ds_j sum_{S ni h} p_S kappa_{S \ h}(j)
-// where g_h(j) > 0, then into dL/du of the key patterns and of the query pattern.
-//   wk.ds, wk.kap, wk.r, wk.code: as made by the forward;  acc.dU: [H, NC, d] added to.
+// Backward of layer1 from ds (dL/dscore of each key): dL/dg_h(j) = a ds_j sum_{S ni h} p_S
+// kappa_{S \ h}(j) where g_h(j) > 0, then into dL/du of the key patterns and of the query pattern.
+//   wk.ds, wk.kap, wk.r, wk.kcode: as made by the forward;  acc.dU: [H, NC, d] added to.
 void layer1_backward(const Plan& P, Work& wk, ChunkAcc& acc) {
-  const int64_t L = P.L, NC = P.NC;
+  const int64_t n = wk.n, NC = P.NC;
   const int d = P.d;
   const double a = P.a;
   const double* ds = wk.ds.data();
   double* dr = wk.dr.data();
   size_t pi = 0;
   for (int h = 0; h < P.H; ++h) {
-    std::fill_n(dr, L, 0.0);
+    std::fill_n(dr, n, 0.0);
     for (; pi < P.pairs.size() && P.pairs[pi].h == h; ++pi) {
       const double pS = P.p[P.pairs[pi].S];
-      const double* km = wk.kap.data() + P.pairs[pi].Sm * L;
-      for (int64_t j = 0; j < L; ++j) dr[j] += pS * km[j];
+      const double* km = wk.kap.data() + P.pairs[pi].Sm * n;
+      for (int64_t j = 0; j < n; ++j) dr[j] += pS * km[j];
     }
-    const int64_t* cd = wk.code.data() + h * (L + 1);
+    const int64_t* cd = wk.kcode.data() + h * n;
     const double* Uh = P.U.data() + h * NC * d;
-    const double* uq = Uh + cd[L] * d;
-    const double* rh = wk.r.data() + h * L;
+    const double* uq = Uh + wk.qcode[h] * d;
+    const double* rh = wk.r.data() + h * n;
     double* dUh = acc.dU.data() + h * NC * d;
     double dq[256] = {};
-    for (int64_t j = 0; j < L; ++j) {
+    for (int64_t j = 0; j < n; ++j) {
       if (!(rh[j] > 0)) continue;
       const double dg = a * ds[j] * dr[j];
       const double* uj = Uh + cd[j] * d;
@@ -97,57 +156,58 @@ void layer1_backward(const Plan& P, Work& wk, ChunkAcc& acc) {
         dq[e] += dg * uj[e];
       }
     }
-    double* duq = dUh + cd[L] * d;
+    double* duq = dUh + wk.qcode[h] * d;
     for (int e = 0; e < d; ++e) duq[e] += dq[e];
   }
 }
 
-// ---- Layer 2: kappa_S, F = sum_S p_S kappa_S, s = softmax(a F), y = sum_j s_j onehot(x_j).
-//   x: [L+1];  wk.r: [H, L]  ->  wk.kap: [nS, L], wk.F, wk.s: [L], wk.y: [d].
-void layer2(const Plan& P, const int32_t* x, Work& wk) {
-  const int64_t L = P.L;
+// ---- Layer 2: kappa_S, F = sum_S p_S kappa_S, s = softmax(a F) over the positions (a key
+// weighs count exp(a F)), y = sum_j s_j onehot(x_j).  wk.r: [H, n] -> wk.kap: [nS, n], wk.F,
+// wk.s: [n], wk.y: [d].
+void layer2(const Plan& P, Work& wk) {
+  const int64_t n = wk.n;
   double* kap = wk.kap.data();
   double* F = wk.F.data();
   double* s = wk.s.data();
-  std::fill_n(kap, L, 1.0);
-  std::fill_n(F, L, P.p[0]);
+  std::fill_n(kap, n, 1.0);
+  std::fill_n(F, n, P.p[0]);
   for (int S = 1; S < P.nS; ++S) {
-    const double* kp = kap + P.sub_parent[S] * L;
-    const double* rh = wk.r.data() + P.sub_last[S] * L;
-    double* ks = kap + S * L;
-    for (int64_t j = 0; j < L; ++j) {
+    const double* kp = kap + P.sub_parent[S] * n;
+    const double* rh = wk.r.data() + P.sub_last[S] * n;
+    double* ks = kap + S * n;
+    for (int64_t j = 0; j < n; ++j) {
       ks[j] = kp[j] * rh[j];
       F[j] += P.p[S] * ks[j];
     }
   }
   const double a = P.a;
   double mx = -std::numeric_limits<double>::infinity();
-  for (int64_t j = 0; j < L; ++j) mx = std::max(mx, a * F[j]);
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, a * F[j]);
   double z = 0;
-  for (int64_t j = 0; j < L; ++j) z += (s[j] = std::exp(a * F[j] - mx));
-  for (int64_t j = 0; j < L; ++j) s[j] /= z;
+  for (int64_t j = 0; j < n; ++j) z += (s[j] = wk.kcount[j] * std::exp(a * F[j] - mx));
+  for (int64_t j = 0; j < n; ++j) s[j] /= z;
   double* y = wk.y.data();
   std::fill_n(y, P.d, 0.0);
-  for (int64_t j = 0; j < L; ++j) y[x[j]] += s[j];
+  for (int64_t j = 0; j < n; ++j) y[wk.ktok[j]] += s[j];
 }
 
 // Backward of layer2 from gy = dL/dy down to ds = dL/dscore_j = s_j (gy[x_j] - <y, gy>); adds
 // the selector's and a's parts: acc.G[S] += sum_j ds_j kappa_S(j), acc.da += sum_j ds_j F_j.
-//   x: [L+1];  wk.y, wk.gy: [d];  wk.s, wk.F: [L];  wk.kap: [nS, L]  ->  wk.ds: [L].
-void layer2_backward(const Plan& P, const int32_t* x, Work& wk, ChunkAcc& acc) {
-  const int64_t L = P.L;
+//   wk.y, wk.gy: [d];  wk.s, wk.F: [n];  wk.kap: [nS, n]  ->  wk.ds: [n].
+void layer2_backward(const Plan& P, Work& wk, ChunkAcc& acc) {
+  const int64_t n = wk.n;
   const double* y = wk.y.data();
   const double* gy = wk.gy.data();
   const double* s = wk.s.data();
   double ybar = 0;
   for (int k = 0; k < P.d; ++k) ybar += y[k] * gy[k];
   double* ds = wk.ds.data();
-  for (int64_t j = 0; j < L; ++j) ds[j] = s[j] * (gy[x[j]] - ybar);
-  for (int64_t j = 0; j < L; ++j) acc.da += ds[j] * wk.F[j];
+  for (int64_t j = 0; j < n; ++j) ds[j] = s[j] * (gy[wk.ktok[j]] - ybar);
+  for (int64_t j = 0; j < n; ++j) acc.da += ds[j] * wk.F[j];
   for (int S = 0; S < P.nS; ++S) {
-    const double* ks = wk.kap.data() + S * L;
+    const double* ks = wk.kap.data() + S * n;
     double gs = 0;
-    for (int64_t j = 0; j < L; ++j) gs += ds[j] * ks[j];
+    for (int64_t j = 0; j < n; ++j) gs += ds[j] * ks[j];
     acc.G[S] += gs;
   }
 }
@@ -171,11 +231,12 @@ double loss_and_dy(const GihConfig& cfg, int d, int t, const double* y, double* 
 
 // One sequence x [L+1]: its loss; with grad, its gradient parts added into acc.
 double run_sequence(const Plan& P, const GihFullConfig& cfg, bool grad, const int32_t* x, Work& wk, ChunkAcc& acc) {
-  layer1(P, x, wk);
-  layer2(P, x, wk);
+  merge_keys(P, x, wk);
+  layer1(P, wk);
+  layer2(P, wk);
   const double loss = loss_and_dy(cfg.base, P.d, x[P.L], wk.y.data(), wk.gy.data());
   if (!grad) return loss;
-  layer2_backward(P, x, wk, acc);
+  layer2_backward(P, wk, acc);
   layer1_backward(P, wk, acc);
   return loss;
 }
