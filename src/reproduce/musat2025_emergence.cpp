@@ -66,19 +66,23 @@ steps = 1000        # t = 8000 (t_ICL is about 5200 at D = 32, N = 8)
 // same batches).
 std::vector<Variant> variants() { return {{"reduced-19", {}}, {"reduced-3", {}}}; }
 
+// The reduced models and the two bridge transformers do not depend on the main run: all of them
+// train beside it (run_beside_variants: the main run on one thread here, the variants in worker
+// processes, longest first), then each bridge run's checkpoints become its measures' csv.
 RunResult run_all(ReproContext& c, const TrainOptions& o) {
-  RunResult main = run_spec(c.spec, c.data(), c.out_dir, o);
-  if (!main.finished()) return main;
+  std::vector<Variant> vs;
+  for (auto& v : musat::bridge_variants())
+    vs.push_back({v.name, {}, musat::bridge_config(c.spec.config, v.name, c.quick)});
   for (auto& v : variants()) {
     nlohmann::json cfg = c.spec.config;
     cfg["model"] = {{"name", "disentangled-reduced"}, {"pseudo", v.name == "reduced-19" ? "all" : "three"}};
-    if (!run_variants(c, cfg, {v}, !o.quiet)) main.summary.status = RunStatus::Interrupted;
+    vs.push_back({v.name, {}, cfg});
   }
+  RunResult main =
+      run_beside_variants(c, o, vs, [&](const RunSpec& spec) { return run_spec(spec, c.data(), c.out_dir, o); });
   for (auto& v : musat::bridge_variants()) {
-    if (!run_variants(c, musat::bridge_config(c.spec.config, v.name, c.quick), {v}, !o.quiet)) {
-      main.summary.status = RunStatus::Interrupted;
-      break;
-    }
+    auto it = c.variants().find(v.name);
+    if (it == c.variants().end() || !it->second.finished()) continue;
     if (!fs::exists(c.out_dir + "/bridge_" + v.name + ".csv"))
       musat::bridge_finish(c.out_dir, v.name, item_label_config(c.spec).dim);
   }

@@ -32,7 +32,7 @@ bool run_variants(ReproContext& ctx, const nlohmann::json& config, const std::ve
       const size_t eq = o.find('=');
       p.values[o.substr(0, eq)] = o.substr(eq + 1);
     }
-    nlohmann::json raw = config;
+    nlohmann::json raw = v.config.is_null() ? config : v.config;
     for (auto& o : v.overrides) apply_override(raw, o);
     p.resolved = run_schema().resolve(raw);
     p.seed = p.resolved.value("seed", int64_t(0));

@@ -16,6 +16,9 @@ namespace ihlab {
 struct Variant {
   std::string name;                    // directory name under DIR/runs/
   std::vector<std::string> overrides;  // applied to `config`, a resolved configuration
+  nlohmann::json config;               // when set: this variant's own configuration instead of `config`
+  Variant(std::string name_, std::vector<std::string> overrides_ = {}, nlohmann::json config_ = nullptr)
+      : name(std::move(name_)), overrides(std::move(overrides_)), config(std::move(config_)) {}
 };
 
 // Runs every variant in order (quietly unless `verbose`), recording each result in `ctx`; stops
