@@ -1,11 +1,15 @@
 // Full-batch training step of the GIH model (Chen et al. 2024) against PyTorch:
 //   bench_chen_step [chen-step] --dump DIR --steps N [--warmup W] [--threads T]
 //                   [--dtype float32|float64] [--mode code|paper] [--sequences N] [--length L]
+//                   [--merge on|off]
 //
 // The authors' setting: code mode, d = 3, L = 100, H = 3, M = 3, D = 2, parents {-1, -2},
 // alpha = 0.1, 9000 training sequences, plain SGD (lr 1) on every group. --sequences (the full
 // batch, default 9000) and --length (L, NgramMarkovConfig::length, default 100; the model reads L
-// from the batch) change the size of the work, e.g. for bench/scaling.sh. Writes
+// from the batch) change the size of the work, e.g. for bench/scaling.sh. --merge on (the default)
+// marks the batch as reused, as the trainer marks a fixed training set used whole, so the table
+// path runs each sequence's merged keys (GihRequest::reused_batch); off runs every position, the
+// work the PyTorch twin does. Writes
 // DIR/inputs.safetensors (params "w", "c", "a"; "tokens" I64 [n, L+1], last column = target;
 // __metadata__["config"]) for bench/torch_chen_step.py, then times N steps (zero_grad, loss,
 // backward, SGD step) and prints
@@ -32,7 +36,7 @@ using namespace ihlab;
 namespace {
 
 struct Options {
-  std::string dir, dtype = "float32", mode = "code";
+  std::string dir, dtype = "float32", mode = "code", merge = "on";
   long steps = 0, warmup = 10, threads = 2, sequences = 9000;
   long length = NgramMarkovConfig{}.length;  // L = 100
 };
@@ -40,7 +44,8 @@ struct Options {
 int usage(const char* msg) {
   std::fprintf(stderr,
                "bench_chen_step: %s\nusage: bench_chen_step [chen-step] --dump DIR --steps N [--warmup W] "
-               "[--threads T] [--dtype float32|float64] [--mode code|paper] [--sequences N] [--length L]\n",
+               "[--threads T] [--dtype float32|float64] [--mode code|paper] [--sequences N] [--length L] "
+               "[--merge on|off]\n",
                msg);
   return 2;
 }
@@ -52,6 +57,7 @@ int run(const Options& o) {
   NgramMarkovTask task(tc);
   const uint64_t seed = 1;
   Batch batch = task.sample(o.sequences, seed, StreamKind::Data, 0);
+  batch.reused = o.merge == "on";
 
   GihConfig gc;
   gc.vocab = tc.vocab;
@@ -95,7 +101,8 @@ int run(const Options& o) {
                         {"sequences", o.sequences},
                         {"lr", lr},
                         {"optimizer", "sgd"},
-                        {"dtype", o.dtype}};
+                        {"dtype", o.dtype},
+                        {"merge", o.merge}};
   f.metadata["workload"] = "chen-step";
   f.metadata["config"] = cfg.dump();
   f.metadata["threads"] = std::to_string(o.threads);
@@ -138,6 +145,8 @@ int main(int argc, char** argv) {
       o.sequences = std::atol(v.c_str());
     else if (a == "--length")
       o.length = std::atol(v.c_str());
+    else if (a == "--merge")
+      o.merge = v;
     else
       return usage(("unknown option " + a).c_str());
   }
@@ -145,6 +154,7 @@ int main(int argc, char** argv) {
     return usage("need --dump DIR and --steps >= 1");
   if (o.length < 1 || o.length > (1 << 20)) return usage("--length must be in 1..1048576");
   if (o.dtype != "float32" && o.dtype != "float64") return usage("--dtype must be float32 or float64");
+  if (o.merge != "on" && o.merge != "off") return usage("--merge must be on or off");
   try {
     set_threads(int(o.threads));
     return o.dtype == "float32" ? run<float>(o) : run<double>(o);

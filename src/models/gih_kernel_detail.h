@@ -49,7 +49,7 @@ constexpr int64_t kPrefix = 32;
 // keys are the positions themselves (count = nullptr means 1 each).
 template <typename T>
 struct SeqKeys {
-  int64_t n = 0, np = 0;         // keys; padded to a multiple of kPad
+  int64_t n = 0, np = 0;         // keys; padded to whole vectors of T (kPad when unmerged)
   const int32_t* pat[16] = {};   // per head [np]: the pattern it reads (0 on the padding)
   const int32_t* tok = nullptr;  // [np]: the token (0 on the padding)
   const T* count = nullptr;      // [np]: positions merged into the key (0 on the padding)

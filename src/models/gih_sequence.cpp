@@ -415,7 +415,7 @@ SeqKeys<T> merge_keys(const Plan<T>& P, const int32_t* __restrict x, Work<T>& wk
   }
   SeqKeys<T> k;
   k.n = n;
-  k.np = (n + kPad - 1) / kPad * kPad;
+  k.np = (n + Simd<T>::W - 1) / Simd<T>::W * Simd<T>::W;  // whole vectors of T (fewer padded keys than kPad)
   for (int64_t u = n; u < k.np; ++u) {
     for (int h = 0; h < H; ++h) wk.mpat[h * Lp + u] = 0;
     wk.mtok[u] = 0, wk.mcount[u] = T(0);
