@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+
+#include "core/eigen.h"
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -26,7 +29,7 @@ double distance(const CircuitHead& h, int64_t t, int64_t s) {
 std::pair<int64_t, int64_t> key_range(const CircuitHead& h, int64_t t) { return {h.first_key, t - h.min_back}; }
 
 // Lane-wise forms of the scalar operations that are not plain arithmetic. Each lane computes
-// exactly what the double overload computes (std::max(m, z) is m < z ? z : m; exp is libm's).
+// exactly what the double overload computes (std::max(m, z) is m < z ? z : m).
 double splat(double x, double) { return x; }
 Lanes splat(double x, Lanes) {
   Lanes v;
@@ -35,10 +38,27 @@ Lanes splat(double x, Lanes) {
 }
 double lane_max(double m, double z) { return std::max(m, z); }
 Lanes lane_max(Lanes m, Lanes z) { return m < z ? z : m; }
-double lane_exp(double x) { return std::exp(x); }
+
+// exp through Eigen's vectorized exp on a whole register (within about 1 ulp of libm, and each
+// lane independent of the others) when Eigen's double packet is as wide as Lanes; libm's, one
+// lane at a time, was a third of a layer-2 gradient. One sequence at a time computes the same
+// register with the value in every lane, so both ways give the same bits.
+using ExpPacket = Eigen::internal::packet_traits<double>::type;
+constexpr bool kVectorExp = sizeof(ExpPacket) == sizeof(Lanes);
 Lanes lane_exp(Lanes x) {
-  for (int i = 0; i < kLanes; ++i) x[i] = std::exp(x[i]);
+  if constexpr (kVectorExp) {
+    ExpPacket p;
+    std::memcpy(&p, &x, sizeof x);
+    p = Eigen::internal::pexp(p);
+    std::memcpy(&x, &p, sizeof x);
+  } else {
+    for (int i = 0; i < kLanes; ++i) x[i] = std::exp(x[i]);
+  }
   return x;
+}
+double lane_exp(double x) {
+  if constexpr (kVectorExp) return lane_exp(splat(x, Lanes{}))[0];
+  return std::exp(x);
 }
 double& lane(double& v, int) { return v; }
 double& lane(Lanes& v, int i) { return reinterpret_cast<double*>(&v)[i]; }
