@@ -359,7 +359,7 @@ GihResult<T> gih_compute(const GihConfig& cfg, const T* w, const T* c, T a, cons
       A.loss += l;
       if (req.seq_loss) res.seq_loss[rI] = l;
     }
-    if (req.grad_w && P.table) fold_banks(P, wk, A.dW.data());
+    if (req.grad_w && P.table && !kc) fold_banks(P, wk, A.dW.data());  // merged keys add into A.dW directly
   };
   // Chunks are handed out dynamically (a thread that was descheduled on a busy machine does not
   // hold up the others); every chunk writes only its own slot, so the result is the same for any

@@ -155,11 +155,20 @@ inline void table_layer1(const Plan<T>& P, const SeqKeys<T>& k, T* __restrict r)
   }
 }
 
-// Backward of table_layer1 for head h: dL/dg_h(key) added into the banks of the Gram row of this
-// sequence's query pattern (folded into dL/dgram once per chunk).
-//   dg: [k.np] dL/dg_h;  bank: [gsize][kBanks] (Work::bank).
+// Backward of table_layer1 for head h: dL/dg_h(key) added into the Gram row of this sequence's
+// query pattern. Unmerged, into the banks (folded into dL/dgram once per chunk): a pattern repeats
+// at nearby positions, and the banks keep those adds off one memory location. Merged keys repeat
+// a pattern far less, and there are few enough of them that the fold would cost more than the
+// adds: they go straight into the chunk's dL/dgram.
+//   dg: [k.np] dL/dg_h;  bank: [gsize][kBanks] (Work::bank);  dW: [gsize] (ChunkAcc::dW).
 template <typename T>
-inline void table_layer1_backward(const Plan<T>& P, int h, const SeqKeys<T>& k, const T* dg, T* bank) {
+inline void table_layer1_backward(const Plan<T>& P, int h, const SeqKeys<T>& k, const T* dg, T* bank, double* dW) {
+  if (k.count) {
+    double* row = dW + k.qrow[h] * P.NP;
+    const int32_t* pat = k.pat[h];
+    for (int64_t j = 0; j < k.n; ++j) row[pat[j]] += double(dg[j]);
+    return;
+  }
   scatter_banked(bank + k.qrow[h] * P.NP * kBanks, P.NP, k.pat[h], dg, int(k.n));
 }
 
@@ -368,7 +377,7 @@ double run_sequence(const Plan<T>& P, const GihConfig& cfg, const GihRequest& re
     T* rh = r + h * Lp;
     selector_backward(P, h, pi, Lp, kap, ds, wk.dr.data(), rh);
     if (P.table)
-      table_layer1_backward(P, h, k, rh, wk.bank.data());
+      table_layer1_backward(P, h, k, rh, wk.bank.data(), acc.dW.data());
     else
       direct_layer1_backward(P, h, x, rh, wk, acc.dW.data());
   }
