@@ -30,7 +30,6 @@ struct ChunkAcc {
 // terms in the loss, so they run as one key with a count (Markov chains repeat themselves: several
 // times fewer keys than positions in the chen2024 setting).
 struct Work {
-  std::vector<int64_t> code;                 // [H, L+1]: every position's pattern, the query's at L
   int64_t n = 0;                             // keys of the current sequence
   std::vector<int64_t> kcode;                // [H, n]: each key's pattern
   std::vector<int64_t> qcode;                // [H]: the query's pattern
@@ -43,10 +42,11 @@ struct Work {
   std::vector<uint32_t> hstamp;  // a slot is live when its stamp is the current one
   uint32_t stamp = 0;
   int shift = 0;           // hash = (key * golden) >> shift, one bit per slot
-  bool mergeable = false;  // the H patterns pack into 62 bits
+  int maxlag = 0;          // the farthest key any head reads: off + M
+  int64_t top = 0;         // (d + 1)^(maxlag - 1): the weight of the oldest lag in the window
+  bool mergeable = false;  // the token and maxlag lags pack into 62 bits
   explicit Work(const Plan& P) {
     const int64_t L = P.L;
-    code.resize(P.H * (L + 1));
     kcode.resize(P.H * L), qcode.resize(P.H), ktok.resize(L), kcount.resize(L);
     r.resize(P.H * L);
     kap.resize(P.nS * L);
@@ -56,38 +56,46 @@ struct Work {
     while (slots < size_t(2 * L)) slots *= 2;
     hkey.resize(slots), hidx.resize(slots), hstamp.assign(slots, 0);
     shift = 64 - std::countr_zero(slots);
-    double key_bits = 0;
-    for (int h = 0; h < P.H; ++h) key_bits += std::log2(double(P.NC));
-    mergeable = key_bits < 62;
+    for (int h = 0; h < P.H; ++h) maxlag = std::max(maxlag, P.off[h] + P.M);
+    mergeable = double(maxlag + 1) * std::log2(double(P.d + 1)) < 62;
+    top = 1;
+    for (int l = 1; mergeable && l < maxlag; ++l) top *= P.d + 1;
   }
 };
 
-// The pattern of every head at every position (wk.code), then the keys in the order of their
-// first position (wk.n, kcode, ktok, kcount, qcode).  x: [L+1].
-void merge_keys(const Plan& P, const int32_t* x, Work& wk) {
-  const int64_t L = P.L;
-  const int d = P.d, M = P.M, H = P.H;
-  for (int h = 0; h < H; ++h) {
-    int64_t* cd = wk.code.data() + h * (L + 1);
-    for (int64_t i = 0; i < L; ++i) cd[i] = x[i];
-    cd[L] = d;
-    for (int k = 0; k < M; ++k) {
-      const int64_t o = P.off[h] + 1 + k, pwk = P.pw[1 + k];
-      for (int64_t i = 0; i <= L; ++i) cd[i] += pwk * (i - o >= 0 ? x[i - o] : d);
-    }
-    wk.qcode[h] = cd[L];
+// Head h's pattern at position i (i = L: the query): x[i] (d at the query) plus, for k < M, the
+// token at i - (o_h + 1 + k) (d before the sequence) times (d + 1)^(1 + k).
+int64_t pattern(const Plan& P, const int32_t* x, int h, int64_t i) {
+  int64_t cd = i < P.L ? x[i] : P.d;
+  for (int k = 0; k < P.M; ++k) {
+    const int64_t at = i - (P.off[h] + 1 + k);
+    cd += P.pw[1 + k] * (at >= 0 ? x[at] : P.d);
   }
-  // A pattern holds the position's token as its lowest digit, so the H patterns make the key.
+  return cd;
+}
+
+// The keys in the order of their first position (wk.n, kcode, ktok, kcount) and the query's
+// patterns (qcode).  x: [L+1].
+// A position's key is its token and the maxlag tokens before it (base d + 1, d before the
+// sequence), kept as a rolling window; every head's pattern is a function of it, so the patterns
+// are computed once per key, not per position.
+void merge_keys(const Plan& P, const int32_t* x, Work& wk) {
+  const int64_t L = P.L, D1 = P.d + 1;
+  const int H = P.H;
+  for (int h = 0; h < H; ++h) wk.qcode[h] = pattern(P, x, h, L);
   if (++wk.stamp == 0) {
     std::fill(wk.hstamp.begin(), wk.hstamp.end(), 0u);
     wk.stamp = 1;
   }
   const size_t mask = wk.hkey.size() - 1;
   int64_t n = 0;
+  int64_t window = wk.top * D1 - 1;  // lags 1..maxlag, lag 1 lowest: all d before the sequence
   for (int64_t j = 0; j < L; ++j) {
-    int64_t key = 0;
-    for (int h = 0; h < H; ++h) key = key * P.NC + wk.code[h * (L + 1) + j];
-    if (!wk.mergeable) key = j;
+    const int64_t key = wk.mergeable ? x[j] + D1 * window : j;
+    if (wk.mergeable) {
+      const int64_t oldest = j - wk.maxlag >= 0 ? x[j - wk.maxlag] : P.d;
+      window = x[j] + D1 * (window - oldest * wk.top);
+    }
     size_t slot = size_t((uint64_t(key) * 0x9E3779B97F4A7C15ull) >> wk.shift) & mask;
     while (wk.hstamp[slot] == wk.stamp && wk.hkey[slot] != key) slot = (slot + 1) & mask;
     if (wk.hstamp[slot] == wk.stamp) {
@@ -95,7 +103,7 @@ void merge_keys(const Plan& P, const int32_t* x, Work& wk) {
       continue;
     }
     wk.hstamp[slot] = wk.stamp, wk.hkey[slot] = key, wk.hidx[slot] = int32_t(n);
-    for (int h = 0; h < H; ++h) wk.kcode[h * L + n] = wk.code[h * (L + 1) + j];  // stride L for now
+    for (int h = 0; h < H; ++h) wk.kcode[h * L + n] = pattern(P, x, h, j);  // stride L for now
     wk.ktok[n] = x[j];
     wk.kcount[n] = 1.0;
     ++n;
