@@ -2,7 +2,6 @@
 // plan's pattern tables (gih_full_plan.cpp), the parallel loop over sequences in fixed chunks,
 // and the fused autograd op.
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -12,6 +11,7 @@
 #include "core/parallel.h"
 #include "models/gih_full_model.h"
 #include "models/gih_full_plan.h"
+#include "models/key_table.h"
 
 namespace ihlab {
 
@@ -37,14 +37,10 @@ struct Work {
   std::vector<double> kcount;                // [n]: positions merged into the key
   std::vector<double> r, kap, F, s, ds, dr;  // [H, n], [nS, n], [n] x 4
   std::vector<double> y, gy;                 // [d]
-  std::vector<int64_t> hkey;                 // open addressing: keys seen in this sequence
-  std::vector<int32_t> hidx;
-  std::vector<uint32_t> hstamp;  // a slot is live when its stamp is the current one
-  uint32_t stamp = 0;
-  int shift = 0;           // hash = (key * golden) >> shift, one bit per slot
-  int maxlag = 0;          // the farthest key any head reads: off + M
-  int64_t top = 0;         // (d + 1)^(maxlag - 1): the weight of the oldest lag in the window
-  bool mergeable = false;  // the token and maxlag lags pack into 62 bits
+  KeyTable keys;                             // the keys seen so far in the sequence
+  int maxlag = 0;                            // the farthest key any head reads: off + M
+  int64_t top = 0;                           // (d + 1)^(maxlag - 1): the weight of the oldest lag in the window
+  bool mergeable = false;                    // the token and maxlag lags pack into 62 bits
   explicit Work(const Plan& P) {
     const int64_t L = P.L;
     kcode.resize(P.H * L), qcode.resize(P.H), ktok.resize(L), kcount.resize(L);
@@ -52,10 +48,7 @@ struct Work {
     kap.resize(P.nS * L);
     F.resize(L), s.resize(L), ds.resize(L), dr.resize(L);
     y.resize(P.d), gy.resize(P.d);
-    size_t slots = 16;
-    while (slots < size_t(2 * L)) slots *= 2;
-    hkey.resize(slots), hidx.resize(slots), hstamp.assign(slots, 0);
-    shift = 64 - std::countr_zero(slots);
+    keys.reserve(L);
     for (int h = 0; h < P.H; ++h) maxlag = std::max(maxlag, P.off[h] + P.M);
     mergeable = double(maxlag + 1) * std::log2(double(P.d + 1)) < 62;
     top = 1;
@@ -83,12 +76,7 @@ void merge_keys(const Plan& P, const int32_t* x, Work& wk) {
   const int64_t L = P.L, D1 = P.d + 1;
   const int H = P.H;
   for (int h = 0; h < H; ++h) wk.qcode[h] = pattern(P, x, h, L);
-  if (++wk.stamp == 0) {
-    std::fill(wk.hstamp.begin(), wk.hstamp.end(), 0u);
-    wk.stamp = 1;
-  }
-  const size_t mask = wk.hkey.size() - 1;
-  int64_t n = 0;
+  wk.keys.clear();
   int64_t window = wk.top * D1 - 1;  // lags 1..maxlag, lag 1 lowest: all d before the sequence
   for (int64_t j = 0; j < L; ++j) {
     const int64_t key = wk.mergeable ? x[j] + D1 * window : j;
@@ -96,18 +84,17 @@ void merge_keys(const Plan& P, const int32_t* x, Work& wk) {
       const int64_t oldest = j - wk.maxlag >= 0 ? x[j - wk.maxlag] : P.d;
       window = x[j] + D1 * (window - oldest * wk.top);
     }
-    size_t slot = size_t((uint64_t(key) * 0x9E3779B97F4A7C15ull) >> wk.shift) & mask;
-    while (wk.hstamp[slot] == wk.stamp && wk.hkey[slot] != key) slot = (slot + 1) & mask;
-    if (wk.hstamp[slot] == wk.stamp) {
-      wk.kcount[wk.hidx[slot]] += 1.0;
+    bool added;
+    const int32_t u = wk.keys.insert(key, added);
+    if (!added) {
+      wk.kcount[u] += 1.0;
       continue;
     }
-    wk.hstamp[slot] = wk.stamp, wk.hkey[slot] = key, wk.hidx[slot] = int32_t(n);
-    for (int h = 0; h < H; ++h) wk.kcode[h * L + n] = pattern(P, x, h, j);  // stride L for now
-    wk.ktok[n] = x[j];
-    wk.kcount[n] = 1.0;
-    ++n;
+    for (int h = 0; h < H; ++h) wk.kcode[h * L + u] = pattern(P, x, h, j);  // stride L for now
+    wk.ktok[u] = x[j];
+    wk.kcount[u] = 1.0;
   }
+  const int64_t n = wk.keys.size();
   for (int h = 1; h < H; ++h)  // to stride n
     std::copy_n(wk.kcode.data() + h * L, n, wk.kcode.data() + h * n);
   wk.n = n;

@@ -6,6 +6,7 @@
 
 #include "models/gih_kernel.h"
 #include "models/gih_simd.h"
+#include "models/key_table.h"
 
 namespace ihlab::gih_detail {
 
@@ -67,14 +68,10 @@ struct Work {
   // Table path: dL/dgram accumulated over one chunk, [gram entries][kBanks] laid out per Gram
   // row as [kBanks][NP]; folded into the chunk's double accumulator (and zeroed) at its end.
   avec<T> bank;
-  // merge_keys: the merged keys ([H][Lp], [Lp], [Lp]) and an open-addressing table of the keys
-  // seen so far in the sequence (a slot is live when its stamp is the current one).
+  // merge_keys: the merged keys ([H][Lp], [Lp], [Lp]) and the keys seen so far in the sequence.
   avec<int32_t> mpat, mtok;
   avec<T> mcount;
-  std::vector<int64_t> hkey;
-  std::vector<int32_t> hidx;
-  std::vector<uint32_t> hstamp;
-  uint32_t stamp = 0;
+  KeyTable keys;
   explicit Work(const Plan<T>& P) {
     const int64_t Lp = P.Lp;
     pidbuf.assign(kPrefix + Lp + kPad, 0);

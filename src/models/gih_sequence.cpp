@@ -2,7 +2,6 @@
 // selector and classifier, the loss, and the backward pass down to dL/dgram (table path) or
 // dL/dA (direct path). See gih_kernel.h for the math and gih_simd.h for the vector helpers.
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -392,36 +391,25 @@ SeqKeys<T> merge_keys(const Plan<T>& P, const int32_t* __restrict x, Work<T>& wk
   int32_t* xk = wk.xbuf.data() + kPrefix;
   std::copy_n(x, L, xk);
   pattern_ids(P, x, xk, pid);
-  if (wk.mtok.empty()) {
-    wk.mpat.assign(H * Lp, 0), wk.mtok.assign(Lp, 0), wk.mcount.assign(Lp, T(0));
-    size_t slots = 16;
-    while (slots < size_t(2 * L)) slots *= 2;
-    wk.hkey.assign(slots, 0), wk.hidx.assign(slots, 0), wk.hstamp.assign(slots, 0);
-  }
-  if (++wk.stamp == 0) {  // the stamps wrapped: forget every slot
-    std::fill(wk.hstamp.begin(), wk.hstamp.end(), 0u);
-    wk.stamp = 1;
-  }
-  const size_t mask = wk.hkey.size() - 1;
-  const int shift = 64 - std::countr_zero(wk.hkey.size());
-  int64_t n = 0;
+  if (wk.mtok.empty()) wk.mpat.assign(H * Lp, 0), wk.mtok.assign(Lp, 0), wk.mcount.assign(Lp, T(0));
+  wk.keys.reserve(L);
+  wk.keys.clear();
   for (int64_t j = 0; j < L; ++j) {
     int64_t key = x[j];
     for (int h = 0; h < H; ++h) key = key * P.NP + pid[j - P.off[h]];
-    // Keys too wide for 62 bits are never merged: each position gets its own slot (key = j).
+    // Keys too wide for 62 bits are never merged: each position is its own key (key = j).
     if (!P.mergeable) key = j;
-    size_t slot = size_t((uint64_t(key) * 0x9E3779B97F4A7C15ull) >> shift) & mask;
-    while (wk.hstamp[slot] == wk.stamp && wk.hkey[slot] != key) slot = (slot + 1) & mask;
-    if (wk.hstamp[slot] == wk.stamp) {
-      wk.mcount[wk.hidx[slot]] += T(1);
+    bool added;
+    const int32_t u = wk.keys.insert(key, added);
+    if (!added) {
+      wk.mcount[u] += T(1);
       continue;
     }
-    wk.hstamp[slot] = wk.stamp, wk.hkey[slot] = key, wk.hidx[slot] = int32_t(n);
-    for (int h = 0; h < H; ++h) wk.mpat[h * Lp + n] = pid[j - P.off[h]];
-    wk.mtok[n] = x[j];
-    wk.mcount[n] = T(1);
-    ++n;
+    for (int h = 0; h < H; ++h) wk.mpat[h * Lp + u] = pid[j - P.off[h]];
+    wk.mtok[u] = x[j];
+    wk.mcount[u] = T(1);
   }
+  const int64_t n = wk.keys.size();
   SeqKeys<T> k;
   k.n = n;
   k.np = (n + Simd<T>::W - 1) / Simd<T>::W * Simd<T>::W;  // whole vectors of T (fewer padded keys than kPad)
