@@ -269,6 +269,38 @@ TEST(Transformer, PerPositionLossesAverageToTheLoss) {
   EXPECT_DOUBLE_EQ(ev[0].second, double(correct) / double(n));
 }
 
+// validate(): one forward pass gives the same bits as loss(), evaluate() and next_token_probs()
+// (the three calls a log row used to make), for both token losses and with dropout configured;
+// while a parameter is trainable it falls back to those calls (loss() then trains).
+template <typename T>
+void expect_validate_matches_three_calls(TransformerConfig c) {
+  Transformer<T> m(c, 2);
+  Batch b = random_batch(3, 6, 5, 4);
+  for (auto& p : m.params().all())
+    for (auto& x : p.var.value().span()) x = T(0.3 * std::sin(double(&x - p.var.value().data()) + p.name.size()));
+  NoGradScope<T> no_grad(m.params());
+  const auto v = m.validate(b, true);
+  EXPECT_EQ(v.loss, double(m.loss(b).item()));
+  EXPECT_EQ(v.scalars, m.evaluate(b));
+  EXPECT_EQ(v.probs, m.next_token_probs(b));
+  EXPECT_EQ(v.probs.size(), size_t(3 * 6 * 5));
+  EXPECT_TRUE(m.validate(b, false).probs.empty());
+}
+
+TEST(Transformer, ValidateIsLossEvaluateAndProbsFromOneForward) {
+  auto c = small(TransformerPositional::Learned);
+  c.attention_only = false, c.dropout = 0.2;  // validation never drops out
+  expect_validate_matches_three_calls<double>(c);
+  expect_validate_matches_three_calls<float>(c);
+  c.token_loss = TransformerTokenLoss::Mse;
+  expect_validate_matches_three_calls<double>(c);
+  // Trainable parameters: Model's three calls (a loss graph, dropout on), not the shared pass.
+  Transformer<double> m(c, 2);
+  Batch b = random_batch(3, 6, 5, 4);
+  m.params().set_trainable({"all"});
+  EXPECT_EQ(m.validate(b, false).loss, m.loss(b).item());
+}
+
 TEST(Transformer, OvCircuitIsTheProductOfItsMatrices) {
   for (bool pre : {false, true})
     for (bool tied : {false, true}) {

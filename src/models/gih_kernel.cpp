@@ -380,7 +380,7 @@ GihResult<T> gih_compute(const GihConfig& cfg, const T* w, const T* c, T a, cons
 
   if (keys) return_key_entry(std::move(keys));
 
-  // Sum over chunks in chunk order; within a chunk, the 16 lanes pairwise (a fixed order).
+  // Sum over chunks in chunk order; within a chunk, the kLaneSlots lanes pairwise (a fixed order).
   auto lane_sum = [](const double* l) {
     double t[kLaneSlots];
     std::copy_n(l, kLaneSlots, t);

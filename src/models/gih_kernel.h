@@ -23,7 +23,7 @@
 // of position i - o_h under the paper-mode window. When the tables would be large (d^M big) the
 // direct path computes each row from its (weight, token) pairs instead (O(L M^2) per head, about
 // 10x slower at the default sizes). Both give the same numbers up to rounding (the tests check
-// it). The per-sequence loops use explicit 64-byte vectors, arrays padded to whole vectors, a
+// it). The per-sequence loops use explicit native-width vectors (gih_simd.h), arrays padded to whole vectors, a
 // branch-free exp, and flush denormals to zero. Sequences run in parallel in chunks that depend
 // only on n, each writing its own partial sums, which are added in chunk order: results do not
 // depend on the thread count. The loss gradient is computed in the same pass as the loss (the

@@ -90,7 +90,7 @@ struct Work {
 
 struct ChunkAcc {
   double loss = 0;
-  // Lane sums (16 lanes each, fixed order) of sum_j dscore_j kappa_S(j) for every S, then of
+  // Lane sums (kLaneSlots lanes each, fixed order) of sum_j dscore_j kappa_S(j) for every S, then of
   // sum_j dscore_j F(j) (slot nS): [nS + 1][16].
   avec<double> G;
   std::vector<double> dW;  // table: d loss / d gram [gsize]; direct: d loss / d A [H][M+1][M]

@@ -116,11 +116,11 @@ void direct_layer1_backward(const Plan<T>& P, int h, const int32_t* x, const T* 
 template <typename T>
 inline void pattern_ids(const Plan<T>& P, const int32_t* __restrict x, const int32_t* __restrict xk,
                         int32_t* __restrict pid) {
-  using IV = Simd<float>::I;  // 16 x int32
+  using IV = Simd<float>::I;  // W x int32
   const int64_t L = P.L, Lp = P.Lp;
   const int M = P.M, d = P.d;
   const int32_t bM = int32_t(P.base[M]);
-  for (int64_t i = 0; i < Lp + kPad; i += 16) {
+  for (int64_t i = 0; i < Lp + kPad; i += Simd<float>::W) {
     IV code = IV{} + bM;
     int32_t pw = 1;
     for (int k = 0; k < M; ++k, pw *= d) code += vload<IV>(xk + i - 1 - k) * pw;
@@ -314,7 +314,7 @@ inline double loss_and_dy(const GihConfig& cfg, int d, int t, const T* __restric
   return loss;
 }
 
-// Lane-wise partial dot product sum_j ds_j u_j added into 16 lane accumulators of the chunk (no
+// Lane-wise partial dot product sum_j ds_j u_j added into the lane accumulators of the chunk (no
 // per-sequence horizontal sums).  ds, u: [Lp];  lanes: [kLaneSlots].
 template <typename T>
 inline void dot_into_lanes(int64_t Lp, const T* __restrict ds, const T* __restrict u, double* lanes) {

@@ -1,11 +1,17 @@
 #pragma once
 // SIMD building blocks of the GIH kernel (internal to gih_kernel.cpp / gih_sequence.cpp).
 //
-// The per-sequence loops use GCC/Clang vector extensions (64-byte vectors: 16 floats or 8
-// doubles) instead of relying on the auto-vectorizer, whose decisions flip with small code
-// changes (and GCC 12 at -O3 miscompiles one masked-sum form for double; see token_mask). Without
-// AVX-512 the compiler splits the vectors into narrower ones; the results are the same.
-// Every reduction adds its lanes in one fixed pairwise order, so results are deterministic.
+// The per-sequence loops use GCC/Clang vector extensions (one native register: 64 bytes with
+// AVX-512, 16 floats or 8 doubles; 32 bytes otherwise) instead of relying on the auto-vectorizer,
+// whose decisions flip with small code changes (and GCC 12 at -O3 miscompiles one masked-sum form
+// for double; see token_mask).
+// Why native width: GCC splits a 64-byte vector on an AVX2 machine, but keeps loop-carried ones
+// (the accumulators) on the stack, each add waiting on a store. Measured on an AVX2 EPYC,
+// bench_chen_step --mode paper --threads 2 float64: 6.8 ms a step with 64-byte vectors, 2.4 ms
+// [2.3, 2.7] with 32-byte ones (float32: 6.5 and 2.0 ms).
+// Every reduction adds its lanes in one fixed pairwise order, so results are deterministic on a
+// machine (the order follows the register width, so an AVX2 and an AVX-512 build differ in the
+// last bits).
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -33,19 +39,24 @@ struct FlushDenormals {
   FlushDenormals& operator=(const FlushDenormals&) = delete;
 };
 
+#if defined(__AVX512F__)
+#define IHLAB_GIH_VEC_BYTES 64
+#else
+#define IHLAB_GIH_VEC_BYTES 32
+#endif
 template <typename T>
 struct Simd;
 template <>
 struct Simd<float> {
-  typedef float V __attribute__((vector_size(64)));
-  typedef int32_t I __attribute__((vector_size(64)));
-  static constexpr int W = 16;
+  typedef float V __attribute__((vector_size(IHLAB_GIH_VEC_BYTES)));
+  typedef int32_t I __attribute__((vector_size(IHLAB_GIH_VEC_BYTES)));
+  static constexpr int W = IHLAB_GIH_VEC_BYTES / 4;
 };
 template <>
 struct Simd<double> {
-  typedef double V __attribute__((vector_size(64)));
-  typedef int64_t I __attribute__((vector_size(64)));
-  static constexpr int W = 8;
+  typedef double V __attribute__((vector_size(IHLAB_GIH_VEC_BYTES)));
+  typedef int64_t I __attribute__((vector_size(IHLAB_GIH_VEC_BYTES)));
+  static constexpr int W = IHLAB_GIH_VEC_BYTES / 8;
 };
 template <typename T>
 using VecT = typename Simd<T>::V;
@@ -82,24 +93,28 @@ inline T hsum(VecT<T> v) {
   return a[0];
 }
 
-// dst[u] += lane u of v, in double (dst: 16 doubles, 64-byte aligned; double vectors use 8).
+// dst[u] += lane u of v, in double (dst: kLaneSlots doubles, 64-byte aligned; W of them used).
+// A float vector is widened in two halves, each one register of doubles.
 inline void add_lanes(double* dst, Simd<float>::V v) {
-  typedef float V8f __attribute__((vector_size(32)));
-  typedef double V8d __attribute__((vector_size(64)));
-  V8f lo, hi;
-  std::memcpy(&lo, &v, 32);
-  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + 32, 32);
-  vstore(dst, vload<V8d>(dst) + __builtin_convertvector(lo, V8d));
-  vstore(dst + 8, vload<V8d>(dst + 8) + __builtin_convertvector(hi, V8d));
+  constexpr int H = IHLAB_GIH_VEC_BYTES / 2;
+  typedef float Vh __attribute__((vector_size(H)));
+  using Vd = Simd<double>::V;
+  Vh lo, hi;
+  std::memcpy(&lo, &v, H);
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + H, H);
+  constexpr int Wd = Simd<double>::W;
+  vstore(dst, vload<Vd>(dst) + __builtin_convertvector(lo, Vd));
+  vstore(dst + Wd, vload<Vd>(dst + Wd) + __builtin_convertvector(hi, Vd));
 }
 inline void add_lanes(double* dst, Simd<double>::V v) { vstore(dst, vload<Simd<double>::V>(dst) + v); }
-constexpr int kLaneSlots = 16;
+constexpr int kLaneSlots = 16;  // >= the widest W (16 floats)
+static_assert(Simd<float>::W <= kLaneSlots);
 
 // -1 in the lanes where x[j] == k, for W consecutive int32 tokens (widened for double).
 inline Simd<float>::I token_mask(const float*, const int32_t* x, int32_t k) { return vload<Simd<float>::I>(x) == k; }
 inline Simd<double>::I token_mask(const double*, const int32_t* x, int32_t k) {
-  typedef int32_t I8 __attribute__((vector_size(32)));
-  return __builtin_convertvector(vload<I8>(x), Simd<double>::I) == int64_t(k);
+  typedef int32_t Ih __attribute__((vector_size(IHLAB_GIH_VEC_BYTES / 2)));
+  return __builtin_convertvector(vload<Ih>(x), Simd<double>::I) == int64_t(k);
 }
 
 // exp(x) for x in [-87, 0] (float) / [-708, 0] (double); callers clamp. Cody-Waite reduction by
@@ -201,10 +216,15 @@ IHLAB_GIH_SCALAR_LOOP void gather(T* __restrict out, const T* __restrict table, 
 
 // out[j] = table[idx[j]] for j < n (a multiple of W) from a table of 64 entries (idx < 64), by
 // in-register permutes (vpermi2ps / vpermi2pd with AVX-512): no memory gathers at all.
-// (GCC's __builtin_shuffle; other compilers get the scalar loop.)
+// (GCC's __builtin_shuffle with AVX-512; elsewhere the scalar loop. Without AVX-512, GCC lowers
+// the two-table shuffles of 64-byte vectors lane by lane through the stack: measured on an AVX2
+// EPYC, bench_chen_step --mode paper float64 spent most of its time there.)
+#if defined(__clang__) || !defined(__GNUC__) || !defined(__AVX512F__)
+#define IHLAB_GIH_LOOKUP_SCALAR 1
+#endif
 inline void lookup64(float* __restrict out, const float* __restrict table, const int32_t* __restrict idx, int64_t n) {
-#if defined(__clang__) || !defined(__GNUC__)
-  for (int64_t j = 0; j < n; ++j) out[j] = table[idx[j]];
+#if defined(IHLAB_GIH_LOOKUP_SCALAR)
+  gather(out, table, idx, int(n));
 #else
   using V = Simd<float>::V;
   using I = Simd<float>::I;
@@ -217,8 +237,8 @@ inline void lookup64(float* __restrict out, const float* __restrict table, const
 #endif
 }
 inline void lookup64(double* __restrict out, const double* __restrict table, const int32_t* __restrict idx, int64_t n) {
-#if defined(__clang__) || !defined(__GNUC__)
-  for (int64_t j = 0; j < n; ++j) out[j] = table[idx[j]];
+#if defined(IHLAB_GIH_LOOKUP_SCALAR)
+  gather(out, table, idx, int(n));
 #else
   using V = Simd<double>::V;
   using I = Simd<double>::I;
@@ -251,6 +271,7 @@ IHLAB_GIH_SCALAR_LOOP void scatter_banked(T* __restrict bank, int64_t np, const 
 // Per-sequence arrays are padded to a multiple of kPad keys (a whole number of vectors for both
 // types); padded keys have r = 0, s = 0, token 0 and contribute exactly 0 everywhere.
 constexpr int64_t kPad = 16;
+static_assert(kPad % Simd<float>::W == 0 && kPad % Simd<double>::W == 0);
 constexpr double kNormEps = 1e-7;  // vbar = v / (||v|| + 1e-7), as the authors
 
 }  // namespace ihlab::gih_detail

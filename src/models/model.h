@@ -40,6 +40,21 @@ class Model {
   // without gradients; empty for models that predict only one position.
   virtual std::vector<double> next_token_probs(const Batch& b) { return {}; }
 
+  // What a log row measures on a validation batch, without gradients: loss(b), evaluate(b) and,
+  // with `with_probs`, next_token_probs(b). A model whose three share one forward pass (the
+  // transformer: all three read the logits) overrides this to run it once; the values are the
+  // same bits as the three calls'.
+  struct Validation {
+    double loss = 0;
+    Scalars scalars;
+    std::vector<double> probs;
+  };
+  virtual Validation validate(const Batch& b, bool with_probs) {
+    Validation v{double(loss(b).item()), evaluate(b), {}};
+    if (with_probs) v.probs = next_token_probs(b);
+    return v;
+  }
+
  protected:
   ParamStore<T> params_;
 };

@@ -210,8 +210,7 @@ template <typename T>
 Var<T> Transformer<T>::loss(const Batch& b) {
   bool training = false;
   for (auto& p : this->params_.all()) training |= p.var.requires_grad();
-  if (!regression() && cfg_.token_loss == TransformerTokenLoss::Mse) return token_mse(forward(b, training, nullptr), b);
-  if (!regression()) return ops::cross_entropy(forward(b, training, nullptr), b.targets);
+  if (!regression()) return token_loss(forward(b, training, nullptr), b);
   check_batch(b);
   Var<T> y = forward_regression(b, training);  // [B, Dv]
   const int64_t B = b.size, Dv = cfg_.value_dim;
@@ -223,6 +222,11 @@ Var<T> Transformer<T>::loss(const Batch& b) {
   Var<T> cand = Var<T>::leaf(Tensor<T>(Shape{B, C, Dv}, std::vector<T>(b.candidates.begin(), b.candidates.end())));
   Var<T> scores = ops::bmm(ops::reshape(y, Shape{B, 1, Dv}), cand, false, true);  // [B, 1, C]
   return ops::cross_entropy(ops::reshape(scores, Shape{B, C}), b.candidate_target);
+}
+
+template <typename T>
+Var<T> Transformer<T>::token_loss(const Var<T>& z, const Batch& b) const {
+  return cfg_.token_loss == TransformerTokenLoss::Mse ? token_mse(z, b) : ops::cross_entropy(z, b.targets);
 }
 
 template <typename T>
@@ -259,12 +263,16 @@ template <typename T>
 Scalars Transformer<T>::evaluate(const Batch& b) {
   NoGradScope<T> no_grad(this->params_);
   if (regression()) return evaluate_regression(b);
-  Var<T> z = forward(b, false, nullptr);
+  return token_accuracy(forward(b, false, nullptr).value(), b);
+}
+
+template <typename T>
+Scalars Transformer<T>::token_accuracy(const Tensor<T>& z, const Batch& b) const {
   const int64_t V = cfg_.vocab, N = b.size * b.length;
   int64_t correct = 0, total = 0;
   for (int64_t r = 0; r < N; ++r) {
     if (b.targets[r] < 0) continue;
-    const T* row = z.value().data() + r * V;
+    const T* row = z.data() + r * V;
     correct += int64_t(std::max_element(row, row + V) - row) == b.targets[r];
     ++total;
   }

@@ -190,6 +190,9 @@ class Transformer : public Model<T> {
   std::vector<AttentionMap> attention(const Batch& b, int64_t example) override;
   // softmax(logits) at every position, [B, L, V] (transformer_probs.cpp), for the kl.* columns.
   std::vector<double> next_token_probs(const Batch& b) override;
+  // loss, evaluate and next_token_probs from one forward pass (token output, no parameter
+  // trainable); otherwise Model's three calls.
+  typename Model<T>::Validation validate(const Batch& b, bool with_probs) override;
 
   // Logits [B, L, V] without dropout (a graph if some parameter is trainable). Token output only.
   Var<T> logits(const Batch& b);
@@ -217,6 +220,9 @@ class Transformer : public Model<T> {
   Var<T> forward(const Batch& b, bool train, std::vector<Tensor<T>>* probs);  // logits [B, L, V]
   Var<T> forward_regression(const Batch& b, bool train);                      // yhat [B, Dv]
   Var<T> token_mse(const Var<T>& z, const Batch& b) const;                    // token_loss = mse, z [B, L, V]
+  Var<T> token_loss(const Var<T>& z, const Batch& b) const;                   // the token_loss of logits z
+  Scalars token_accuracy(const Tensor<T>& z, const Batch& b) const;           // evaluate()'s "acc" of z
+  static std::vector<double> softmax_rows(const Tensor<T>& z);                // [B, L, V] in double
   Var<T> block_attention(const Var<T>& x, const Layer& p, int64_t layer, int64_t B, int64_t L, uint64_t hash,
                          bool train, std::vector<Tensor<T>>* probs);
   Var<T> block_mlp(const Var<T>& x, const Layer& p, int64_t layer, uint64_t hash, bool train);

@@ -12,7 +12,11 @@ template <typename T>
 std::vector<double> Transformer<T>::next_token_probs(const Batch& b) {
   if (regression()) return {};  // one real vector per sequence: no next-token distributions
   NoGradScope<T> no_grad(this->params());
-  Tensor<T> z = logits(b).value();  // [B, L, V]
+  return softmax_rows(logits(b).value());
+}
+
+template <typename T>
+std::vector<double> Transformer<T>::softmax_rows(const Tensor<T>& z) {  // z [B, L, V]
   const int64_t V = z.shape().back(), rows = z.numel() / V;
   std::vector<double> p(size_t(z.numel()));
   for (int64_t r = 0; r < rows; ++r) {
@@ -25,7 +29,22 @@ std::vector<double> Transformer<T>::next_token_probs(const Batch& b) {
   return p;
 }
 
+template <typename T>
+typename Model<T>::Validation Transformer<T>::validate(const Batch& b, bool with_probs) {
+  bool trainable = false;  // loss() would then build a graph (and drop out): keep its semantics
+  for (auto& p : this->params_.all()) trainable |= p.var.requires_grad();
+  if (regression() || trainable) return Model<T>::validate(b, with_probs);
+  check_batch(b);
+  // The logits loss(), evaluate() and next_token_probs() each compute (no dropout: not training).
+  const Var<T> z = forward(b, false, nullptr);  // [B, L, V]
+  typename Model<T>::Validation v{double(token_loss(z, b).item()), token_accuracy(z.value(), b), {}};
+  if (with_probs) v.probs = softmax_rows(z.value());
+  return v;
+}
+
 template std::vector<double> Transformer<float>::next_token_probs(const Batch&);
 template std::vector<double> Transformer<double>::next_token_probs(const Batch&);
+template Model<float>::Validation Transformer<float>::validate(const Batch&, bool);
+template Model<double>::Validation Transformer<double>::validate(const Batch&, bool);
 
 }  // namespace ihlab

@@ -11,30 +11,23 @@
 namespace ihlab {
 namespace {
 
-// val_loss and the model's evaluate() on the validation set.
+// val_loss and the model's evaluate() on the validation set and, where the task has reference
+// strategies, the distance to each (the stages of in-context learning), KL(ref || model), for
+// models that expose their next-token distributions. One Model::validate call, so a model that
+// reads all three off one forward pass (the transformer) runs it once per log row, not three times.
 template <typename T>
 class Validation : public Instrument<T> {
  public:
+  explicit Validation(std::vector<ReferencePrediction> refs) : refs_(std::move(refs)) {}
   std::string name() const override { return "validation"; }
   void measure(const LogPoint<T>& p, Scalars& row) override {
-    row.push_back({"val_loss", double(p.model.loss(p.val).item())});
-    for (auto& [k, v] : p.model.evaluate(p.val)) row.push_back({"val_" + k, v});
-  }
-};
-
-// Distance to each reference strategy (the stages of in-context learning), KL(ref || model), for
-// models that expose their next-token distributions.
-template <typename T>
-class ReferenceKl : public Instrument<T> {
- public:
-  explicit ReferenceKl(std::vector<ReferencePrediction> refs) : refs_(std::move(refs)) {}
-  std::string name() const override { return "reference-kl"; }
-  void measure(const LogPoint<T>& p, Scalars& row) override {
-    std::vector<double> probs = p.model.next_token_probs(p.val);
-    if (probs.empty()) return;  // a model that predicts one position only
+    auto v = p.model.validate(p.val, !refs_.empty());
+    row.push_back({"val_loss", v.loss});
+    for (auto& [k, x] : v.scalars) row.push_back({"val_" + k, x});
+    if (v.probs.empty()) return;  // a model that predicts one position only
     for (auto& ref : refs_) {
       std::string name = ref.name.rfind("ref.", 0) == 0 ? ref.name.substr(4) : ref.name;
-      row.push_back({"kl." + name, mean_kl_to_reference(ref, probs, p.val)});
+      row.push_back({"kl." + name, mean_kl_to_reference(ref, v.probs, p.val)});
     }
   }
 
@@ -50,8 +43,9 @@ class EvalSets : public Instrument<T> {
   std::string name() const override { return "eval-sets"; }
   void measure(const LogPoint<T>& p, Scalars& row) override {
     for (auto& [set, b] : sets_) {
-      row.push_back({"val_" + set + "_loss", double(p.model.loss(b).item())});
-      for (auto& [k, v] : p.model.evaluate(b)) row.push_back({"val_" + set + "_" + k, v});
+      auto v = p.model.validate(b, false);
+      row.push_back({"val_" + set + "_loss", v.loss});
+      for (auto& [k, x] : v.scalars) row.push_back({"val_" + set + "_" + k, x});
     }
   }
 
@@ -158,9 +152,7 @@ template <typename T>
 Instruments<T> make_instruments(const RunSpec& spec, const RunData& data, const InstrumentSetup& setup) {
   const Task& task = *data.task;
   Instruments<T> list;
-  list.push_back(std::make_unique<Validation<T>>());
-  auto refs = task.reference_predictions(data.val);
-  if (!refs.empty()) list.push_back(std::make_unique<ReferenceKl<T>>(std::move(refs)));
+  list.push_back(std::make_unique<Validation<T>>(task.reference_predictions(data.val)));
   std::vector<std::pair<std::string, Batch>> sets;
   for (auto& set : task.eval_sets()) {
     std::string slug = set;

@@ -6,7 +6,7 @@
 //
 // Column order of a metrics row (make_instruments keeps it, so metrics.csv keeps its layout):
 //   val_loss, val_<evaluate>        validation          the model's loss and evaluate() on val
-//   kl.<ref>                        reference-kl        tasks with reference predictions
+//   kl.<ref>                        validation          tasks with reference predictions
 //   val_<set>_loss, val_<set>_<k>   eval-sets           tasks with named evaluation sets
 //   <probes>                        probes              the model's probes()
 //   prev.*, ind.*, pm.*             head-scores         log.head_scores > 0
