@@ -92,6 +92,11 @@ TEST(TransformerRegression, LossAndEvaluationAreTheWrittenOutSums) {
     } else {
       EXPECT_EQ(ev.size(), 1u);
     }
+    // validate(): loss and evaluate() from one forward pass, the same bits as the two calls.
+    const auto v = m.validate(b, true);
+    EXPECT_EQ(v.loss, m.loss(b).item());
+    EXPECT_EQ(v.scalars, ev);
+    EXPECT_TRUE(v.probs.empty());  // no next-token distributions
   }
 }
 

@@ -212,7 +212,11 @@ Var<T> Transformer<T>::loss(const Batch& b) {
   for (auto& p : this->params_.all()) training |= p.var.requires_grad();
   if (!regression()) return token_loss(forward(b, training, nullptr), b);
   check_batch(b);
-  Var<T> y = forward_regression(b, training);  // [B, Dv]
+  return regression_loss(forward_regression(b, training), b);
+}
+
+template <typename T>
+Var<T> Transformer<T>::regression_loss(const Var<T>& y, const Batch& b) const {
   const int64_t B = b.size, Dv = cfg_.value_dim;
   if (cfg_.regression_loss == TransformerRegressionLoss::Mse)
     // ops::mse averages over all B * Dv entries; the convention sums over the Dv dims, halved.
@@ -262,7 +266,7 @@ Var<T> Transformer<T>::logits(const Batch& b) {
 template <typename T>
 Scalars Transformer<T>::evaluate(const Batch& b) {
   NoGradScope<T> no_grad(this->params_);
-  if (regression()) return evaluate_regression(b);
+  if (regression()) return regression_scalars(predict(b).value(), b);
   return token_accuracy(forward(b, false, nullptr).value(), b);
 }
 
@@ -280,8 +284,7 @@ Scalars Transformer<T>::token_accuracy(const Tensor<T>& z, const Batch& b) const
 }
 
 template <typename T>
-Scalars Transformer<T>::evaluate_regression(const Batch& b) {
-  const Tensor<T> y = predict(b).value();  // [B, Dv]
+Scalars Transformer<T>::regression_scalars(const Tensor<T>& y, const Batch& b) const {  // y [B, Dv]
   const int64_t B = b.size, Dv = cfg_.value_dim, C = b.num_candidates;
   double se = 0;
   int64_t correct = 0;

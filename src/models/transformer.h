@@ -190,8 +190,8 @@ class Transformer : public Model<T> {
   std::vector<AttentionMap> attention(const Batch& b, int64_t example) override;
   // softmax(logits) at every position, [B, L, V] (transformer_probs.cpp), for the kl.* columns.
   std::vector<double> next_token_probs(const Batch& b) override;
-  // loss, evaluate and next_token_probs from one forward pass (token output, no parameter
-  // trainable); otherwise Model's three calls.
+  // loss, evaluate and next_token_probs from one forward pass (no parameter trainable; regression
+  // outputs have no next-token distributions); otherwise Model's three calls.
   typename Model<T>::Validation validate(const Batch& b, bool with_probs) override;
 
   // Logits [B, L, V] without dropout (a graph if some parameter is trainable). Token output only.
@@ -229,7 +229,8 @@ class Transformer : public Model<T> {
   // Dropout multipliers of a residual branch (undefined when not training).
   Tensor<T> residual_mask(const Shape& shape, int64_t layer, int site, uint64_t hash, bool train) const;
   void check_batch(const Batch& b) const;
-  Scalars evaluate_regression(const Batch& b);  // under the caller's NoGradScope
+  Var<T> regression_loss(const Var<T>& y, const Batch& b) const;         // the regression_loss of yhat [B, Dv]
+  Scalars regression_scalars(const Tensor<T>& y, const Batch& b) const;  // evaluate()'s scalars of yhat
 
   TransformerConfig cfg_;
   uint64_t seed_;

@@ -33,8 +33,12 @@ template <typename T>
 typename Model<T>::Validation Transformer<T>::validate(const Batch& b, bool with_probs) {
   bool trainable = false;  // loss() would then build a graph (and drop out): keep its semantics
   for (auto& p : this->params_.all()) trainable |= p.var.requires_grad();
-  if (regression() || trainable) return Model<T>::validate(b, with_probs);
+  if (trainable) return Model<T>::validate(b, with_probs);
   check_batch(b);
+  if (regression()) {                               // yhat, which loss() and evaluate() each compute
+    const Var<T> y = forward_regression(b, false);  // [B, Dv]
+    return {double(regression_loss(y, b).item()), regression_scalars(y.value(), b), {}};
+  }
   // The logits loss(), evaluate() and next_token_probs() each compute (no dropout: not training).
   const Var<T> z = forward(b, false, nullptr);  // [B, L, V]
   typename Model<T>::Validation v{double(token_loss(z, b).item()), token_accuracy(z.value(), b), {}};
