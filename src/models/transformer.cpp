@@ -207,9 +207,15 @@ Var<T> Transformer<T>::forward_regression(const Batch& b, bool train) {
 }
 
 template <typename T>
+bool Transformer<T>::any_trainable() const {
+  for (auto& p : this->params_.all())
+    if (p.var.requires_grad()) return true;
+  return false;
+}
+
+template <typename T>
 Var<T> Transformer<T>::loss(const Batch& b) {
-  bool training = false;
-  for (auto& p : this->params_.all()) training |= p.var.requires_grad();
+  const bool training = any_trainable();
   if (!regression()) return token_loss(forward(b, training, nullptr), b);
   check_batch(b);
   return regression_loss(forward_regression(b, training), b);

@@ -229,6 +229,7 @@ class Transformer : public Model<T> {
   // Dropout multipliers of a residual branch (undefined when not training).
   Tensor<T> residual_mask(const Shape& shape, int64_t layer, int site, uint64_t hash, bool train) const;
   void check_batch(const Batch& b) const;
+  bool any_trainable() const;  // some parameter requires a gradient: loss() trains (graph, dropout)
   Var<T> regression_loss(const Var<T>& y, const Batch& b) const;         // the regression_loss of yhat [B, Dv]
   Scalars regression_scalars(const Tensor<T>& y, const Batch& b) const;  // evaluate()'s scalars of yhat
 

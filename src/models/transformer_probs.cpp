@@ -31,9 +31,8 @@ std::vector<double> Transformer<T>::softmax_rows(const Tensor<T>& z) {  // z [B,
 
 template <typename T>
 typename Model<T>::Validation Transformer<T>::validate(const Batch& b, bool with_probs) {
-  bool trainable = false;  // loss() would then build a graph (and drop out): keep its semantics
-  for (auto& p : this->params_.all()) trainable |= p.var.requires_grad();
-  if (trainable) return Model<T>::validate(b, with_probs);
+  // loss() would then build a graph (and drop out): keep its semantics.
+  if (any_trainable()) return Model<T>::validate(b, with_probs);
   check_batch(b);
   if (regression()) {                               // yhat, which loss() and evaluate() each compute
     const Var<T> y = forward_regression(b, false);  // [B, Dv]
